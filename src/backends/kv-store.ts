@@ -1,0 +1,131 @@
+/**
+ * The contract every key-value backend implements. It knows nothing about files: keys are
+ * printable ASCII strings (no spaces or control characters, at most {@link MAX_KEY_BYTES}
+ * bytes), values are opaque bytes.
+ *
+ * Versions are opaque tokens: a backend may use a memcached CAS unique, an etcd mod_revision,
+ * a Voldemort vector clock or a random number, so callers only ever compare them by passing
+ * them back. A version never repeats for the same key (no ABA): a key deleted and written again
+ * gets a version its earlier life never had.
+ */
+
+/** Opaque version token; only meaningful to the backend that returned it. */
+export type Version = string;
+
+/** Longest key any layer above may build; memcached's 250-byte limit is the tightest. */
+export const MAX_KEY_BYTES = 240;
+
+export interface VersionedValue {
+  readonly value: Buffer;
+  readonly version: Version;
+}
+
+/**
+ * Condition of a put or delete:
+ * - `none`: unconditional (only for records nobody else can hold, such as fresh block ids);
+ * - `ifAbsent`: succeeds only if the key does not exist;
+ * - `ifVersion`: succeeds only if the key exists with exactly this version.
+ */
+export type WriteCondition =
+  | { readonly kind: 'none' }
+  | { readonly kind: 'ifAbsent' }
+  | { readonly kind: 'ifVersion'; readonly version: Version };
+
+export const UNCONDITIONAL: WriteCondition = Object.freeze({ kind: 'none' });
+export const IF_ABSENT: WriteCondition = Object.freeze({ kind: 'ifAbsent' });
+export function ifVersion(version: Version): WriteCondition {
+  return { kind: 'ifVersion', version };
+}
+
+/**
+ * A failed condition is a result, not an exception. Some stores report spurious conflicts
+ * (kumofs documents them), so a conflict means "re-read and retry", never "give up".
+ */
+export type PutResult = { readonly ok: true; readonly version: Version } | { readonly ok: false };
+
+/** One write of an atomic multi-key commit; `value: null` deletes the key. */
+export interface CommitOp {
+  readonly key: string;
+  readonly value: Buffer | null;
+  readonly condition: WriteCondition;
+}
+
+/** A key that an atomic commit only read: the commit fails unless it still has this state. */
+export interface CommitCheck {
+  readonly key: string;
+  /** The version read, or `null` if the key was absent when read. */
+  readonly version: Version | null;
+}
+
+/**
+ * How a store spreads keys over failure domains (servers, cluster masters), so that a
+ * translator can put erasure fragments on distinct domains.
+ */
+export interface Placement {
+  /** Number of independent failure domains; 1 for a single server or an embedded store. */
+  readonly domains: number;
+  /** Which domain a key lands on, in `[0, domains)`. */
+  domainOf(key: string): number;
+  /**
+   * A key derived from `key` (same prefix, a short suffix or hash tag added) that lands on
+   * `domain`. Deterministic: the same arguments always give the same key.
+   */
+  keyInDomain(key: string, domain: number): string;
+}
+
+export interface StoreCapabilities {
+  /** Largest value, in bytes, a single put accepts (memcached: 1 MB item minus overhead). */
+  readonly maxValueBytes: number;
+  /**
+   * Whether {@link KvStore.commit} exists: an all-or-nothing write of several keys with a
+   * condition on each. Stores without it get crash-atomicity from intent records (src/cas).
+   */
+  readonly atomicCommit: boolean;
+  /** Largest number of ops + checks one commit takes (etcd: 128 by default). */
+  readonly maxCommitOps: number;
+  readonly placement: Placement;
+}
+
+export interface KvStore {
+  /** Backend name as chosen by VOLDFS_DB (`lmdb`, `mem`, `mc`, ...). */
+  readonly name: string;
+  readonly capabilities: StoreCapabilities;
+
+  /** The value and its version, or `undefined` if absent. A miss never throws. */
+  get(key: string): Promise<VersionedValue | undefined>;
+
+  /**
+   * Several gets at once, pipelined where the store allows; not atomic across keys. The
+   * result is in the order of `keys`.
+   */
+  getMany(keys: readonly string[]): Promise<(VersionedValue | undefined)[]>;
+
+  /**
+   * Writes `value` under `key` if `condition` holds (default unconditional).
+   * @throws ValueTooLarge above `capabilities.maxValueBytes`; StoreFull when the store refuses
+   *   for lack of space; StoreUnavailable / StoreTimeout when it cannot be reached.
+   */
+  put(key: string, value: Buffer, condition?: WriteCondition): Promise<PutResult>;
+
+  /**
+   * Deletes `key` if `condition` holds (`ifVersion` or `none`; `ifAbsent` makes no sense here).
+   * @returns `true` if a record was deleted, `false` on a failed condition or a missing key.
+   */
+  delete(key: string, condition?: WriteCondition): Promise<boolean>;
+
+  /**
+   * Atomic multi-key commit: every check and every op's condition holds and all ops apply, or
+   * nothing changes and the result is `false`. Present only when
+   * `capabilities.atomicCommit` is true.
+   */
+  commit?(ops: readonly CommitOp[], checks?: readonly CommitCheck[]): Promise<boolean>;
+
+  /**
+   * Every key starting with `prefix`, for fsck, garbage collection and tests. May be slow and
+   * is not a snapshot. Stores that cannot list keys (memcached) return `undefined`.
+   */
+  scan?(prefix: string): AsyncIterable<string>;
+
+  /** Releases connections and handles. Idempotent. */
+  close(): Promise<void>;
+}

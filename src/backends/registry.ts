@@ -1,0 +1,12 @@
+import type { AnyBackend } from './backend.js';
+
+/**
+ * Every backend, by its VOLDFS_DB name. Adding a backend is a folder under src/backends and one
+ * line here.
+ */
+export const BACKENDS: readonly AnyBackend[] = [
+];
+
+export function findBackend(name: string): AnyBackend | undefined {
+  return BACKENDS.find((b) => b.name === name);
+}

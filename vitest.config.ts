@@ -1,0 +1,13 @@
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  test: {
+    include: ['test/**/*.test.ts'],
+    testTimeout: 60_000,
+    hookTimeout: 120_000,
+    // FUSE mounts and real servers are shared machine resources: keep test files from
+    // fighting over two cores, and let each file start and stop what it needs.
+    fileParallelism: false,
+    pool: 'forks',
+  },
+});
