@@ -1,0 +1,60 @@
+import { BlockMissing, type BlockContext, type BlockRef, type BlockStore } from './block-store.js';
+import { IntegrityError } from '../backends/errors.js';
+import { IF_ABSENT, type KvStore } from '../backends/kv-store.js';
+
+/**
+ * The bottom of every translator stack: one block is one record `<prefix><id>`, written
+ * `ifAbsent` because ids are fresh. It verifies only the length; checksums and authentication
+ * belong to the translators above.
+ */
+export class RawBlockStore implements BlockStore {
+  readonly maxBlockBytes: number;
+
+  /**
+   * @param store the key-value store
+   * @param keyPrefix prefix of block keys, e.g. `vol:b:`; the block id is appended
+   */
+  constructor(
+    private readonly store: KvStore,
+    private readonly keyPrefix: string,
+  ) {
+    this.maxBlockBytes = store.capabilities.maxValueBytes;
+  }
+
+  keyOf(id: string): string {
+    return this.keyPrefix + id;
+  }
+
+  async put(id: string, data: Buffer, _context: BlockContext): Promise<BlockRef> {
+    const result = await this.store.put(this.keyOf(id), data, IF_ABSENT);
+    if (!result.ok) throw new IntegrityError(`block id ${id} is already taken in the store`);
+    return { id, length: data.length };
+  }
+
+  async get(ref: BlockRef, _context: BlockContext): Promise<Buffer> {
+    const found = await this.store.get(this.keyOf(ref.id));
+    if (!found) throw new BlockMissing(ref.id);
+    if (found.value.length !== ref.length) {
+      throw new IntegrityError(
+        `block ${ref.id} holds ${found.value.length} bytes where ${ref.length} were written`,
+      );
+    }
+    return found.value;
+  }
+
+  async delete(ref: BlockRef): Promise<void> {
+    await this.store.delete(this.keyOf(ref.id));
+  }
+
+  async check(ref: BlockRef, context: BlockContext, _repair: boolean) {
+    try {
+      await this.get(ref, context);
+      return { readable: true, damaged: 0, repaired: 0 };
+    } catch (err) {
+      if (err instanceof BlockMissing || err instanceof IntegrityError) {
+        return { readable: false, damaged: 1, repaired: 0 };
+      }
+      throw err;
+    }
+  }
+}
