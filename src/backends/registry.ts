@@ -1,10 +1,12 @@
 import type { AnyBackend } from './backend.js';
+import { memoryBackend } from './memory/index.js';
 
 /**
  * Every backend, by its VOLDFS_DB name. Adding a backend is a folder under src/backends and one
  * line here.
  */
 export const BACKENDS: readonly AnyBackend[] = [
+  memoryBackend,
 ];
 
 export function findBackend(name: string): AnyBackend | undefined {

@@ -1,0 +1,18 @@
+import { MemoryStore } from '../../src/backends/memory/index.js';
+import { describeKvStoreContract } from './kv-store-contract.js';
+
+describeKvStoreContract('memory', {
+  open: async () => new MemoryStore(),
+  expected: { maxValueBytes: 1024 * 1024, atomicCommit: true, scan: true, maxCommitOps: 1024, domains: 1 },
+});
+
+describeKvStoreContract('memory, 64 KiB values, 4 domains, slow calls', {
+  open: async () =>
+    new MemoryStore({
+      maxValueBytes: 64 * 1024,
+      domains: 4,
+      // Random delays reorder concurrent calls, as a network would.
+      beforeOperation: () => new Promise((resolve) => setTimeout(resolve, Math.random() * 3)),
+    }),
+  expected: { maxValueBytes: 64 * 1024, atomicCommit: true, scan: true, domains: 4 },
+});
