@@ -9,5 +9,7 @@ export default defineConfig({
     // fighting over two cores, and let each file start and stop what it needs.
     fileParallelism: false,
     pool: 'forks',
+    // One temp root per run; its teardown unmounts whatever a failed test left mounted.
+    globalSetup: ['test/helpers/global-setup.ts'],
   },
 });
