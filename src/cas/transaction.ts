@@ -1,0 +1,190 @@
+import {
+  IF_ABSENT,
+  UNCONDITIONAL,
+  ifVersion,
+  type CommitCheck,
+  type CommitOp,
+  type KvStore,
+  type Version,
+  type WriteCondition,
+} from '../backends/kv-store.js';
+import { StoreError } from '../backends/errors.js';
+import type { RecordCache } from './record-cache.js';
+
+/** Too many conflicting updates in a row: the operation gives up rather than spin forever. */
+export class ContentionError extends StoreError {}
+
+interface ReadState {
+  readonly value: Buffer | undefined;
+  readonly version: Version | null;
+}
+
+interface StagedWrite {
+  readonly value: Buffer | null;
+  readonly condition: WriteCondition;
+}
+
+/**
+ * An optimistic transaction over a KvStore: reads record the version they saw, writes are
+ * staged, and commit applies them all only if nothing read has changed. Never a blind
+ * overwrite: a write to a key that was read is conditional on that read's version; a key
+ * created here is `ifAbsent`.
+ */
+export class Transaction {
+  private readonly reads = new Map<string, ReadState>();
+  private readonly writes = new Map<string, StagedWrite>();
+
+  constructor(
+    private readonly store: KvStore,
+    private readonly cache: RecordCache | undefined,
+  ) {}
+
+  /** The record's bytes, or undefined if absent. Sees this transaction's own staged writes. */
+  async read(key: string): Promise<Buffer | undefined> {
+    const staged = this.writes.get(key);
+    if (staged) return staged.value ?? undefined;
+    const seen = this.reads.get(key);
+    if (seen) return seen.value;
+    const cached = this.cache?.get(key);
+    if (cached) {
+      this.reads.set(key, cached);
+      return cached.value;
+    }
+    const found = await this.store.get(key);
+    const state: ReadState = found ? { value: found.value, version: found.version } : { value: undefined, version: null };
+    this.reads.set(key, state);
+    this.cache?.set(key, state);
+    return state.value;
+  }
+
+  /** Several reads at once (one round of getMany for those not yet seen). */
+  async readMany(keys: readonly string[]): Promise<(Buffer | undefined)[]> {
+    const missing = keys.filter((k) => !this.writes.has(k) && !this.reads.has(k) && !this.cache?.get(k));
+    if (missing.length > 0) {
+      const found = await this.store.getMany(missing);
+      missing.forEach((key, i) => {
+        const f = found[i];
+        const state: ReadState = f ? { value: f.value, version: f.version } : { value: undefined, version: null };
+        this.reads.set(key, state);
+        this.cache?.set(key, state);
+      });
+    }
+    return Promise.all(keys.map((k) => this.read(k)));
+  }
+
+  /** Stages a write of a key; conditional on what this transaction read of it. */
+  write(key: string, value: Buffer): void {
+    this.writes.set(key, { value, condition: this.conditionFor(key) });
+  }
+
+  /** Stages the creation of a key that must not exist yet. */
+  create(key: string, value: Buffer): void {
+    this.writes.set(key, { value, condition: IF_ABSENT });
+  }
+
+  /** Stages a delete; conditional on what this transaction read of it. */
+  remove(key: string): void {
+    const earlier = this.writes.get(key);
+    if (earlier && earlier.condition.kind === 'ifAbsent') {
+      // Created and removed in the same transaction: nothing to do in the store.
+      this.writes.delete(key);
+      return;
+    }
+    this.writes.set(key, { value: null, condition: this.conditionFor(key) });
+  }
+
+  get hasWrites(): boolean {
+    return this.writes.size > 0;
+  }
+
+  private conditionFor(key: string): WriteCondition {
+    const earlier = this.writes.get(key);
+    if (earlier) return earlier.condition;
+    const seen = this.reads.get(key);
+    if (!seen) return UNCONDITIONAL;
+    return seen.version === null ? IF_ABSENT : ifVersion(seen.version);
+  }
+
+  /**
+   * Applies the staged writes if every condition and every read still holds.
+   * @returns false on a conflict (the caller retries with a fresh transaction).
+   */
+  async commit(): Promise<boolean> {
+    if (this.writes.size === 0) return true;
+    const checks: CommitCheck[] = [];
+    for (const [key, state] of this.reads) {
+      if (!this.writes.has(key)) checks.push({ key, version: state.version });
+    }
+    const ops: CommitOp[] = [...this.writes].map(([key, w]) => ({ key, value: w.value, condition: w.condition }));
+    if (ops.length === 1 && checks.length === 0) return this.commitOne(ops[0]);
+    if (!this.store.commit) {
+      throw new StoreError(`store ${this.store.name} offers no atomic commit; open it through withAtomicCommit()`);
+    }
+    const ok = await this.store.commit(ops, checks);
+    // commit() does not return new versions: forget what we wrote, and on failure what we read.
+    for (const op of ops) this.cache?.invalidate(op.key);
+    if (!ok) this.forgetReads();
+    return ok;
+  }
+
+  private async commitOne(op: CommitOp): Promise<boolean> {
+    if (op.value === null) {
+      if (op.condition.kind === 'ifAbsent') return true;
+      const ok = await this.store.delete(op.key, op.condition);
+      if (ok) this.cache?.set(op.key, { value: undefined, version: null });
+      else this.cache?.invalidate(op.key);
+      return ok || op.condition.kind === 'none';
+    }
+    const result = await this.store.put(op.key, op.value, op.condition);
+    if (result.ok) this.cache?.set(op.key, { value: op.value, version: result.version });
+    else this.cache?.invalidate(op.key);
+    return result.ok;
+  }
+
+  /** Drops everything this transaction read from the cache, so a retry reads afresh. */
+  forgetReads(): void {
+    for (const key of this.reads.keys()) this.cache?.invalidate(key);
+  }
+}
+
+export interface TransactOptions {
+  /** Attempts before ContentionError. Default 64. */
+  readonly attempts?: number;
+  /** First backoff in ms; doubles up to `maxDelayMs`, randomized. Default 1. */
+  readonly baseDelayMs?: number;
+  /** Default 200. */
+  readonly maxDelayMs?: number;
+}
+
+/**
+ * Runs `body` in a fresh transaction and commits it, retrying with randomized exponential
+ * backoff on conflicts. `body` may run several times: it must only read and stage through the
+ * transaction, and throw (FsError) to abort without retry.
+ */
+export async function transact<T>(
+  store: KvStore,
+  cache: RecordCache | undefined,
+  body: (tx: Transaction) => Promise<T>,
+  options: TransactOptions = {},
+): Promise<T> {
+  const attempts = options.attempts ?? 64;
+  const base = options.baseDelayMs ?? 1;
+  const max = options.maxDelayMs ?? 200;
+  for (let attempt = 0; attempt < attempts; attempt++) {
+    const tx = new Transaction(store, cache);
+    let result: T;
+    try {
+      result = await body(tx);
+    } catch (err) {
+      // A decision taken on cached state may be wrong (ENOENT on a name another mount just
+      // created): the next operation must see the store.
+      tx.forgetReads();
+      throw err;
+    }
+    if (await tx.commit()) return result;
+    tx.forgetReads();
+    const ceiling = Math.min(max, base * 2 ** Math.min(attempt, 16));
+    await new Promise((resolve) => setTimeout(resolve, Math.random() * ceiling));
+  }
+  throw new ContentionError(`gave up after ${attempts} conflicting attempts to update the same records`);
+}

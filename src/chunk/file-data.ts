@@ -1,0 +1,178 @@
+import { randomBytes } from 'node:crypto';
+import { LRUCache } from 'lru-cache';
+import type { KvStore } from '../backends/kv-store.js';
+import type { RecordCache } from '../cas/record-cache.js';
+import { transact } from '../cas/transaction.js';
+import type { BlockContext, BlockRef, BlockStore } from '../translators/block-store.js';
+import { decodeRecord, encodeRecord } from '../cas/record-codec.js';
+
+/** One chunk of a file's offset space: the block holding its bytes. */
+export interface ChunkMapRecord {
+  block: BlockRef;
+}
+
+export interface FileDataOptions {
+  readonly store: KvStore;
+  readonly cache: RecordCache;
+  readonly blocks: BlockStore;
+  /** Key of the chunk map record of chunk `chunkIndex` of inode `ino`. */
+  readonly chunkKey: (ino: number, chunkIndex: number) => string;
+  readonly volumeId: string;
+  /** Bytes per chunk; also the largest block. */
+  readonly chunkSize: number;
+  /** Bytes of decoded blocks kept for reads. Default 256 MiB. */
+  readonly blockCacheBytes?: number;
+  /** Called with block refs that a chunk no longer uses, to be deleted after a grace period. */
+  readonly retire: (refs: BlockRef[]) => void;
+}
+
+/**
+ * The data path: a file's offset space cut into fixed-size chunks, each chunk's bytes in one
+ * immutable block. Replacing a chunk writes a new block under a fresh id, then swaps the chunk
+ * map record by CAS; the old block is retired, not deleted, since readers may still hold it.
+ * Metadata per write is one chunk map record, whatever the file's size.
+ */
+export class FileData {
+  readonly chunkSize: number;
+  private readonly blockCache: LRUCache<string, Buffer>;
+  /** Reads of the same block share one fetch. */
+  private readonly inflight = new Map<string, Promise<Buffer>>();
+
+  constructor(private readonly options: FileDataOptions) {
+    this.chunkSize = options.chunkSize;
+    this.blockCache = new LRUCache<string, Buffer>({
+      maxSize: options.blockCacheBytes ?? 256 * 1024 * 1024,
+      sizeCalculation: (b) => Math.max(1, b.length),
+    });
+  }
+
+  context(ino: number, chunkIndex: number): BlockContext {
+    return { volumeId: this.options.volumeId, ino, chunkIndex };
+  }
+
+  /** The block ref of a chunk, or undefined for a hole. Always asks the store. */
+  async chunkRef(ino: number, chunkIndex: number): Promise<BlockRef | undefined> {
+    const key = this.options.chunkKey(ino, chunkIndex);
+    const found = await this.options.store.get(key);
+    return found ? decodeRecord<ChunkMapRecord>(key, found.value).block : undefined;
+  }
+
+  /** Refs of several chunks in one batched read. */
+  async chunkRefs(ino: number, chunkIndexes: readonly number[]): Promise<(BlockRef | undefined)[]> {
+    const keys = chunkIndexes.map((i) => this.options.chunkKey(ino, i));
+    const found = await this.options.store.getMany(keys);
+    return found.map((f, i) => (f ? decodeRecord<ChunkMapRecord>(keys[i], f.value).block : undefined));
+  }
+
+  /** A block's bytes, from the cache or the store. Blocks are immutable: the cache never goes stale. */
+  async readBlock(ref: BlockRef, ino: number, chunkIndex: number): Promise<Buffer> {
+    const cached = this.blockCache.get(ref.id);
+    if (cached) return cached;
+    const pending = this.inflight.get(ref.id);
+    if (pending) return pending;
+    const fetch = this.options.blocks
+      .get(ref, this.context(ino, chunkIndex))
+      .then((data) => {
+        this.blockCache.set(ref.id, data);
+        return data;
+      })
+      .finally(() => this.inflight.delete(ref.id));
+    this.inflight.set(ref.id, fetch);
+    return fetch;
+  }
+
+  /** Starts fetching a block into the cache (readahead); errors surface on the real read. */
+  prefetch(ref: BlockRef, ino: number, chunkIndex: number): void {
+    if (this.blockCache.has(ref.id) || this.inflight.has(ref.id)) return;
+    this.readBlock(ref, ino, chunkIndex).catch(() => undefined);
+  }
+
+  /**
+   * Replaces a chunk's content. `compose` receives the chunk's current bytes (undefined for a
+   * hole) and returns the new bytes; it runs again if another writer changed the chunk
+   * meanwhile, so concurrent writers to disjoint ranges of one chunk both survive.
+   */
+  async rewriteChunk(
+    ino: number,
+    chunkIndex: number,
+    compose: (current: Buffer | undefined) => Buffer,
+  ): Promise<void> {
+    const key = this.options.chunkKey(ino, chunkIndex);
+    const written: BlockRef[] = [];
+    let replaced: BlockRef | undefined;
+    try {
+      await transact(this.options.store, undefined, async (tx) => {
+        const bytes = await tx.read(key);
+        replaced = bytes ? decodeRecord<ChunkMapRecord>(key, bytes).block : undefined;
+        const current = replaced ? await this.readBlock(replaced, ino, chunkIndex) : undefined;
+        const next = compose(current);
+        const ref = await this.options.blocks.put(newBlockId(), next, this.context(ino, chunkIndex));
+        written.push(ref);
+        tx.write(key, encodeRecord({ block: ref } satisfies ChunkMapRecord));
+        this.blockCache.set(ref.id, next);
+      });
+    } catch (err) {
+      // No block written here is referenced: retire them all.
+      if (written.length > 0) this.options.retire(written);
+      throw err;
+    }
+    // Blocks of attempts that lost a race are unreferenced; the replaced one may still be read.
+    const losers = written.slice(0, -1);
+    if (replaced) losers.push(replaced);
+    if (losers.length > 0) this.options.retire(losers);
+  }
+
+  /** Removes a chunk's map record (truncate, delete) and retires its block. */
+  async dropChunk(ino: number, chunkIndex: number): Promise<void> {
+    const key = this.options.chunkKey(ino, chunkIndex);
+    let dropped: BlockRef | undefined;
+    await transact(this.options.store, undefined, async (tx) => {
+      const bytes = await tx.read(key);
+      dropped = bytes ? decodeRecord<ChunkMapRecord>(key, bytes).block : undefined;
+      if (bytes) tx.remove(key);
+    });
+    if (dropped) this.options.retire([dropped]);
+  }
+
+  /**
+   * Cuts the file's data at `newSize`: chunks wholly beyond it are dropped, the boundary chunk
+   * rewritten shorter, so bytes past the end never reappear if the file grows again.
+   */
+  async truncate(ino: number, oldSize: number, newSize: number): Promise<void> {
+    if (newSize >= oldSize) return;
+    const firstGone = Math.ceil(newSize / this.chunkSize);
+    const lastOld = Math.ceil(oldSize / this.chunkSize) - 1;
+    const gone: number[] = [];
+    for (let i = firstGone; i <= lastOld; i++) gone.push(i);
+    await mapBounded(gone, 16, (i) => this.dropChunk(ino, i));
+    const keep = newSize % this.chunkSize;
+    if (keep > 0) {
+      const boundary = Math.floor(newSize / this.chunkSize);
+      if (await this.chunkRef(ino, boundary)) {
+        await this.rewriteChunk(ino, boundary, (current) => (current ?? Buffer.alloc(0)).subarray(0, keep));
+      }
+    }
+  }
+
+  forgetBlock(id: string): void {
+    this.blockCache.delete(id);
+  }
+}
+
+export function newBlockId(): string {
+  return randomBytes(15).toString('base64url');
+}
+
+/** Runs `fn` over `items` with at most `limit` calls in flight. */
+export async function mapBounded<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const results = new Array<R>(items.length);
+  let next = 0;
+  const workers = Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (next < items.length) {
+      const i = next++;
+      results[i] = await fn(items[i]);
+    }
+  });
+  await Promise.all(workers);
+  return results;
+}

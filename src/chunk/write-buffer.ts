@@ -1,0 +1,154 @@
+import type { FileData } from './file-data.js';
+
+/** Byte ranges written into one chunk and not yet stored, kept sorted and merged. */
+class DirtyChunk {
+  readonly ranges: [number, number][] = [];
+
+  constructor(readonly bytes: Buffer) {}
+
+  add(start: number, end: number): void {
+    const merged: [number, number][] = [];
+    let s = start;
+    let e = end;
+    for (const [rs, re] of this.ranges) {
+      if (re < s || rs > e) merged.push([rs, re]);
+      else {
+        s = Math.min(s, rs);
+        e = Math.max(e, re);
+      }
+    }
+    merged.push([s, e]);
+    merged.sort((a, b) => a[0] - b[0]);
+    this.ranges.splice(0, this.ranges.length, ...merged);
+  }
+
+  covers(length: number): boolean {
+    return this.ranges.length === 1 && this.ranges[0][0] === 0 && this.ranges[0][1] >= length;
+  }
+
+  /** The chunk's new content: what the store holds, overlaid with what was written here. */
+  compose(current: Buffer | undefined): Buffer {
+    const end = this.ranges[this.ranges.length - 1][1];
+    if (!current && this.covers(end)) return Buffer.from(this.bytes.subarray(0, end));
+    const out = Buffer.alloc(Math.max(end, current?.length ?? 0));
+    current?.copy(out);
+    for (const [s, e] of this.ranges) this.bytes.copy(out, s, s, e);
+    return out;
+  }
+}
+
+export interface WriteBufferOptions {
+  /** Chunk flushes in flight at once for this file. Default 4. */
+  readonly maxInflight?: number;
+  /** Dirty chunks held before the oldest is flushed, bounding memory. Default 64. */
+  readonly maxDirtyChunks?: number;
+  /** Told when a chunk's map record has changed, so cached refs of it can be dropped. */
+  readonly onChunkStored?: (index: number) => void;
+}
+
+/**
+ * Write-back buffer of one open file: FUSE's 128 KiB writes are gathered into whole chunks, and
+ * a chunk is stored (one block, one chunk map CAS) as soon as it is complete, in the background
+ * and pipelined with the next ones, so a sequential copy stores whole blocks. Partial chunks
+ * wait for flush(). A background failure is reported by the next write or flush, as NFS does.
+ */
+export class WriteBuffer {
+  private readonly dirty = new Map<number, DirtyChunk>();
+  private readonly inflight = new Map<number, Promise<void>>();
+  private failure: unknown;
+  private readonly maxInflight: number;
+  private readonly maxDirty: number;
+  private readonly onChunkStored: (index: number) => void;
+
+  constructor(
+    private readonly data: FileData,
+    private readonly ino: number,
+    options: WriteBufferOptions = {},
+  ) {
+    this.maxInflight = options.maxInflight ?? 4;
+    this.maxDirty = options.maxDirtyChunks ?? 64;
+    this.onChunkStored = options.onChunkStored ?? (() => undefined);
+  }
+
+  get isDirty(): boolean {
+    return this.dirty.size > 0 || this.inflight.size > 0;
+  }
+
+  /** Copies `bytes` (FUSE's buffer is reused after we answer) into the chunks it spans. */
+  async write(offset: number, bytes: Buffer): Promise<void> {
+    this.throwFailure();
+    const size = this.data.chunkSize;
+    let done = 0;
+    while (done < bytes.length) {
+      const pos = offset + done;
+      const index = Math.floor(pos / size);
+      const within = pos - index * size;
+      const n = Math.min(bytes.length - done, size - within);
+      // A chunk being stored must land before new bytes for it start a new dirty chunk.
+      while (this.inflight.has(index)) await this.inflight.get(index);
+      let chunk = this.dirty.get(index);
+      if (!chunk) {
+        chunk = new DirtyChunk(Buffer.allocUnsafe(size));
+        this.dirty.set(index, chunk);
+      }
+      bytes.copy(chunk.bytes, within, done, done + n);
+      chunk.add(within, within + n);
+      done += n;
+      if (chunk.covers(size)) await this.startFlush(index);
+    }
+    if (this.dirty.size > this.maxDirty) await this.startFlush(this.dirty.keys().next().value as number);
+  }
+
+  /** Stores chunk `index` if it is dirty and waits until it is; reads call this first. */
+  async settle(index: number): Promise<void> {
+    if (this.dirty.has(index)) await this.startFlush(index);
+    await this.inflight.get(index);
+  }
+
+  /** Stores every dirty chunk and waits for all; throws the first failure. */
+  async flush(): Promise<void> {
+    for (const index of [...this.dirty.keys()]) await this.startFlush(index);
+    await Promise.all(this.inflight.values());
+    this.throwFailure();
+  }
+
+  /** Forgets dirty bytes at or past `size` (the file was truncated under them). */
+  async truncate(size: number): Promise<void> {
+    await Promise.all(this.inflight.values());
+    const chunkSize = this.data.chunkSize;
+    for (const [index, chunk] of this.dirty) {
+      const start = index * chunkSize;
+      if (start >= size) this.dirty.delete(index);
+      else if (start + chunkSize > size) {
+        const keep = size - start;
+        const ranges = chunk.ranges.filter(([s]) => s < keep).map(([s, e]): [number, number] => [s, Math.min(e, keep)]);
+        chunk.ranges.splice(0, chunk.ranges.length, ...ranges);
+        if (ranges.length === 0) this.dirty.delete(index);
+      }
+    }
+  }
+
+  private async startFlush(index: number): Promise<void> {
+    while (this.inflight.size >= this.maxInflight) await Promise.race(this.inflight.values());
+    await this.inflight.get(index);
+    const chunk = this.dirty.get(index);
+    if (!chunk) return;
+    this.dirty.delete(index);
+    const job = this.data
+      .rewriteChunk(this.ino, index, (current) => chunk.compose(current))
+      .then(() => this.onChunkStored(index))
+      .catch((err: unknown) => {
+        this.failure ??= err;
+      })
+      .finally(() => this.inflight.delete(index));
+    this.inflight.set(index, job);
+  }
+
+  private throwFailure(): void {
+    if (this.failure !== undefined) {
+      const err = this.failure;
+      this.failure = undefined;
+      throw err;
+    }
+  }
+}

@@ -1,0 +1,165 @@
+import { randomBytes } from 'node:crypto';
+import type { KvStore } from '../backends/kv-store.js';
+import type { Transaction } from '../cas/transaction.js';
+import { FsError } from './fs-error.js';
+import type { VolumeKeys } from './keys.js';
+import { decodeRecord, encodeRecord } from '../cas/record-codec.js';
+import type { DirEntry, DirNode } from './records.js';
+
+const FANOUT_BITS = 6;
+const FANOUT = 1 << FANOUT_BITS;
+/** 32-bit hashes give five levels of 6 bits; a leaf at the bottom just grows. */
+const MAX_DEPTH = 5;
+
+/** FNV-1a over the name's UTF-8 bytes: cheap, stable across processes and releases. */
+export function nameHash(name: string): number {
+  let h = 0x811c9dc5;
+  for (const byte of Buffer.from(name, 'utf8')) {
+    h ^= byte;
+    h = Math.imul(h, 0x01000193);
+  }
+  return h >>> 0;
+}
+
+interface LeafAt {
+  key: string;
+  node: Extract<DirNode, { kind: 'leaf' }>;
+  depth: number;
+}
+
+/**
+ * A directory as a hash tree of records, so it scales past what one record holds: a lookup
+ * or insert touches the O(1) records on the path to one leaf (split nodes never change and
+ * are cached), and a full leaf splits into FANOUT children within the same transaction.
+ */
+export class DirectoryTree {
+  /**
+   * @param maxLeafBytes encoded size above which a leaf splits (keep well under the store's
+   *   item limit: every insert rewrites the leaf)
+   */
+  constructor(
+    private readonly keys: VolumeKeys,
+    private readonly maxLeafBytes: number,
+  ) {}
+
+  /** Stages the empty root leaf of a new directory. */
+  createEmpty(tx: Transaction, dirIno: number): void {
+    tx.create(this.keys.dirNode(dirIno, 'r'), encodeRecord({ kind: 'leaf', entries: {} } satisfies DirNode));
+  }
+
+  async lookup(tx: Transaction, dirIno: number, name: string): Promise<DirEntry | undefined> {
+    const leaf = await this.findLeaf(tx, dirIno, name);
+    return Object.hasOwn(leaf.node.entries, name) ? leaf.node.entries[name] : undefined;
+  }
+
+  /** @throws FsError EEXIST if the name is taken */
+  async insert(tx: Transaction, dirIno: number, name: string, entry: DirEntry): Promise<void> {
+    const leaf = await this.findLeaf(tx, dirIno, name);
+    if (Object.hasOwn(leaf.node.entries, name)) throw new FsError('EEXIST');
+    leaf.node.entries[name] = entry;
+    this.writeLeaf(tx, dirIno, leaf);
+  }
+
+  /** Points an existing or new name at `entry` (rename over an existing name). */
+  async set(tx: Transaction, dirIno: number, name: string, entry: DirEntry): Promise<void> {
+    const leaf = await this.findLeaf(tx, dirIno, name);
+    leaf.node.entries[name] = entry;
+    this.writeLeaf(tx, dirIno, leaf);
+  }
+
+  /** @throws FsError ENOENT if the name is not there */
+  async remove(tx: Transaction, dirIno: number, name: string): Promise<DirEntry> {
+    const leaf = await this.findLeaf(tx, dirIno, name);
+    if (!Object.hasOwn(leaf.node.entries, name)) throw new FsError('ENOENT');
+    const entry = leaf.node.entries[name];
+    delete leaf.node.entries[name];
+    tx.write(leaf.key, encodeRecord(leaf.node));
+    return entry;
+  }
+
+  /** Every entry, by walking the tree level by level with batched reads (not in a transaction). */
+  async list(store: KvStore, dirIno: number): Promise<[string, DirEntry][]> {
+    const out: [string, DirEntry][] = [];
+    let level = [this.keys.dirNode(dirIno, 'r')];
+    while (level.length > 0) {
+      const found = await store.getMany(level);
+      const next: string[] = [];
+      found.forEach((record, i) => {
+        if (!record) {
+          if (i === 0 && level.length === 1 && level[0].endsWith(':r')) throw new FsError('ENOENT');
+          return;
+        }
+        const node = decodeRecord<DirNode>(level[i], record.value);
+        if (node.kind === 'leaf') out.push(...Object.entries(node.entries));
+        else for (let c = 0; c < node.fanout; c++) next.push(this.keys.dirNode(dirIno, `${node.nonce}.${c}`));
+      });
+      level = next;
+    }
+    return out;
+  }
+
+  /** True when no entry is left; reads every node within the transaction (they become checks). */
+  async isEmpty(tx: Transaction, dirIno: number): Promise<boolean> {
+    for (const node of await this.allNodes(tx, dirIno)) {
+      if (node.node.kind === 'leaf' && Object.keys(node.node.entries).length > 0) return false;
+    }
+    return true;
+  }
+
+  /** Stages the deletion of every node of an (empty) directory. */
+  async destroy(tx: Transaction, dirIno: number): Promise<void> {
+    for (const { key } of await this.allNodes(tx, dirIno)) tx.remove(key);
+  }
+
+  private async allNodes(tx: Transaction, dirIno: number): Promise<{ key: string; node: DirNode }[]> {
+    const out: { key: string; node: DirNode }[] = [];
+    let level = [this.keys.dirNode(dirIno, 'r')];
+    while (level.length > 0) {
+      const found = await tx.readMany(level);
+      const next: string[] = [];
+      found.forEach((bytes, i) => {
+        if (!bytes) return;
+        const node = decodeRecord<DirNode>(level[i], bytes);
+        out.push({ key: level[i], node });
+        if (node.kind === 'split') {
+          for (let c = 0; c < node.fanout; c++) next.push(this.keys.dirNode(dirIno, `${node.nonce}.${c}`));
+        }
+      });
+      level = next;
+    }
+    return out;
+  }
+
+  private async findLeaf(tx: Transaction, dirIno: number, name: string): Promise<LeafAt> {
+    const hash = nameHash(name);
+    let key = this.keys.dirNode(dirIno, 'r');
+    for (let depth = 0; ; depth++) {
+      const bytes = await tx.read(key);
+      if (!bytes) throw new FsError('ENOENT', `directory ${dirIno} has no record ${key}`);
+      const node = decodeRecord<DirNode>(key, bytes);
+      if (node.kind === 'leaf') return { key, node, depth };
+      const slot = (hash >>> (FANOUT_BITS * node.depth)) & (node.fanout - 1);
+      key = this.keys.dirNode(dirIno, `${node.nonce}.${slot}`);
+    }
+  }
+
+  /** Writes a changed leaf, splitting it when it has grown past the limit. */
+  private writeLeaf(tx: Transaction, dirIno: number, leaf: LeafAt): void {
+    const encoded = encodeRecord(leaf.node);
+    if (encoded.length <= this.maxLeafBytes || leaf.depth >= MAX_DEPTH) {
+      tx.write(leaf.key, encoded);
+      return;
+    }
+    // Children get a fresh nonce: a split that loses its commit leaves only unreachable
+    // records behind (collected by fsck), never records a winner could mistake for its own.
+    const nonce = randomBytes(6).toString('base64url');
+    const children: Record<string, DirEntry>[] = Array.from({ length: FANOUT }, () => ({}));
+    for (const [name, entry] of Object.entries(leaf.node.entries)) {
+      children[(nameHash(name) >>> (FANOUT_BITS * leaf.depth)) & (FANOUT - 1)][name] = entry;
+    }
+    children.forEach((entries, i) => {
+      tx.create(this.keys.dirNode(dirIno, `${nonce}.${i}`), encodeRecord({ kind: 'leaf', entries } satisfies DirNode));
+    });
+    tx.write(leaf.key, encodeRecord({ kind: 'split', nonce, fanout: FANOUT, depth: leaf.depth } satisfies DirNode));
+  }
+}

@@ -1,0 +1,111 @@
+import { transact } from '../cas/transaction.js';
+import { Attributes } from './attributes.js';
+import { FsError } from './fs-error.js';
+import { InodeTable } from './inode-table.js';
+import { Namespace, type Caller } from './namespace.js';
+import { OpenFiles } from './open-files.js';
+import { ROOT_INO, S_IFDIR, isDir, type DirEntry, type InodeRecord } from './records.js';
+import type { Volume } from './volume.js';
+
+/** statfs figures: a store has no fixed capacity, so voldfs reports a large, constant one. */
+export interface StatFs {
+  bsize: number;
+  frsize: number;
+  blocks: number;
+  bfree: number;
+  bavail: number;
+  files: number;
+  ffree: number;
+  favail: number;
+  namemax: number;
+}
+
+/**
+ * The filesystem as FUSE's path-based API sees it: resolves paths to inodes and hands each
+ * operation to the part that owns it (Namespace, Attributes, OpenFiles).
+ */
+export class FileSystem {
+  readonly namespace: Namespace;
+  readonly attributes: Attributes;
+  readonly files: OpenFiles;
+  private readonly inodes: InodeTable;
+
+  constructor(readonly volume: Volume) {
+    this.inodes = new InodeTable(volume.keys);
+    this.files = new OpenFiles(volume, this.inodes, (ino) => this.reapIfUnlinked(ino));
+    this.namespace = new Namespace(volume, this.inodes, (ino) => this.files.isOpen(ino));
+    this.attributes = new Attributes(volume, this.inodes, this.files);
+  }
+
+  /** The inode a path names. @throws FsError ENOENT, ENOTDIR */
+  async resolve(path: string): Promise<number> {
+    let ino = ROOT_INO;
+    for (const name of components(path)) {
+      const entry = await this.namespace.lookup(ino, name);
+      if (!entry) throw new FsError('ENOENT');
+      ino = entry[0];
+    }
+    return ino;
+  }
+
+  /** The parent directory's inode and the last component. */
+  async resolveParent(path: string): Promise<[number, string]> {
+    const parts = components(path);
+    const name = parts.pop();
+    if (name === undefined) throw new FsError('EBUSY', 'the root has no parent');
+    let ino = ROOT_INO;
+    for (const part of parts) {
+      const entry = await this.namespace.lookup(ino, part);
+      if (!entry) throw new FsError('ENOENT');
+      ino = entry[0];
+    }
+    return [ino, name];
+  }
+
+  async readdir(ino: number): Promise<[string, DirEntry][]> {
+    const record = await this.attributes.stat(ino);
+    if (!isDir(record.mode)) throw new FsError('ENOTDIR');
+    return this.volume.dirs.list(this.volume.store, ino);
+  }
+
+  statfs(): StatFs {
+    const blocks = 2 ** 40 / 4096; // 1 PiB in 4 KiB blocks... of which all free
+    return {
+      bsize: 4096,
+      frsize: 4096,
+      blocks,
+      bfree: blocks,
+      bavail: blocks,
+      files: 2 ** 32 - 1,
+      ffree: 2 ** 31,
+      favail: 2 ** 31,
+      namemax: 255,
+    };
+  }
+
+  async mkdir(path: string, mode: number, caller: Caller): Promise<number> {
+    const [parent, name] = await this.resolveParent(path);
+    return this.namespace.create(parent, name, S_IFDIR | (mode & 0o7777), caller);
+  }
+
+  /** Persists everything and stops background work (unmount). */
+  async close(): Promise<void> {
+    await this.files.persistAll();
+    await this.volume.close();
+  }
+
+  /** Deletes an inode whose names all went while it was open, once the last handle closes. */
+  private async reapIfUnlinked(ino: number): Promise<void> {
+    await transact(this.volume.store, this.volume.cache, async (tx) => {
+      const record: InodeRecord | undefined = await this.inodes.find(tx, ino);
+      if (!record || record.nlink > 0 || this.files.isOpen(ino)) return;
+      this.inodes.remove(tx, ino);
+      const garbage = this.volume.garbage.deadInodeRecord(ino, record.size);
+      tx.create(garbage.key, garbage.value);
+    });
+  }
+}
+
+function components(path: string): string[] {
+  return path.split('/').filter((p) => p.length > 0);
+}

@@ -1,0 +1,134 @@
+import { randomBytes } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { KvStore } from '../backends/kv-store.js';
+import { IF_ABSENT } from '../backends/kv-store.js';
+import { decodeRecord, encodeRecord } from '../cas/record-codec.js';
+import type { FileData } from '../chunk/file-data.js';
+import { mapBounded } from '../chunk/file-data.js';
+import type { BlockRef, BlockStore } from '../translators/block-store.js';
+import type { VolumeKeys } from './keys.js';
+import type { GarbageRecord } from './records.js';
+
+export interface GarbageOptions {
+  readonly store: KvStore;
+  readonly keys: VolumeKeys;
+  readonly blocks: BlockStore;
+  readonly log: Logger;
+  /** How long replaced blocks and deleted inodes' data stay readable, in ms. Default 30 s. */
+  readonly graceMs?: number;
+  /** How often retired blocks are written out as one garbage record, in ms. Default 1 s. */
+  readonly batchMs?: number;
+}
+
+/**
+ * Deferred deletion. Replaced blocks and the data of deleted files are not deleted at once,
+ * since a reader (here or on another mount) may still hold the old chunk map: they are listed
+ * in a garbage record first, so a crash forgets nothing, and deleted after the grace period by
+ * this mount, or by fsck if this mount is gone by then.
+ */
+export class GarbageCollector {
+  private pendingBlocks: BlockRef[] = [];
+  private readonly timers = new Set<NodeJS.Timeout>();
+  private readonly running = new Set<Promise<void>>();
+  private batchTimer: NodeJS.Timeout | undefined;
+  private readonly graceMs: number;
+  private readonly batchMs: number;
+  private fileData: FileData | undefined;
+
+  constructor(private readonly options: GarbageOptions) {
+    this.graceMs = options.graceMs ?? 30_000;
+    this.batchMs = options.batchMs ?? 1000;
+  }
+
+  /** The data path, for deleting a dead inode's chunks. Set once the volume is assembled. */
+  attach(fileData: FileData): void {
+    this.fileData = fileData;
+  }
+
+  /** Blocks no chunk map points at any more. */
+  retire(refs: BlockRef[]): void {
+    this.pendingBlocks.push(...refs);
+    this.batchTimer ??= setTimeout(() => {
+      this.batchTimer = undefined;
+      this.track(this.writeBatch());
+    }, this.batchMs);
+  }
+
+  /** The record to stage in the same transaction that deletes an inode (nlink reached 0). */
+  deadInodeRecord(ino: number, size: number): { key: string; value: Buffer } {
+    const record: GarbageRecord = { notBefore: Date.now() + this.graceMs, inodes: [{ ino, size }] };
+    const key = this.options.keys.garbage(newGarbageId());
+    this.schedule(key, this.graceMs);
+    return { key, value: encodeRecord(record) };
+  }
+
+  /** Writes out what is pending; on close, deletes nothing early: fsck or a later mount will. */
+  async close(): Promise<void> {
+    if (this.batchTimer) clearTimeout(this.batchTimer);
+    this.batchTimer = undefined;
+    await this.writeBatch();
+    for (const t of this.timers) clearTimeout(t);
+    this.timers.clear();
+    await Promise.all(this.running);
+  }
+
+  /** Deletes what a garbage record lists if its time has come; returns whether it did. */
+  async collect(key: string, now = Date.now()): Promise<boolean> {
+    const found = await this.options.store.get(key);
+    if (!found) return true;
+    const record = decodeRecord<GarbageRecord>(key, found.value);
+    if (record.notBefore > now) return false;
+    await mapBounded(record.blocks ?? [], 16, (ref) => this.options.blocks.delete(ref));
+    for (const { ino, size } of record.inodes ?? []) await this.deleteInodeData(ino, size);
+    await this.options.store.delete(key, { kind: 'ifVersion', version: found.version });
+    return true;
+  }
+
+  private async deleteInodeData(ino: number, size: number): Promise<void> {
+    if (!this.fileData) return;
+    const chunks = Math.ceil(size / this.fileData.chunkSize);
+    const indexes = Array.from({ length: chunks }, (_, i) => i);
+    const refs = await this.fileData.chunkRefs(ino, indexes);
+    await mapBounded(indexes, 16, async (i) => {
+      const ref = refs[i];
+      if (ref) await this.options.blocks.delete(ref);
+      await this.options.store.delete(this.options.keys.chunkMap(ino, i));
+    });
+  }
+
+  private async writeBatch(): Promise<void> {
+    if (this.pendingBlocks.length === 0) return;
+    const blocks = this.pendingBlocks.splice(0);
+    const key = this.options.keys.garbage(newGarbageId());
+    const record: GarbageRecord = { notBefore: Date.now() + this.graceMs, blocks };
+    try {
+      await this.options.store.put(key, encodeRecord(record), IF_ABSENT);
+      this.schedule(key, this.graceMs);
+    } catch (err) {
+      this.options.log.warn({ err, blocks: blocks.length }, 'could not record replaced blocks; fsck will find them');
+    }
+  }
+
+  private schedule(key: string, delayMs: number): void {
+    const timer = setTimeout(() => {
+      this.timers.delete(timer);
+      this.track(
+        this.collect(key).then(
+          () => undefined,
+          (err: unknown) => this.options.log.warn({ err, key }, 'garbage collection failed; fsck will retry'),
+        ),
+      );
+    }, delayMs + 100);
+    timer.unref();
+    this.timers.add(timer);
+  }
+
+  private track(job: Promise<void>): void {
+    this.running.add(job);
+    void job.finally(() => this.running.delete(job));
+  }
+}
+
+function newGarbageId(): string {
+  return `${Date.now().toString(36)}.${randomBytes(6).toString('base64url')}`;
+}

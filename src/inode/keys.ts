@@ -1,0 +1,35 @@
+/**
+ * Names of every record of one volume. All keys start with the volume's prefix, so several
+ * volumes can share a store, and contain only numbers and random ids: never file names, so a
+ * dump of the keys reveals nothing of the tree.
+ */
+export class VolumeKeys {
+  constructor(readonly prefix: string) {}
+
+  superblock(): string {
+    return `${this.prefix}sb`;
+  }
+  inodeAllocator(): string {
+    return `${this.prefix}alloc`;
+  }
+  inode(ino: number): string {
+    return `${this.prefix}i:${ino}`;
+  }
+  /** One node of a directory's hash tree; `node` is `r` for the root. */
+  dirNode(ino: number, node: string): string {
+    return `${this.prefix}d:${ino}:${node}`;
+  }
+  chunkMap(ino: number, chunkIndex: number): string {
+    return `${this.prefix}c:${ino}:${chunkIndex}`;
+  }
+  blockPrefix(): string {
+    return `${this.prefix}b:`;
+  }
+  /** A batch of records due for deletion after the grace period. */
+  garbage(id: string): string {
+    return `${this.prefix}g:${id}`;
+  }
+  garbagePrefix(): string {
+    return `${this.prefix}g:`;
+  }
+}

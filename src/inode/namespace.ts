@@ -1,0 +1,238 @@
+import { transact, type Transaction } from '../cas/transaction.js';
+import { FsError } from './fs-error.js';
+import type { InodeTable } from './inode-table.js';
+import { ROOT_INO, S_IFDIR, S_IFLNK, S_IFMT, S_ISGID, isDir, isReg, type DirEntry, type InodeRecord } from './records.js';
+import { now } from './timespec.js';
+import type { Volume } from './volume.js';
+
+/** Who asks: the requesting process's ids, from FUSE. */
+export interface Caller {
+  readonly uid: number;
+  readonly gid: number;
+}
+
+/** Longest name in bytes, as on Linux local filesystems. */
+export const NAME_MAX = 255;
+/** Longest symlink target in bytes (PATH_MAX). */
+export const SYMLINK_MAX = 4095;
+
+export function checkName(name: string): void {
+  if (Buffer.byteLength(name) > NAME_MAX) throw new FsError('ENAMETOOLONG');
+  if (name === '' || name === '.' || name === '..' || name.includes('/')) throw new FsError('EINVAL');
+}
+
+/**
+ * Operations on names: each is one transaction over the records it reads and writes (parent
+ * directories' tree nodes, their inodes, the inodes named), committed atomically, so a crash
+ * leaves every rename or link entirely done or not at all.
+ */
+export class Namespace {
+  constructor(
+    private readonly volume: Volume,
+    private readonly inodes: InodeTable,
+    /** Whether an inode is open on this mount: its record then outlives its last name. */
+    private readonly isOpen: (ino: number) => boolean,
+  ) {}
+
+  private run<T>(body: (tx: Transaction) => Promise<T>): Promise<T> {
+    return transact(this.volume.store, this.volume.cache, body);
+  }
+
+  async lookup(parent: number, name: string): Promise<DirEntry | undefined> {
+    return this.run(async (tx) => {
+      const dir = await this.inodes.read(tx, parent);
+      if (!isDir(dir.mode)) throw new FsError('ENOTDIR');
+      return this.volume.dirs.lookup(tx, parent, name);
+    });
+  }
+
+  /**
+   * Creates a file, directory, fifo, device or symlink named `name` in `parent`.
+   * @param mode full st_mode (type bits included), already masked by the kernel's umask
+   * @throws FsError EEXIST, ENOTDIR, ENOENT (parent gone), ENAMETOOLONG
+   */
+  async create(parent: number, name: string, mode: number, caller: Caller, extra: { rdev?: number; target?: string } = {}): Promise<number> {
+    checkName(name);
+    if (extra.target !== undefined && Buffer.byteLength(extra.target) > SYMLINK_MAX) throw new FsError('ENAMETOOLONG');
+    const ino = await this.volume.allocator.allocate();
+    const directory = (mode & S_IFMT) === S_IFDIR;
+    await this.run(async (tx) => {
+      const dir = await this.inodes.read(tx, parent);
+      if (!isDir(dir.mode)) throw new FsError('ENOTDIR');
+      if (dir.nlink === 0) throw new FsError('ENOENT');
+      await this.volume.dirs.insert(tx, parent, name, [ino, mode & S_IFMT]);
+      const t = now();
+      // BSD group semantics under a setgid directory, as ext4 and xfs do.
+      const inheritGid = (dir.mode & S_ISGID) !== 0;
+      const record: InodeRecord = {
+        mode: directory && inheritGid ? mode | S_ISGID : mode,
+        uid: caller.uid,
+        gid: inheritGid ? dir.gid : caller.gid,
+        nlink: directory ? 2 : 1,
+        size: extra.target !== undefined ? Buffer.byteLength(extra.target) : 0,
+        atime: t,
+        mtime: t,
+        ctime: t,
+        rdev: extra.rdev ?? 0,
+      };
+      if (directory) {
+        record.parent = parent;
+        this.volume.dirs.createEmpty(tx, ino);
+        dir.nlink += 1;
+      }
+      if (extra.target !== undefined) record.target = extra.target;
+      this.inodes.create(tx, ino, record);
+      dir.mtime = dir.ctime = t;
+      this.inodes.write(tx, parent, dir);
+    });
+    return ino;
+  }
+
+  /** Creates a symlink `name` -> `target`. */
+  symlink(parent: number, name: string, target: string, caller: Caller): Promise<number> {
+    return this.create(parent, name, S_IFLNK | 0o777, caller, { target });
+  }
+
+  /**
+   * A new name for an existing non-directory.
+   * @throws FsError EPERM for a directory, EEXIST, EMLINK past 65,000 links
+   */
+  async link(ino: number, parent: number, name: string): Promise<void> {
+    checkName(name);
+    await this.run(async (tx) => {
+      const target = await this.inodes.read(tx, ino);
+      if (isDir(target.mode)) throw new FsError('EPERM');
+      if (target.nlink >= 65_000) throw new FsError('EMLINK');
+      const dir = await this.inodes.read(tx, parent);
+      if (!isDir(dir.mode)) throw new FsError('ENOTDIR');
+      await this.volume.dirs.insert(tx, parent, name, [ino, target.mode & S_IFMT]);
+      const t = now();
+      target.nlink += 1;
+      target.ctime = t;
+      this.inodes.write(tx, ino, target);
+      dir.mtime = dir.ctime = t;
+      this.inodes.write(tx, parent, dir);
+    });
+  }
+
+  /** @throws FsError ENOENT, EISDIR for a directory */
+  async unlink(parent: number, name: string): Promise<void> {
+    await this.run(async (tx) => {
+      const dir = await this.inodes.read(tx, parent);
+      const entry = await this.volume.dirs.lookup(tx, parent, name);
+      if (!entry) throw new FsError('ENOENT');
+      if (entry[1] === S_IFDIR) throw new FsError('EISDIR');
+      await this.volume.dirs.remove(tx, parent, name);
+      const t = now();
+      await this.dropLink(tx, entry[0], t);
+      dir.mtime = dir.ctime = t;
+      this.inodes.write(tx, parent, dir);
+    });
+  }
+
+  /** @throws FsError ENOENT, ENOTDIR, ENOTEMPTY, EBUSY for the root */
+  async rmdir(parent: number, name: string): Promise<void> {
+    await this.run(async (tx) => {
+      const dir = await this.inodes.read(tx, parent);
+      const entry = await this.volume.dirs.lookup(tx, parent, name);
+      if (!entry) throw new FsError('ENOENT');
+      if (entry[1] !== S_IFDIR) throw new FsError('ENOTDIR');
+      await this.removeDirectory(tx, entry[0]);
+      await this.volume.dirs.remove(tx, parent, name);
+      const t = now();
+      dir.nlink -= 1;
+      dir.mtime = dir.ctime = t;
+      this.inodes.write(tx, parent, dir);
+    });
+  }
+
+  /**
+   * Moves `fromParent/fromName` to `toParent/toName`, replacing a compatible target, in one
+   * atomic commit.
+   * @param flags RENAME_NOREPLACE (1) / RENAME_EXCHANGE (2) are not offered by FUSE 2: ignored
+   * @throws FsError ENOENT, EINVAL (directory into itself), ENOTDIR, EISDIR, ENOTEMPTY
+   */
+  async rename(fromParent: number, fromName: string, toParent: number, toName: string): Promise<void> {
+    checkName(toName);
+    await this.run(async (tx) => {
+      const src = await this.volume.dirs.lookup(tx, fromParent, fromName);
+      if (!src) throw new FsError('ENOENT');
+      const toDir = await this.inodes.read(tx, toParent);
+      if (!isDir(toDir.mode)) throw new FsError('ENOTDIR');
+      if (toDir.nlink === 0) throw new FsError('ENOENT');
+      const dst = await this.volume.dirs.lookup(tx, toParent, toName);
+      if (dst && dst[0] === src[0]) return; // same inode: POSIX says do nothing
+      const srcIsDir = src[1] === S_IFDIR;
+      if (srcIsDir && fromParent !== toParent) await this.refuseMoveIntoItself(tx, src[0], toParent);
+      const t = now();
+      if (dst) {
+        const dstIsDir = dst[1] === S_IFDIR;
+        if (srcIsDir && !dstIsDir) throw new FsError('ENOTDIR');
+        if (!srcIsDir && dstIsDir) throw new FsError('EISDIR');
+        if (dstIsDir) {
+          await this.removeDirectory(tx, dst[0]);
+          toDir.nlink -= 1;
+        } else {
+          await this.dropLink(tx, dst[0], t);
+        }
+      }
+      await this.volume.dirs.remove(tx, fromParent, fromName);
+      await this.volume.dirs.set(tx, toParent, toName, src);
+      const moved = await this.inodes.read(tx, src[0]);
+      moved.ctime = t;
+      if (srcIsDir && fromParent !== toParent) {
+        moved.parent = toParent;
+        toDir.nlink += 1;
+      }
+      this.inodes.write(tx, src[0], moved);
+      toDir.mtime = toDir.ctime = t;
+      this.inodes.write(tx, toParent, toDir);
+      if (fromParent !== toParent) {
+        const fromDir = await this.inodes.read(tx, fromParent);
+        if (srcIsDir) fromDir.nlink -= 1;
+        fromDir.mtime = fromDir.ctime = t;
+        this.inodes.write(tx, fromParent, fromDir);
+      }
+    });
+  }
+
+  /** EINVAL when `target` is `moving` or lies below it. Walks parents up to the root. */
+  private async refuseMoveIntoItself(tx: Transaction, moving: number, target: number): Promise<void> {
+    let at = target;
+    for (let hops = 0; hops < 10_000; hops++) {
+      if (at === moving) throw new FsError('EINVAL');
+      if (at === ROOT_INO) return;
+      const dir = await this.inodes.read(tx, at);
+      at = dir.parent ?? ROOT_INO;
+    }
+    throw new FsError('EIO', 'directory parent chain does not reach the root');
+  }
+
+  /** Stages removal of an empty directory's records. @throws FsError ENOTEMPTY */
+  private async removeDirectory(tx: Transaction, ino: number): Promise<void> {
+    if (ino === ROOT_INO) throw new FsError('EBUSY');
+    if (!(await this.volume.dirs.isEmpty(tx, ino))) throw new FsError('ENOTEMPTY');
+    await this.volume.dirs.destroy(tx, ino);
+    const record = await this.inodes.find(tx, ino);
+    if (record) this.inodes.remove(tx, ino);
+  }
+
+  /**
+   * One name fewer for a non-directory. At zero names the inode goes, with its data listed for
+   * deferred deletion in the same commit, unless this mount still has it open (then release
+   * finishes the job).
+   */
+  private async dropLink(tx: Transaction, ino: number, t: InodeRecord['ctime']): Promise<void> {
+    const record = await this.inodes.find(tx, ino);
+    if (!record) return;
+    record.nlink = Math.max(0, record.nlink - 1);
+    record.ctime = t;
+    if (record.nlink > 0 || this.isOpen(ino)) {
+      this.inodes.write(tx, ino, record);
+      return;
+    }
+    this.inodes.remove(tx, ino);
+    const garbage = this.volume.garbage.deadInodeRecord(ino, isReg(record.mode) ? record.size : 0);
+    tx.create(garbage.key, garbage.value);
+  }
+}

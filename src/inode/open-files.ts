@@ -1,0 +1,230 @@
+import { transact } from '../cas/transaction.js';
+import { WriteBuffer } from '../chunk/write-buffer.js';
+import type { BlockRef } from '../translators/block-store.js';
+import { FsError } from './fs-error.js';
+import type { InodeTable } from './inode-table.js';
+import { isDir, isReg, type InodeRecord } from './records.js';
+import { now, type Timespec } from './timespec.js';
+import type { Volume } from './volume.js';
+
+/** Largest file size: chunk indexes and offsets stay exact in doubles. */
+export const MAX_FILE_SIZE = 2 ** 50;
+
+/** What this mount knows of a file while it has it open. */
+class OpenInode {
+  handles = 0;
+  /** Size including writes not yet persisted. */
+  size: number;
+  /** Size as last persisted by this mount; flush extends the stored size to `size`. */
+  sizeDirty = false;
+  mtime: Timespec | undefined;
+  /** Chunk refs read while open; dropped when this mount rewrites the chunk. */
+  readonly refs = new Map<number, BlockRef | undefined>();
+  readonly buffer: WriteBuffer;
+  /** End of the last read, to recognise sequential reads for readahead. */
+  lastReadEnd = -1;
+
+  constructor(
+    volume: Volume,
+    readonly ino: number,
+    record: InodeRecord,
+  ) {
+    this.size = record.size;
+    this.buffer = new WriteBuffer(volume.data, ino, { onChunkStored: (i) => this.refs.delete(i) });
+  }
+}
+
+interface Handle {
+  readonly ino: number;
+  readonly flags: number;
+}
+
+const O_ACCMODE = 3;
+const O_RDONLY = 0;
+const READAHEAD_CHUNKS = 4;
+
+/**
+ * Open files of this mount: handles, write-back buffers, readahead. Close-to-open consistency:
+ * opening reads the inode afresh; closing (flush) persists data, then size and mtime.
+ */
+export class OpenFiles {
+  private readonly handles = new Map<number, Handle>();
+  private readonly inodes = new Map<number, OpenInode>();
+  private nextHandle = 1;
+
+  constructor(
+    private readonly volume: Volume,
+    private readonly table: InodeTable,
+    /** Deletes an inode whose last name went while it was open here. */
+    private readonly reap: (ino: number) => Promise<void>,
+  ) {}
+
+  isOpen(ino: number): boolean {
+    return this.inodes.has(ino);
+  }
+
+  /** @returns a handle number (never 0) */
+  async open(ino: number, flags: number): Promise<number> {
+    this.volume.cache.invalidate(this.volume.keys.inode(ino));
+    let state = this.inodes.get(ino);
+    if (!state) {
+      const record = await transact(this.volume.store, this.volume.cache, (tx) => this.table.read(tx, ino));
+      if (isDir(record.mode)) throw new FsError('EISDIR');
+      state = this.inodes.get(ino) ?? new OpenInode(this.volume, ino, record);
+      this.inodes.set(ino, state);
+    } else {
+      state.refs.clear();
+    }
+    state.handles += 1;
+    const fh = this.nextHandle++;
+    if (this.nextHandle > 0x7fffffff) this.nextHandle = 1;
+    this.handles.set(fh, { ino, flags });
+    return fh;
+  }
+
+  inoOf(fh: number): number {
+    const handle = this.handles.get(fh);
+    if (!handle) throw new FsError('EBADF');
+    return handle.ino;
+  }
+
+  /** Overlays what this mount has not persisted yet onto a stored inode record. */
+  overlay(ino: number, record: InodeRecord): InodeRecord {
+    const state = this.inodes.get(ino);
+    if (!state || !isReg(record.mode)) return record;
+    const out = { ...record };
+    if (state.sizeDirty) out.size = Math.max(record.size, state.size);
+    if (state.mtime) out.mtime = out.ctime = state.mtime;
+    return out;
+  }
+
+  async read(fh: number, offset: number, length: number, into: Buffer): Promise<number> {
+    const state = this.stateOf(fh);
+    const end = Math.min(offset + length, state.size);
+    if (offset >= end) return 0;
+    const chunkSize = this.volume.data.chunkSize;
+    const first = Math.floor(offset / chunkSize);
+    const last = Math.floor((end - 1) / chunkSize);
+    const sequential = offset === state.lastReadEnd || offset === 0;
+    state.lastReadEnd = end;
+    if (sequential) this.readAhead(state, last + 1, Math.floor((state.size - 1) / chunkSize));
+    let copied = 0;
+    for (let index = first; index <= last; index++) {
+      await state.buffer.settle(index);
+      const chunkStart = index * chunkSize;
+      const from = Math.max(offset, chunkStart) - chunkStart;
+      const to = Math.min(end, chunkStart + chunkSize) - chunkStart;
+      const ref = await this.refOf(state, index);
+      const data = ref ? await this.volume.data.readBlock(ref, state.ino, index) : undefined;
+      const available = data ? Math.max(0, Math.min(to, data.length) - from) : 0;
+      if (data && available > 0) data.copy(into, copied, from, from + available);
+      // Holes and the tail past a short block read as zeros.
+      into.fill(0, copied + available, copied + (to - from));
+      copied += to - from;
+    }
+    return copied;
+  }
+
+  async write(fh: number, offset: number, data: Buffer): Promise<number> {
+    const handle = this.handles.get(fh);
+    if (!handle) throw new FsError('EBADF');
+    if ((handle.flags & O_ACCMODE) === O_RDONLY) throw new FsError('EBADF');
+    const state = this.stateOf(fh);
+    if (offset + data.length > MAX_FILE_SIZE) throw new FsError('EFBIG');
+    await state.buffer.write(offset, data);
+    if (offset + data.length > state.size) {
+      state.size = offset + data.length;
+      state.sizeDirty = true;
+    }
+    state.mtime = now();
+    return data.length;
+  }
+
+  /** Persists data, then size and times (close-to-open: another mount's open sees it all). */
+  async flush(fh: number): Promise<void> {
+    await this.persist(this.stateOf(fh));
+  }
+
+  async release(fh: number): Promise<void> {
+    const handle = this.handles.get(fh);
+    if (!handle) return;
+    const state = this.inodes.get(handle.ino);
+    this.handles.delete(fh);
+    if (!state) return;
+    try {
+      await this.persist(state);
+    } finally {
+      state.handles -= 1;
+      if (state.handles === 0) {
+        this.inodes.delete(handle.ino);
+        await this.reap(handle.ino);
+      }
+    }
+  }
+
+  /** Truncation seen by open state: dirty bytes past the end forgotten, size set. */
+  async truncated(ino: number, size: number): Promise<void> {
+    const state = this.inodes.get(ino);
+    if (!state) return;
+    await state.buffer.truncate(size);
+    state.size = size;
+    state.sizeDirty = false;
+    state.refs.clear();
+  }
+
+  /** Persists pending writes of an inode if this mount has it open (before truncate, setattr). */
+  async persistIno(ino: number): Promise<void> {
+    const state = this.inodes.get(ino);
+    if (state) await this.persist(state);
+  }
+
+  /** Persists everything (unmount). */
+  async persistAll(): Promise<void> {
+    for (const state of this.inodes.values()) await this.persist(state);
+  }
+
+  private async persist(state: OpenInode): Promise<void> {
+    await state.buffer.flush();
+    if (!state.sizeDirty && !state.mtime) return;
+    const size = state.size;
+    const mtime = state.mtime;
+    await transact(this.volume.store, this.volume.cache, async (tx) => {
+      const record = await this.table.find(tx, state.ino);
+      if (!record) return; // deleted meanwhile (by another mount): nothing to persist into
+      if (state.sizeDirty) record.size = Math.max(record.size, size);
+      if (mtime) record.mtime = record.ctime = mtime;
+      this.table.write(tx, state.ino, record);
+    });
+    if (state.size === size) state.sizeDirty = false;
+    if (state.mtime === mtime) state.mtime = undefined;
+  }
+
+  private stateOf(fh: number): OpenInode {
+    const state = this.inodes.get(this.inoOf(fh));
+    if (!state) throw new FsError('EBADF');
+    return state;
+  }
+
+  private async refOf(state: OpenInode, index: number): Promise<BlockRef | undefined> {
+    if (state.refs.has(index)) return state.refs.get(index);
+    const ref = await this.volume.data.chunkRef(state.ino, index);
+    state.refs.set(index, ref);
+    return ref;
+  }
+
+  private readAhead(state: OpenInode, from: number, lastChunk: number): void {
+    const indexes: number[] = [];
+    for (let i = from; i <= Math.min(lastChunk, from + READAHEAD_CHUNKS - 1); i++) indexes.push(i);
+    const unknown = indexes.filter((i) => !state.refs.has(i));
+    const lookup = unknown.length > 0 ? this.volume.data.chunkRefs(state.ino, unknown) : Promise.resolve([]);
+    lookup
+      .then((refs) => {
+        unknown.forEach((i, k) => state.refs.set(i, refs[k]));
+        for (const i of indexes) {
+          const ref = state.refs.get(i);
+          if (ref) this.volume.data.prefetch(ref, state.ino, i);
+        }
+      })
+      .catch(() => undefined); // a failed readahead shows up on the real read
+  }
+}
