@@ -1,0 +1,56 @@
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import type { Env } from '../backends/backend.js';
+import { ConfigError } from '../backends/errors.js';
+import { BACKENDS, findBackend } from '../backends/registry.js';
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+/** Settings read once at start from VOLDFS_* variables; frozen, passed down by constructors. */
+export interface Config {
+  /** VOLDFS_DB: which backend (default `lmdb`). */
+  readonly db: string;
+  /** The backend's own options, as its parseOptions returned them. */
+  readonly backendOptions: unknown;
+  /** VOLDFS_VOLUME: volume name, the prefix of every key (default `voldfs`). */
+  readonly volume: string;
+  /** VOLDFS_LOG_LEVEL (default `info`). */
+  readonly logLevel: (typeof LOG_LEVELS)[number];
+  /** VOLDFS_CACHE_SECONDS: kernel and record cache lifetime (default 1). */
+  readonly cacheSeconds: number;
+  /** VOLDFS_STATE_DIR: pid and log files of background mounts. */
+  readonly stateDir: string;
+}
+
+export const CONFIG_VARIABLES = [
+  { name: 'VOLDFS_DB', description: `store backend: ${BACKENDS.map((b) => b.name).join(', ')}`, default: 'lmdb' },
+  { name: 'VOLDFS_VOLUME', description: 'volume name: prefix of every key, so volumes can share a store', default: 'voldfs' },
+  { name: 'VOLDFS_LOG_LEVEL', description: LOG_LEVELS.join(', '), default: 'info' },
+  { name: 'VOLDFS_CACHE_SECONDS', description: 'attribute/entry cache lifetime in seconds (0 to 60)', default: '1' },
+  { name: 'VOLDFS_STATE_DIR', description: 'where background mounts keep pid and log files', default: '~/.local/state/voldfs' },
+];
+
+/** @throws ConfigError naming the variable and the accepted values */
+export function parseConfig(env: Env): Config {
+  const db = env.VOLDFS_DB?.trim() || 'lmdb';
+  const backend = findBackend(db);
+  if (!backend) {
+    throw new ConfigError(`VOLDFS_DB=${db} is not a known store; use one of: ${BACKENDS.map((b) => b.name).join(', ')}`);
+  }
+  const volume = env.VOLDFS_VOLUME?.trim() || 'voldfs';
+  if (!/^[A-Za-z0-9_.-]{1,64}$/.test(volume)) {
+    throw new ConfigError(`VOLDFS_VOLUME=${volume} is not a valid volume name: use 1-64 letters, digits, '.', '_' or '-'`);
+  }
+  const logLevel = (env.VOLDFS_LOG_LEVEL?.trim() || 'info') as Config['logLevel'];
+  if (!LOG_LEVELS.includes(logLevel)) {
+    throw new ConfigError(`VOLDFS_LOG_LEVEL=${logLevel} is not a log level; use one of: ${LOG_LEVELS.join(', ')}`);
+  }
+  const cacheText = env.VOLDFS_CACHE_SECONDS?.trim() || '1';
+  const cacheSeconds = Number(cacheText);
+  if (!Number.isFinite(cacheSeconds) || cacheSeconds < 0 || cacheSeconds > 60) {
+    throw new ConfigError(`VOLDFS_CACHE_SECONDS=${cacheText} must be a number of seconds from 0 to 60`);
+  }
+  const stateDir =
+    env.VOLDFS_STATE_DIR?.trim() || join(env.XDG_STATE_HOME?.trim() || join(env.HOME || homedir(), '.local', 'state'), 'voldfs');
+  return Object.freeze({ db, backendOptions: backend.parseOptions(env), volume, logLevel, cacheSeconds, stateDir });
+}

@@ -1,0 +1,46 @@
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdir, open, readFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import type { Readable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+import type { Config } from './config.js';
+import { stateFiles } from './mountpoint.js';
+
+/** Environment variable telling a foreground mount to report readiness on fd 3. */
+export const READY_FD_VARIABLE = 'VOLDFS_READY_FD';
+
+/**
+ * `voldfs mount DIR` without -f: starts `voldfs mount -f DIR` detached, with its logs in a
+ * file, and returns once the child reports the mount ready (or fails, with its message).
+ */
+export async function mountInBackground(dir: string, config: Config): Promise<{ pid: number; log: string }> {
+  const files = stateFiles(config.stateDir, dir);
+  await mkdir(dirname(files.log), { recursive: true });
+  const logFile = await open(files.log, 'a');
+  const main = fileURLToPath(new URL('./main.js', import.meta.url));
+  const child = spawn(process.execPath, [main, 'mount', '-f', dir], {
+    detached: true,
+    stdio: ['ignore', logFile.fd, logFile.fd, 'pipe'],
+    env: { ...process.env, [READY_FD_VARIABLE]: '3' },
+  });
+  await logFile.close();
+  const channel = child.stdio[3] as Readable;
+  let message = '';
+  channel.setEncoding('utf8');
+  channel.on('data', (chunk: string) => (message += chunk));
+  await Promise.race([once(channel, 'end'), once(child, 'exit')]);
+  if (message.startsWith('ready')) {
+    channel.destroy();
+    child.unref();
+    return { pid: child.pid ?? 0, log: files.log };
+  }
+  if (child.exitCode === null) await once(child, 'exit');
+  const detail = message.replace(/^error: /, '').trim() || (await tail(files.log));
+  throw new Error(detail || `the mount process exited with code ${child.exitCode}`);
+}
+
+async function tail(path: string): Promise<string> {
+  const text = await readFile(path, 'utf8').catch(() => '');
+  return text.trim().split('\n').slice(-5).join('\n');
+}

@@ -1,0 +1,61 @@
+import { createHash } from 'node:crypto';
+import { readFile, readdir, stat } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UsageError';
+  }
+}
+
+/** Mount points as the kernel lists them (/proc/self/mountinfo, octal escapes decoded). */
+export async function mountedDirs(): Promise<Map<string, string>> {
+  const text = await readFile('/proc/self/mountinfo', 'utf8');
+  const out = new Map<string, string>();
+  for (const line of text.split('\n')) {
+    const fields = line.split(' ');
+    const dash = fields.indexOf('-');
+    if (dash < 0 || fields.length < 5) continue;
+    const dir = fields[4].replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
+    out.set(dir, fields[dash + 1]);
+  }
+  return out;
+}
+
+export async function isMounted(dir: string): Promise<boolean> {
+  return (await mountedDirs()).has(resolve(dir));
+}
+
+/**
+ * Refuses a mount point that is missing, not a directory, already a mount, or not empty, with
+ * a message that says what to do.
+ */
+export async function checkMountpoint(dir: string): Promise<string> {
+  const path = resolve(dir);
+  let st;
+  try {
+    st = await stat(path);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') throw new UsageError(`mount point ${path} does not exist: create it with mkdir -p ${path}`);
+    if (code === 'ENOTCONN') {
+      throw new UsageError(`mount point ${path} is a dead FUSE mount: clear it with fusermount -uz ${path}`);
+    }
+    throw new UsageError(`mount point ${path} cannot be used: ${(err as Error).message}`);
+  }
+  if (!st.isDirectory()) throw new UsageError(`mount point ${path} is not a directory`);
+  if (await isMounted(path)) {
+    throw new UsageError(`mount point ${path} is in use by another mount: unmount it first (voldfs umount ${path})`);
+  }
+  if ((await readdir(path)).length > 0) {
+    throw new UsageError(`mount point ${path} is not empty: voldfs would hide its files; use an empty directory`);
+  }
+  return path;
+}
+
+/** Where a background mount of `dir` keeps its pid and log. */
+export function stateFiles(stateDir: string, dir: string): { pid: string; log: string } {
+  const id = createHash('sha256').update(resolve(dir)).digest('hex').slice(0, 16);
+  return { pid: join(stateDir, `${id}.pid`), log: join(stateDir, `${id}.log`) };
+}

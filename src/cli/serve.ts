@@ -1,0 +1,63 @@
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import type { Logger } from 'pino';
+import { FuseMount } from '../fs/fuse-mount.js';
+import { FileSystem } from '../inode/filesystem.js';
+import { Volume } from '../inode/volume.js';
+import type { Config } from './config.js';
+import { checkMountpoint, isMounted, stateFiles } from './mountpoint.js';
+import { openStore } from './open-store.js';
+
+/**
+ * Mounts and serves until SIGINT/SIGTERM or until the mount disappears (fusermount -u by hand),
+ * then persists what is pending, closes the store and returns.
+ * @param onReady called once the kernel has the mount
+ */
+export async function serve(dir: string, config: Config, log: Logger, onReady: () => void): Promise<void> {
+  const path = await checkMountpoint(dir);
+  const store = await openStore(config);
+  let volume: Volume;
+  try {
+    volume = await Volume.open({ store, log, prefix: `${config.volume}:`, cacheTtlMs: config.cacheSeconds * 1000 });
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
+  const fs = new FileSystem(volume);
+  const mount = new FuseMount(path, fs, log, {
+    cacheSeconds: config.cacheSeconds,
+    allowOther: process.getuid?.() === 0,
+    debug: config.logLevel === 'trace',
+  });
+  await mount.mount();
+  const { pid } = stateFiles(config.stateDir, path);
+  await mkdir(dirname(pid), { recursive: true });
+  await writeFile(pid, `${process.pid}\n`);
+  log.info({ mountpoint: path, store: store.name, volume: config.volume }, 'mounted');
+  onReady();
+
+  await new Promise<void>((resolve) => {
+    const stop = () => resolve();
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+    // Unmounted from outside (fusermount -u): nobody will signal us, so look now and then.
+    const watch = setInterval(() => {
+      isMounted(path).then(
+        (mounted) => mounted || stop(),
+        (err: unknown) => log.warn({ err }, 'cannot read the mount table'),
+      );
+    }, 1000);
+    watch.unref();
+  });
+
+  log.info({ mountpoint: path }, 'unmounting');
+  try {
+    if (await isMounted(path)) await mount.unmount();
+  } catch (err) {
+    log.error({ err }, 'unmount failed');
+  }
+  await fs.close();
+  await store.close();
+  await rm(pid, { force: true });
+  log.info({ mountpoint: path }, 'unmounted');
+}

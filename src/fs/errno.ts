@@ -1,0 +1,41 @@
+import { constants } from 'node:os';
+import type { Logger } from 'pino';
+import { IntegrityError, StoreFull, StoreTimeout, StoreUnavailable, ValueTooLarge } from '../backends/errors.js';
+import { ContentionError } from '../cas/transaction.js';
+import { FsError } from '../inode/fs-error.js';
+import { BlockMissing } from '../translators/block-store.js';
+
+const errno = constants.errno as Record<string, number>;
+
+/**
+ * The one place where errors become errnos (negative, as FUSE wants them). Expected errors map
+ * by kind; anything else is a bug or a store failure: logged with its stack, answered EIO, so
+ * the daemon survives and the caller gets an I/O error rather than a hang.
+ */
+export function toErrno(err: unknown, log: Logger, op: string, path: string | null): number {
+  if (err instanceof FsError) return -(errno[err.code] ?? errno.EIO);
+  if (err instanceof StoreFull) {
+    log.warn({ op, path, err: err.message }, 'store is full');
+    return -errno.ENOSPC;
+  }
+  if (err instanceof ValueTooLarge) {
+    log.error({ op, path, err: err.message }, 'record exceeds the store item limit');
+    return -errno.EFBIG;
+  }
+  if (err instanceof BlockMissing || err instanceof IntegrityError) {
+    log.error({ op, path, err: err.message }, 'data missing or corrupt in the store');
+    return -errno.EIO;
+  }
+  if (err instanceof StoreUnavailable || err instanceof StoreTimeout) {
+    log.error({ op, path, err: err.message }, 'store unreachable');
+    return -errno.EIO;
+  }
+  if (err instanceof ContentionError) {
+    log.warn({ op, path, err: err.message }, 'too much contention');
+    return -errno.EAGAIN;
+  }
+  log.error({ op, path, err }, 'unexpected error');
+  return -errno.EIO;
+}
+
+export const ERRNO = errno;
