@@ -1,6 +1,6 @@
 import { BlockMissing, type BlockContext, type BlockRef, type BlockStore } from './block-store.js';
 import { IntegrityError } from '../backends/errors.js';
-import { IF_ABSENT, type KvStore } from '../backends/kv-store.js';
+import { IF_ABSENT, UNCONDITIONAL, type KvStore } from '../backends/kv-store.js';
 
 /**
  * The bottom of every translator stack: one block is one record `<prefix><id>`, written
@@ -23,6 +23,31 @@ export class RawBlockStore implements BlockStore {
 
   keyOf(id: string): string {
     return this.keyPrefix + id;
+  }
+
+  /** Failure domains of the store (servers, cluster masters); 1 for a single store. */
+  get domains(): number {
+    return this.store.capabilities.placement.domains;
+  }
+
+  /**
+   * A block id derived from `id` whose record lands on failure domain `domain`, so erasure can
+   * spread fragments. Deterministic for a given store layout.
+   */
+  idInDomain(id: string, domain: number): string {
+    const key = this.store.capabilities.placement.keyInDomain(this.keyOf(id), domain);
+    if (!key.startsWith(this.keyPrefix)) {
+      throw new Error(`store placement moved key ${this.keyOf(id)} out of its prefix (${key})`);
+    }
+    return key.slice(this.keyPrefix.length);
+  }
+
+  /**
+   * Overwrites block `id` unconditionally. Only for repair, which writes back the exact bytes
+   * the immutable block already had (a corrupt erasure fragment).
+   */
+  async replace(id: string, data: Buffer): Promise<void> {
+    await this.store.put(this.keyOf(id), data, UNCONDITIONAL);
   }
 
   async put(id: string, data: Buffer, _context: BlockContext): Promise<BlockRef> {

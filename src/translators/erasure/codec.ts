@@ -1,0 +1,86 @@
+import { createRequire } from 'node:module';
+import { ConfigError } from '../../backends/errors.js';
+
+/**
+ * Systematic Reed-Solomon codecs, named by id in the superblock because two libraries' parity
+ * bytes differ: a volume is read with the codec it was written with.
+ *
+ * The one codec is @ronomon/reed-solomon 6.x (Cauchy bit-matrix over GF(2^w), native, runs in
+ * the libuv threadpool). Measured here for 4+2: encode 1.0 / 3.2 / 7.6 GB/s and two-shard
+ * decode 1.0 / 3.2 / 4.0 GB/s at 16 / 64 / 256 KiB shards, against 0.65-0.8 GB/s, on the
+ * main thread, for the WASM build of the reed-solomon-erasure crate.
+ *
+ * It is a node-gyp addon: when the package manager skips install scripts, build it with
+ * `(cd node_modules/@ronomon/reed-solomon && npx node-gyp rebuild --nodedir=/usr)`.
+ */
+
+/** Codec id of @ronomon/reed-solomon 6.x. */
+export const RONOMON_CODEC_ID = 'ronomon-rs6';
+
+export interface ErasureCodec {
+  readonly id: string;
+  /** Data fragments. */
+  readonly k: number;
+  /** Parity fragments. */
+  readonly m: number;
+  /** Fragment sizes must be a positive multiple of this many bytes. */
+  readonly alignment: number;
+  /**
+   * Computes the fragments in `targets` (index i < k: data fragment i of `data`; i >= k: parity
+   * fragment i - k of `parity`) from those in `sources`. `data` holds k fragments and `parity`
+   * m fragments of `fragmentBytes` each, back to back. Encoding parity is
+   * `run(data, parity, [0..k-1], [k..k+m-1])`. At least k sources, at most m targets.
+   */
+  run(data: Buffer, parity: Buffer, sources: readonly number[], targets: readonly number[]): Promise<void>;
+}
+
+/** Largest k and m the codecs accept. */
+export const MAX_DATA_FRAGMENTS = 24;
+export const MAX_PARITY_FRAGMENTS = 6;
+
+/**
+ * @throws ConfigError for an unknown codec id, k or m out of range, or a codec whose native
+ *   addon is not built (the message says how to build it)
+ */
+export function createCodec(id: string, k: number, m: number): ErasureCodec {
+  if (id !== RONOMON_CODEC_ID) {
+    throw new ConfigError(`unknown erasure codec ${JSON.stringify(id)}: this voldfs knows ${RONOMON_CODEC_ID}`);
+  }
+  if (!Number.isInteger(k) || k < 1 || k > MAX_DATA_FRAGMENTS) {
+    throw new ConfigError(`erasure k (data fragments) must be 1..${MAX_DATA_FRAGMENTS}, not ${k}`);
+  }
+  if (!Number.isInteger(m) || m < 1 || m > MAX_PARITY_FRAGMENTS) {
+    throw new ConfigError(`erasure m (parity fragments) must be 1..${MAX_PARITY_FRAGMENTS}, not ${m}`);
+  }
+  const rs = loadRonomon();
+  const context = rs.create(k, m);
+  return {
+    id,
+    k,
+    m,
+    alignment: 8,
+    run: (data, parity, sources, targets) =>
+      new Promise<void>((resolve, reject) => {
+        rs.encode(context, mask(sources), mask(targets), data, 0, data.length, parity, 0, parity.length, (err) =>
+          err ? reject(err) : resolve(),
+        );
+      }),
+  };
+}
+
+function mask(indices: readonly number[]): number {
+  return indices.reduce((bits, i) => bits | (1 << i), 0);
+}
+
+function loadRonomon(): typeof import('@ronomon/reed-solomon') {
+  const require = createRequire(import.meta.url);
+  try {
+    return require('@ronomon/reed-solomon') as typeof import('@ronomon/reed-solomon');
+  } catch (err) {
+    throw new ConfigError(
+      `erasure codec ${RONOMON_CODEC_ID} needs the native addon @ronomon/reed-solomon, which is not built ` +
+        `(${(err as Error).message.split('\n')[0]}): run ` +
+        '"(cd node_modules/@ronomon/reed-solomon && npx node-gyp rebuild --nodedir=/usr)"',
+    );
+  }
+}

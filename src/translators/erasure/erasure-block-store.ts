@@ -1,0 +1,235 @@
+import { IntegrityError, StoreTimeout, StoreUnavailable, ValueTooLarge } from '../../backends/errors.js';
+import { BlockMissing, type BlockContext, type BlockHealth, type BlockRef, type BlockStore } from '../block-store.js';
+import { checksumAll, checksumMatches } from './checksum.js';
+import type { ErasureCodec } from './codec.js';
+import { fragmentCount, parseDetail, type ErasureDetail } from './erasure-detail.js';
+
+/** What erasure needs below it: a block store that can place records and overwrite for repair. */
+export interface FragmentStore extends BlockStore {
+  /** Failure domains of the underlying store; 1 when it has no placement. */
+  readonly domains: number;
+  /** A block id derived from `id` that lands on `domain`. */
+  idInDomain(id: string, domain: number): string;
+  /** Unconditional overwrite, for rewriting a corrupt fragment with its original bytes. */
+  replace(id: string, data: Buffer): Promise<void>;
+}
+
+export interface ErasureOptions {
+  readonly codec: ErasureCodec;
+  /**
+   * Blocks shorter than this (bytes) are stored as m+1 whole copies instead of k+m fragments:
+   * same loss tolerance, fewer records, one record per healthy read. Default
+   * {@link DEFAULT_REPLICATE_BELOW}; 0 stripes every block.
+   */
+  readonly replicateBelow?: number;
+}
+
+/**
+ * Below 16 KiB a 4+2 stripe has fragments under 4 KiB: six records and four reads per block
+ * cost more than three whole copies and one read (see scripts/bench-translators.ts), and the
+ * extra storage (3x instead of 1.5x) is small in absolute terms.
+ */
+export const DEFAULT_REPLICATE_BELOW = 16 * 1024;
+
+type Fetched =
+  | { readonly state: 'ok'; readonly bytes: Buffer }
+  | { readonly state: 'missing' | 'corrupt' }
+  | { readonly state: 'unavailable'; readonly error: Error };
+
+/**
+ * Systematic Reed-Solomon over k data + m parity fragments, each its own record, fragment i on
+ * failure domain i mod domains. The ref holds an XXH64 per fragment. A healthy read fetches the
+ * k data fragments and concatenates them; only a missing, corrupt or unreachable data fragment
+ * makes it fetch parity and decode. Up to m lost fragments are survived; beyond that the read
+ * throws BlockMissing (all gone), the store's own error (servers unreachable) or
+ * IntegrityError, never wrong bytes.
+ */
+export class ErasureBlockStore implements BlockStore {
+  /** k fragments of the largest aligned size the inner store takes. */
+  readonly maxBlockBytes: number;
+  private readonly codec: ErasureCodec;
+  private readonly replicateBelow: number;
+
+  constructor(
+    private readonly inner: FragmentStore,
+    options: ErasureOptions,
+  ) {
+    this.codec = options.codec;
+    const { k, alignment } = this.codec;
+    this.maxBlockBytes = k * Math.floor(inner.maxBlockBytes / alignment) * alignment;
+    // A whole copy must fit in one inner record.
+    this.replicateBelow = Math.min(options.replicateBelow ?? DEFAULT_REPLICATE_BELOW, inner.maxBlockBytes + 1);
+  }
+
+  /** @throws ValueTooLarge above maxBlockBytes; the inner store's errors (nothing is left behind) */
+  async put(id: string, data: Buffer, context: BlockContext): Promise<BlockRef> {
+    if (data.length > this.maxBlockBytes) throw new ValueTooLarge(id, data.length, this.maxBlockBytes);
+    const copies = data.length < this.replicateBelow;
+    const fragments = copies ? new Array<Buffer>(this.codec.m + 1).fill(data) : await this.stripe(data);
+    const sums = copies ? Buffer.concat(new Array<Buffer>(fragments.length).fill(checksumAll([data]))) : checksumAll(fragments);
+    const ids = fragments.map((_, i) => this.placedId(id, i));
+    const results = await Promise.allSettled(fragments.map((f, i) => this.inner.put(ids[i], f, context)));
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) {
+      // Leave no partial block behind; what cannot be deleted now is garbage for fsck.
+      await Promise.allSettled(
+        results.flatMap((r) => (r.status === 'fulfilled' ? [this.inner.delete(r.value)] : [])),
+      );
+      throw failed.reason;
+    }
+    const innerRefs = results.map((r) => (r as PromiseFulfilledResult<BlockRef>).value);
+    const detail: ErasureDetail = {
+      layout: copies ? 'copies' : 'rs',
+      fragmentBytes: fragments[0].length,
+      sums,
+      ...(ids.some((fid, i) => fid !== defaultId(id, i)) ? { ids } : {}),
+      ...(innerRefs.some((r) => r.detail !== undefined) ? { inner: innerRefs.map((r) => r.detail) } : {}),
+    };
+    return { id, length: data.length, detail };
+  }
+
+  /** @throws BlockMissing, IntegrityError, StoreUnavailable/StoreTimeout when too few fragments remain */
+  async get(ref: BlockRef, context: BlockContext): Promise<Buffer> {
+    const detail = parseDetail(ref, this.codec);
+    if (detail.layout === 'copies') {
+      const seen: Fetched[] = [];
+      for (let i = 0; i < fragmentCount(detail); i++) {
+        const f = await this.fetch(ref, detail, i, context);
+        if (f.state === 'ok') return f.bytes;
+        seen.push(f);
+      }
+      throw unreadable(ref, seen, 1);
+    }
+    const { k, m } = this.codec;
+    const fetched = await Promise.all(range(0, k).map((i) => this.fetch(ref, detail, i, context)));
+    if (fetched.every((f) => f.state === 'ok')) {
+      return Buffer.concat(fetched.map((f) => (f as { bytes: Buffer }).bytes)).subarray(0, ref.length);
+    }
+    fetched.push(...(await Promise.all(range(k, k + m).map((i) => this.fetch(ref, detail, i, context)))));
+    const targets = range(0, k).filter((i) => fetched[i].state !== 'ok');
+    const { data } = await this.decode(ref, detail, fetched, targets);
+    return data.subarray(0, ref.length);
+  }
+
+  async delete(ref: BlockRef): Promise<void> {
+    const detail = parseDetail(ref, this.codec);
+    await Promise.all(range(0, fragmentCount(detail)).map((i) => this.inner.delete(fragmentRef(ref, detail, i))));
+  }
+
+  /**
+   * Reads every fragment; with `repair`, rewrites missing and corrupt ones byte-identically
+   * under their own keys (missing: ifAbsent put; corrupt: unconditional overwrite). Fragments
+   * on unreachable servers count as damaged but are not rewritten.
+   */
+  async check(ref: BlockRef, context: BlockContext, repair: boolean): Promise<BlockHealth> {
+    const detail = parseDetail(ref, this.codec);
+    const count = fragmentCount(detail);
+    const fetched = await Promise.all(range(0, count).map((i) => this.fetch(ref, detail, i, context)));
+    const ok = fetched.filter((f) => f.state === 'ok').length;
+    const readable = ok >= (detail.layout === 'copies' ? 1 : this.codec.k);
+    const broken = range(0, count).filter((i) => fetched[i].state === 'missing' || fetched[i].state === 'corrupt');
+    const health = { readable, damaged: count - ok, repaired: 0 };
+    if (!repair || !readable || broken.length === 0) return health;
+
+    let rebuilt: (i: number) => Buffer;
+    if (detail.layout === 'copies') {
+      const good = (fetched.find((f) => f.state === 'ok') as { bytes: Buffer }).bytes;
+      rebuilt = () => good;
+    } else {
+      const { data, parity } = await this.decode(ref, detail, fetched, broken);
+      const size = detail.fragmentBytes;
+      const k = this.codec.k;
+      rebuilt = (i) => (i < k ? data.subarray(i * size, (i + 1) * size) : parity.subarray((i - k) * size, (i - k + 1) * size));
+    }
+    await Promise.all(
+      broken.map(async (i) => {
+        const fragment = fragmentRef(ref, detail, i);
+        if (fetched[i].state === 'corrupt') return this.inner.replace(fragment.id, rebuilt(i));
+        try {
+          await this.inner.put(fragment.id, rebuilt(i), context);
+        } catch (err) {
+          // Taken since we looked: someone else repaired it or it holds stray bytes; ours are right.
+          if (!(err instanceof IntegrityError)) throw err;
+          await this.inner.replace(fragment.id, rebuilt(i));
+        }
+      }),
+    );
+    return { ...health, repaired: broken.length };
+  }
+
+  private async stripe(data: Buffer): Promise<Buffer[]> {
+    const { k, m, alignment } = this.codec;
+    const size = Math.max(alignment, Math.ceil(Math.ceil(data.length / k) / alignment) * alignment);
+    const stripe = data.length === k * size ? data : Buffer.alloc(k * size);
+    if (stripe !== data) data.copy(stripe);
+    const parity = Buffer.alloc(m * size);
+    await this.codec.run(stripe, parity, range(0, k), range(k, k + m));
+    return [
+      ...range(0, k).map((i) => stripe.subarray(i * size, (i + 1) * size)),
+      ...range(0, m).map((i) => parity.subarray(i * size, (i + 1) * size)),
+    ];
+  }
+
+  /** Rebuilds fragments `targets` from the intact ones among `fetched` and verifies them. */
+  private async decode(ref: BlockRef, detail: ErasureDetail, fetched: Fetched[], targets: number[]) {
+    const { k, m } = this.codec;
+    const size = detail.fragmentBytes;
+    const sources = range(0, k + m).filter((i) => fetched[i]?.state === 'ok').slice(0, k);
+    if (sources.length < k) throw unreadable(ref, fetched, k);
+    const data = Buffer.alloc(k * size);
+    const parity = Buffer.alloc(m * size);
+    for (const i of sources) {
+      (fetched[i] as { bytes: Buffer }).bytes.copy(i < k ? data : parity, (i < k ? i : i - k) * size);
+    }
+    await this.codec.run(data, parity, sources, targets);
+    for (const i of targets) {
+      const bytes = i < k ? data.subarray(i * size, (i + 1) * size) : parity.subarray((i - k) * size, (i - k + 1) * size);
+      if (!checksumMatches(detail.sums, i, bytes)) {
+        throw new IntegrityError(`block ${ref.id}: fragment ${i} rebuilt from parity fails its checksum`);
+      }
+    }
+    return { data, parity };
+  }
+
+  private placedId(id: string, i: number): string {
+    const domains = this.inner.domains;
+    return domains > 1 ? this.inner.idInDomain(defaultId(id, i), i % domains) : defaultId(id, i);
+  }
+
+  private async fetch(ref: BlockRef, detail: ErasureDetail, i: number, context: BlockContext): Promise<Fetched> {
+    try {
+      const bytes = await this.inner.get(fragmentRef(ref, detail, i), context);
+      return checksumMatches(detail.sums, i, bytes) ? { state: 'ok', bytes } : { state: 'corrupt' };
+    } catch (err) {
+      if (err instanceof BlockMissing) return { state: 'missing' };
+      if (err instanceof IntegrityError) return { state: 'corrupt' };
+      if (err instanceof StoreUnavailable || err instanceof StoreTimeout) return { state: 'unavailable', error: err };
+      throw err;
+    }
+  }
+}
+
+function defaultId(id: string, i: number): string {
+  return `${id}.${i}`;
+}
+
+function fragmentRef(ref: BlockRef, detail: ErasureDetail, i: number): BlockRef {
+  const id = detail.ids?.[i] ?? defaultId(ref.id, i);
+  const inner = detail.inner?.[i];
+  return inner === undefined ? { id, length: detail.fragmentBytes } : { id, length: detail.fragmentBytes, detail: inner };
+}
+
+/** The error for a block with fewer than `needed` intact fragments. */
+function unreadable(ref: BlockRef, fetched: readonly Fetched[], needed: number): Error {
+  const down = fetched.find((f): f is Extract<Fetched, { state: 'unavailable' }> => f.state === 'unavailable');
+  if (down) return down.error;
+  if (fetched.every((f) => f.state === 'missing')) return new BlockMissing(ref.id);
+  const intact = fetched.filter((f) => f.state === 'ok').length;
+  return new IntegrityError(
+    `block ${ref.id} cannot be rebuilt: ${intact} intact fragments of ${fetched.length} read, ${needed} needed`,
+  );
+}
+
+function range(from: number, to: number): number[] {
+  return Array.from({ length: to - from }, (_, i) => from + i);
+}
