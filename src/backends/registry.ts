@@ -1,4 +1,5 @@
 import type { AnyBackend } from './backend.js';
+import { memcachedBackend } from './memcached/index.js';
 import { memoryBackend } from './memory/index.js';
 
 /**
@@ -7,6 +8,7 @@ import { memoryBackend } from './memory/index.js';
  */
 export const BACKENDS: readonly AnyBackend[] = [
   memoryBackend,
+  memcachedBackend,
 ];
 
 export function findBackend(name: string): AnyBackend | undefined {
