@@ -2,34 +2,19 @@
   "targets": [{
     "target_name": "fuse",
     "include_dirs": [
-      "<!(node -e \"require('napi-macros')\")",
-      "<!(node -e \"require('fuse-shared-library/include')\")",
+      "<!(node -p \"require('path').dirname(require.resolve('napi-macros/package.json'))\")",
+    ],
+    "cflags": [
+      "<!@(pkg-config fuse --cflags)",
+      "-g",
+      "-O3",
+      "-Wall",
     ],
     "libraries": [
-      "<!(node -e \"require('fuse-shared-library/lib')\")",
+      "<!@(pkg-config fuse --libs)",
     ],
     "sources": [
       "fuse-native.c"
     ],
-    'xcode_settings': {
-      'OTHER_CFLAGS': [
-        '-g',
-        '-O3',
-        '-Wall'
-      ]
-    },
-    'cflags': [
-      '-g',
-      '-O3',
-      '-Wall'
-    ],
-  }, {
-    "target_name": "postinstall",
-    "type": "none",
-    "dependencies": ["fuse"],
-    "copies": [{
-      "destination": "build/Release",
-      "files": [ "<!(node -e \"require('fuse-shared-library/lib')\")" ],
-    }]
   }]
 }

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <assert.h>
+#include <errno.h>
 
 #include <fuse.h>
 #include <fuse_opt.h>
@@ -35,6 +36,7 @@ napi_status napi_detach_arraybuffer(napi_env env, napi_value buf);
 
 #define FUSE_NATIVE_HANDLER(name, blk)\
   fuse_thread_locals_t *l = get_thread_locals();\
+  fuse_native_record_caller(l);\
   l->op = op_##name;\
   l->op_fn = fuse_native_dispatch_##name;\
   blk\
@@ -70,8 +72,8 @@ napi_status napi_detach_arraybuffer(napi_env env, napi_value buf);
   FUSE_METHOD(name, callbackArgs, signalArgs, signature, callBlk, callbackBlk, {})
 
 #define FUSE_UINT64_TO_INTS_ARGV(n, pos)\
-  uint32_t low##pos = n % 4294967296;\
-  uint32_t high##pos = (n - low##pos) / 4294967296;\
+  uint32_t low##pos = (uint64_t) (n) % 4294967296;\
+  uint32_t high##pos = ((uint64_t) (n) - low##pos) / 4294967296;\
   napi_create_uint32(env, low##pos, &(argv[pos]));\
   napi_create_uint32(env, high##pos, &(argv[pos + 1]));
 
@@ -128,7 +130,7 @@ typedef struct {
   struct fuse *fuse;
   struct fuse_chan *ch;
   char mnt[1024];
-  char mntopts[1024];
+  char mntopts[4096];
   int mounted;
 
   uv_async_t async;
@@ -155,9 +157,15 @@ typedef struct {
   dev_t dev;
   uid_t uid;
   gid_t gid;
-  size_t atime;
-  size_t mtime;
+  struct timespec atime;
+  struct timespec mtime;
   int32_t res;
+
+  // Identity of the process behind the request (fuse_get_context()), read by callerContext()
+  uid_t caller_uid;
+  gid_t caller_gid;
+  pid_t caller_pid;
+  mode_t caller_umask;
 
   // Extended attributes
   const char *name;
@@ -193,25 +201,24 @@ static uint64_t uint32s_to_uint64 (uint32_t **ints) {
   return high * 4294967296 + low;
 }
 
+// A time is three uint32: seconds as the low and high halves of an int64 (before 1970 is
+// negative), then nanoseconds.
 static void uint32s_to_timespec (struct timespec* ts, uint32_t** ints) {
-  uint64_t ms = uint32s_to_uint64(ints);
-  ts->tv_sec = ms / 1000;
-  ts->tv_nsec = (ms % 1000) * 1000000;
+  ts->tv_sec = (int64_t) uint32s_to_uint64(ints);
+  ts->tv_nsec = *((*ints)++);
 }
 
-static uint64_t timespec_to_uint64 (const struct timespec* ts) {
-  uint64_t ms = (ts->tv_sec * 1000) + (ts->tv_nsec / 1000000);
-  return ms;
-}
-
+// Stat array layout (22 uint32, built by getStatArray in index.js):
+// mode uid gid size(2) dev nlink ino(2) rdev blksize blocks(2) atime(3) mtime(3) ctime(3)
 static void populate_stat (uint32_t *ints, struct stat* stat) {
+  memset(stat, 0, sizeof(struct stat));
   stat->st_mode = *ints++;
   stat->st_uid = *ints++;
   stat->st_gid = *ints++;
   stat->st_size = uint32s_to_uint64(&ints);
   stat->st_dev = *ints++;
   stat->st_nlink = *ints++;
-  stat->st_ino = *ints++;
+  stat->st_ino = uint32s_to_uint64(&ints);
   stat->st_rdev = *ints++;
   stat->st_blksize = *ints++;
   stat->st_blocks = uint32s_to_uint64(&ints);
@@ -226,18 +233,50 @@ static void populate_stat (uint32_t *ints, struct stat* stat) {
 #endif
 }
 
+// Block and file counts are 64-bit (two uint32 each): a volume over a KV store can be large.
 static void populate_statvfs (uint32_t *ints, struct statvfs* statvfs) {
   statvfs->f_bsize = *ints++;
   statvfs->f_frsize = *ints++;
-  statvfs->f_blocks = *ints++;
-  statvfs->f_bfree = *ints++;
-  statvfs->f_bavail = *ints++;
-  statvfs->f_files = *ints++;
-  statvfs->f_ffree = *ints++;
-  statvfs->f_favail = *ints++;
+  statvfs->f_blocks = uint32s_to_uint64(&ints);
+  statvfs->f_bfree = uint32s_to_uint64(&ints);
+  statvfs->f_bavail = uint32s_to_uint64(&ints);
+  statvfs->f_files = uint32s_to_uint64(&ints);
+  statvfs->f_ffree = uint32s_to_uint64(&ints);
+  statvfs->f_favail = uint32s_to_uint64(&ints);
   statvfs->f_fsid = *ints++;
   statvfs->f_flag = *ints++;
   statvfs->f_namemax = *ints++;
+}
+
+// With flag_nullpath_ok libfuse passes a NULL path for an open file whose name is gone
+// (hard_remove): JS gets null.
+static void fuse_native_create_path (napi_env env, const char *path, napi_value *out) {
+  if (path == NULL) {
+    napi_get_null(env, out);
+  } else {
+    napi_create_string_utf8(env, path, NAPI_AUTO_LENGTH, out);
+  }
+}
+
+// File handles are 64-bit; a JS number carries them exactly up to 2^53.
+static void fuse_native_create_fh (napi_env env, struct fuse_file_info *info, napi_value *out) {
+  napi_create_double(env, info == NULL ? 0 : (double) info->fh, out);
+}
+
+static void fuse_native_set_fh (napi_env env, napi_value value, struct fuse_file_info *info) {
+  int64_t fh = 0;
+  if (napi_get_value_int64(env, value, &fh) == napi_ok && fh != 0) {
+    info->fh = (uint64_t) fh;
+  }
+}
+
+// Runs on the FUSE thread: fuse_get_context() is thread-local there and unreadable from JS.
+static void fuse_native_record_caller (fuse_thread_locals_t *l) {
+  struct fuse_context *ctx = fuse_get_context();
+  l->caller_uid = ctx->uid;
+  l->caller_gid = ctx->gid;
+  l->caller_pid = ctx->pid;
+  l->caller_umask = ctx->umask;
 }
 
 // Methods
@@ -246,7 +285,7 @@ FUSE_METHOD(statfs, 1, 1, (const char * path, struct statvfs *statvfs), {
   l->path = path;
   l->statvfs = statvfs;
 }, {
-  napi_create_string_utf8(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
+  fuse_native_create_path(env, l->path, &(argv[2]));
 }, {
   NAPI_ARGV_BUFFER_CAST(uint32_t*, ints, 2)
   populate_statvfs(ints, l->statvfs);
@@ -256,7 +295,7 @@ FUSE_METHOD(getattr, 1, 1, (const char *path, struct stat *stat), {
   l->path = path;
   l->stat = stat;
 }, {
-  napi_create_string_utf8(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
+  fuse_native_create_path(env, l->path, &(argv[2]));
 }, {
   NAPI_ARGV_BUFFER_CAST(uint32_t*, ints, 2)
   populate_stat(ints, l->stat);
@@ -267,12 +306,8 @@ FUSE_METHOD(fgetattr, 2, 1, (const char *path, struct stat *stat, struct fuse_fi
   l->stat = stat;
   l->info = info;
 }, {
-  napi_create_string_utf8(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
-  if (l->info != NULL) {
-    napi_create_uint32(env, l->info->fh, &(argv[3]));
-  } else {
-    napi_create_uint32(env, 0, &(argv[3]));
-  }
+  fuse_native_create_path(env, l->path, &(argv[2]));
+  fuse_native_create_fh(env, l->info, &(argv[3]));
 }, {
   NAPI_ARGV_BUFFER_CAST(uint32_t*, ints, 2)
   populate_stat(ints, l->stat);
@@ -282,7 +317,7 @@ FUSE_METHOD_VOID(access, 2, 0, (const char *path, int mode), {
   l->path = path;
   l->mode = mode;
 }, {
-  napi_create_string_utf8(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
+  fuse_native_create_path(env, l->path, &(argv[2]));
   napi_create_uint32(env, l->mode, &(argv[3]));
 })
 
@@ -290,84 +325,62 @@ FUSE_METHOD(open, 2, 1, (const char *path, struct fuse_file_info *info), {
   l->path = path;
   l->info = info;
 }, {
-  napi_create_string_utf8(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
-  if (l->info != NULL) {
-    napi_create_uint32(env, l->info->flags, &(argv[3]));
-  } else {
-    napi_create_uint32(env, 0, &(argv[3]));
-  }
+  fuse_native_create_path(env, l->path, &(argv[2]));
+  napi_create_uint32(env, l->info->flags, &(argv[3]));
 }, {
-  NAPI_ARGV_INT32(fd, 2)
-  if (fd != 0) {
-    l->info->fh = fd;
-  }
+  fuse_native_set_fh(env, argv[2], l->info);
 })
 
-FUSE_METHOD(opendir, 3, 1, (const char *path, struct fuse_file_info *info), {
+FUSE_METHOD(opendir, 2, 1, (const char *path, struct fuse_file_info *info), {
   l->path = path;
   l->info = info;
 }, {
-  napi_create_string_utf8(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
-  if (l->info != NULL) {
-    napi_create_uint32(env, l->info->fh, &(argv[3]));
-    napi_create_uint32(env, l->info->flags, &(argv[4]));
-  } else {
-    napi_create_uint32(env, 0, &(argv[3]));
-    napi_create_uint32(env, 0, &(argv[4]));
-  }
+  fuse_native_create_path(env, l->path, &(argv[2]));
+  napi_create_uint32(env, l->info->flags, &(argv[3]));
 }, {
-  NAPI_ARGV_INT32(fd, 2)
-  if (fd != 0) {
-    l->info->fh = fd;
-  }
+  fuse_native_set_fh(env, argv[2], l->info);
 })
 
-FUSE_METHOD(create, 2, 1, (const char *path, mode_t mode, struct fuse_file_info *info), {
+FUSE_METHOD(create, 3, 1, (const char *path, mode_t mode, struct fuse_file_info *info), {
   l->path = path;
   l->mode = mode;
   l->info = info;
 }, {
-  napi_create_string_utf8(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
+  fuse_native_create_path(env, l->path, &(argv[2]));
   napi_create_uint32(env, l->mode, &(argv[3]));
+  napi_create_uint32(env, l->info->flags, &(argv[4]));
 }, {
-  NAPI_ARGV_INT32(fd, 2)
-  if (fd != 0) {
-    l->info->fh = fd;
-  }
+  fuse_native_set_fh(env, argv[2], l->info);
 })
 
-FUSE_METHOD_VOID(utimens, 5, 0, (const char *path, const struct timespec tv[2]), {
+// Each time crosses as seconds (two uint32 halves of an int64) and nanoseconds; tv_nsec may be
+// UTIME_NOW or UTIME_OMIT, which libfuse passes through because of flag_utime_omit_ok.
+FUSE_METHOD_VOID(utimens, 7, 0, (const char *path, const struct timespec tv[2]), {
   l->path = path;
-  l->atime = timespec_to_uint64(&tv[0]);
-  l->mtime = timespec_to_uint64(&tv[1]);
+  l->atime = tv[0];
+  l->mtime = tv[1];
 }, {
-  napi_create_string_utf8(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
-  FUSE_UINT64_TO_INTS_ARGV(l->atime, 3)
-  FUSE_UINT64_TO_INTS_ARGV(l->atime, 5)
+  fuse_native_create_path(env, l->path, &(argv[2]));
+  FUSE_UINT64_TO_INTS_ARGV((uint64_t) l->atime.tv_sec, 3)
+  napi_create_uint32(env, (uint32_t) l->atime.tv_nsec, &(argv[5]));
+  FUSE_UINT64_TO_INTS_ARGV((uint64_t) l->mtime.tv_sec, 6)
+  napi_create_uint32(env, (uint32_t) l->mtime.tv_nsec, &(argv[8]));
 })
 
 FUSE_METHOD_VOID(release, 2, 0, (const char *path, struct fuse_file_info *info), {
   l->path = path;
   l->info = info;
 }, {
-  napi_create_string_utf8(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
-  if (l->info != NULL) {
-    napi_create_uint32(env, l->info->fh, &(argv[3]));
-  } else {
-    napi_create_uint32(env, 0, &(argv[3]));
-  }
+  fuse_native_create_path(env, l->path, &(argv[2]));
+  fuse_native_create_fh(env, l->info, &(argv[3]));
 })
 
 FUSE_METHOD_VOID(releasedir, 2, 0, (const char *path, struct fuse_file_info *info), {
   l->path = path;
   l->info = info;
 }, {
-  napi_create_string_utf8(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
-  if (l->info != NULL) {
-    napi_create_uint32(env, l->info->fh, &(argv[3]));
-  } else {
-    napi_create_uint32(env, 0, &(argv[3]));
-  }
+  fuse_native_create_path(env, l->path, &(argv[2]));
+  fuse_native_create_fh(env, l->info, &(argv[3]));
 })
 
 FUSE_METHOD(read, 6, 2, (const char *path, char *buf, size_t len, off_t offset, struct fuse_file_info *info), {
@@ -377,8 +390,8 @@ FUSE_METHOD(read, 6, 2, (const char *path, char *buf, size_t len, off_t offset, 
   l->offset = offset;
   l->info = info;
 }, {
-  napi_create_string_utf8(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
-  napi_create_uint32(env, l->info->fh, &(argv[3]));
+  fuse_native_create_path(env, l->path, &(argv[2]));
+  fuse_native_create_fh(env, l->info, &(argv[3]));
   napi_create_external_buffer(env, l->len, (char *) l->buf, NULL, NULL, &(argv[4]));
   napi_create_uint32(env, l->len, &(argv[5]));
   FUSE_UINT64_TO_INTS_ARGV(l->offset, 6)
@@ -393,8 +406,8 @@ FUSE_METHOD(write, 6, 2, (const char *path, const char *buf, size_t len, off_t o
   l->offset = offset;
   l->info = info;
 }, {
-  napi_create_string_utf8(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
-  napi_create_uint32(env, l->info->fh, &(argv[3]));
+  fuse_native_create_path(env, l->path, &(argv[2]));
+  fuse_native_create_fh(env, l->info, &(argv[3]));
   napi_create_external_buffer(env, l->len, (char *) l->buf, NULL, NULL, &(argv[4]));
   napi_create_uint32(env, l->len, &(argv[5]));
   FUSE_UINT64_TO_INTS_ARGV(l->offset, 6)
@@ -409,7 +422,7 @@ FUSE_METHOD(readdir, 1, 2, (const char *path, void *buf, fuse_fill_dir_t filler,
   l->info = info;
   l->readdir_filler = filler;
 }, {
-  napi_create_string_utf8(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
+  fuse_native_create_path(env, l->path, &(argv[2]));
 }, {
   uint32_t stats_length;
   uint32_t names_length;
@@ -457,7 +470,7 @@ FUSE_METHOD(setxattr, 5, 1, (const char *path, const char *name, const char *val
   l->flags = flags;
   l->position = position;
 }, {
-  napi_create_string_utf8(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
+  fuse_native_create_path(env, l->path, &(argv[2]));
   napi_create_string_utf8(env, l->name, NAPI_AUTO_LENGTH, &(argv[3]));
   napi_create_external_buffer(env, l->size, (char *) l->value, NULL, NULL, &(argv[4]));
   napi_create_uint32(env, l->position, &(argv[5]));
@@ -473,11 +486,13 @@ FUSE_METHOD(getxattr, 4, 1, (const char *path, const char *name, char *value, si
   l->size = size;
   l->position = position;
 }, {
-  napi_create_string_utf8(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
+  fuse_native_create_path(env, l->path, &(argv[2]));
   napi_create_string_utf8(env, l->name, NAPI_AUTO_LENGTH, &(argv[3]));
   napi_create_external_buffer(env, l->size, (char *) l->value, NULL, NULL, &(argv[4]));
   napi_create_uint32(env, l->position, &(argv[5]));
 }, {
+  // libfuse copies res bytes out of the caller's buffer: never claim more than it holds.
+  if (l->size > 0 && res > (int32_t) l->size) res = -ERANGE;
   if (IS_ARRAY_BUFFER_DETACH_SUPPORTED == 1) assert(napi_detach_arraybuffer(env, argv[2]) == napi_ok);
 })
 
@@ -490,7 +505,7 @@ FUSE_METHOD(setxattr, 5, 1, (const char *path, const char *name, const char *val
   l->size = size;
   l->flags = flags;
 }, {
-  napi_create_string_utf8(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
+  fuse_native_create_path(env, l->path, &(argv[2]));
   napi_create_string_utf8(env, l->name, NAPI_AUTO_LENGTH, &(argv[3]));
   napi_create_external_buffer(env, l->size, (char *) l->value, NULL, NULL, &(argv[4]));
   napi_create_uint32(env, 0, &(argv[5])); // normalize apis between mac and linux
@@ -505,11 +520,13 @@ FUSE_METHOD(getxattr, 4, 1, (const char *path, const char *name, char *value, si
   l->value = value;
   l->size = size;
 }, {
-  napi_create_string_utf8(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
+  fuse_native_create_path(env, l->path, &(argv[2]));
   napi_create_string_utf8(env, l->name, NAPI_AUTO_LENGTH, &(argv[3]));
   napi_create_external_buffer(env, l->size, (char *) l->value, NULL, NULL, &(argv[4]));
   napi_create_uint32(env, 0, &(argv[5]));
 }, {
+  // libfuse copies res bytes out of the caller's buffer: never claim more than it holds.
+  if (l->size > 0 && res > (int32_t) l->size) res = -ERANGE;
   if (IS_ARRAY_BUFFER_DETACH_SUPPORTED == 1) assert(napi_detach_arraybuffer(env, argv[2]) == napi_ok);
 })
 
@@ -520,9 +537,11 @@ FUSE_METHOD(listxattr, 2, 1, (const char *path, char *list, size_t size), {
   l->list = list;
   l->size = size;
 }, {
-  napi_create_string_utf8(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
+  fuse_native_create_path(env, l->path, &(argv[2]));
   napi_create_external_buffer(env, l->size, l->list, NULL, NULL, &(argv[3]));
 }, {
+  // libfuse copies res bytes out of the caller's buffer: never claim more than it holds.
+  if (l->size > 0 && res > (int32_t) l->size) res = -ERANGE;
   if (IS_ARRAY_BUFFER_DETACH_SUPPORTED == 1) assert(napi_detach_arraybuffer(env, argv[2]) == napi_ok);
 })
 
@@ -530,7 +549,7 @@ FUSE_METHOD_VOID(removexattr, 2, 0, (const char *path, const char *name), {
   l->path = path;
   l->name = name;
 }, {
-  napi_create_string_utf8(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
+  fuse_native_create_path(env, l->path, &(argv[2]));
   napi_create_string_utf8(env, l->name, NAPI_AUTO_LENGTH, &(argv[3]));
 })
 
@@ -538,12 +557,8 @@ FUSE_METHOD_VOID(flush, 2, 0, (const char *path, struct fuse_file_info *info), {
   l->path = path;
   l->info = info;
 }, {
-  napi_create_string_utf8(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
-  if (l->info != NULL) {
-    napi_create_uint32(env, l->info->fh, &(argv[3]));
-  } else {
-    napi_create_uint32(env, 0, &(argv[3]));
-  }
+  fuse_native_create_path(env, l->path, &(argv[2]));
+  fuse_native_create_fh(env, l->info, &(argv[3]));
 })
 
 FUSE_METHOD_VOID(fsync, 3, 0, (const char *path, int datasync, struct fuse_file_info *info), {
@@ -551,13 +566,9 @@ FUSE_METHOD_VOID(fsync, 3, 0, (const char *path, int datasync, struct fuse_file_
   l->mode = datasync;
   l->info = info;
 }, {
-  napi_create_string_utf8(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
+  fuse_native_create_path(env, l->path, &(argv[2]));
   napi_create_uint32(env, l->mode, &(argv[3]));
-  if (l->info != NULL) {
-    napi_create_uint32(env, l->info->fh, &(argv[4]));
-  } else {
-    napi_create_uint32(env, 0, &(argv[4]));
-  }
+  fuse_native_create_fh(env, l->info, &(argv[4]));
 })
 
 FUSE_METHOD_VOID(fsyncdir, 3, 0, (const char *path, int datasync, struct fuse_file_info *info), {
@@ -565,13 +576,9 @@ FUSE_METHOD_VOID(fsyncdir, 3, 0, (const char *path, int datasync, struct fuse_fi
   l->mode = datasync;
   l->info = info;
 }, {
-  napi_create_string_utf8(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
+  fuse_native_create_path(env, l->path, &(argv[2]));
   napi_create_uint32(env, l->mode, &(argv[3]));
-  if (l->info != NULL) {
-    napi_create_uint32(env, l->info->fh, &(argv[4]));
-  } else {
-    napi_create_uint32(env, 0, &(argv[4]));
-  }
+  fuse_native_create_fh(env, l->info, &(argv[4]));
 })
 
 
@@ -579,7 +586,7 @@ FUSE_METHOD_VOID(truncate, 3, 0, (const char *path, off_t size), {
   l->path = path;
   l->offset = size;
 }, {
-  napi_create_string_utf8(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
+  fuse_native_create_path(env, l->path, &(argv[2]));
   FUSE_UINT64_TO_INTS_ARGV(l->offset, 3)
 })
 
@@ -588,12 +595,8 @@ FUSE_METHOD_VOID(ftruncate, 4, 0, (const char *path, off_t size, struct fuse_fil
   l->offset = size;
   l->info = info;
 }, {
-  napi_create_string_utf8(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
-  if (l->info != NULL) {
-    napi_create_uint32(env, l->info->fh, &(argv[3]));
-  } else {
-    napi_create_uint32(env, 0, &(argv[3]));
-  }
+  fuse_native_create_path(env, l->path, &(argv[2]));
+  fuse_native_create_fh(env, l->info, &(argv[3]));
   FUSE_UINT64_TO_INTS_ARGV(l->offset, 4)
 })
 
@@ -602,10 +605,21 @@ FUSE_METHOD(readlink, 1, 1, (const char *path, char *linkname, size_t len), {
   l->linkname = linkname;
   l->len = len;
 }, {
-  napi_create_string_utf8(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
+  fuse_native_create_path(env, l->path, &(argv[2]));
 }, {
-  NAPI_ARGV_UTF8(linkname, l->len, 2)
-  strncpy(l->linkname, linkname, l->len);
+  // A target that does not fit (with its NUL) fails instead of being cut short; a non-string
+  // must still answer, or this FUSE thread would wait forever.
+  size_t target_len = 0;
+  l->linkname[0] = '\0';
+  if (res == 0) {
+    if (napi_get_value_string_utf8(env, argv[2], NULL, 0, &target_len) != napi_ok) {
+      res = -EIO;
+    } else if (target_len >= l->len) {
+      res = -ENAMETOOLONG;
+    } else {
+      napi_get_value_string_utf8(env, argv[2], l->linkname, l->len, &target_len);
+    }
+  }
 })
 
 FUSE_METHOD_VOID(chown, 3, 0, (const char *path, uid_t uid, gid_t gid), {
@@ -613,7 +627,7 @@ FUSE_METHOD_VOID(chown, 3, 0, (const char *path, uid_t uid, gid_t gid), {
   l->uid = uid;
   l->gid = gid;
 }, {
-  napi_create_string_utf8(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
+  fuse_native_create_path(env, l->path, &(argv[2]));
   napi_create_uint32(env, l->uid, &(argv[3]));
   napi_create_uint32(env, l->gid, &(argv[4]));
 })
@@ -622,7 +636,7 @@ FUSE_METHOD_VOID(chmod, 2, 0, (const char *path, mode_t mode), {
   l->path = path;
   l->mode = mode;
 }, {
-  napi_create_string_utf8(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
+  fuse_native_create_path(env, l->path, &(argv[2]));
   napi_create_uint32(env, l->mode, &(argv[3]));
 })
 
@@ -631,7 +645,7 @@ FUSE_METHOD_VOID(mknod, 3, 0, (const char *path, mode_t mode, dev_t dev), {
   l->mode = mode;
   l->dev = dev;
 }, {
-  napi_create_string_utf8(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
+  fuse_native_create_path(env, l->path, &(argv[2]));
   napi_create_uint32(env, l->mode, &(argv[3]));
   napi_create_uint32(env, l->dev, &(argv[4]));
 })
@@ -639,14 +653,14 @@ FUSE_METHOD_VOID(mknod, 3, 0, (const char *path, mode_t mode, dev_t dev), {
 FUSE_METHOD_VOID(unlink, 1, 0, (const char *path), {
   l->path = path;
 }, {
-  napi_create_string_utf8(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
+  fuse_native_create_path(env, l->path, &(argv[2]));
 })
 
 FUSE_METHOD_VOID(rename, 2, 0, (const char *path, const char *dest), {
   l->path = path;
   l->dest = dest;
 }, {
-  napi_create_string_utf8(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
+  fuse_native_create_path(env, l->path, &(argv[2]));
   napi_create_string_utf8(env, l->dest, NAPI_AUTO_LENGTH, &(argv[3]));
 })
 
@@ -654,7 +668,7 @@ FUSE_METHOD_VOID(link, 2, 0, (const char *path, const char *dest), {
   l->path = path;
   l->dest = dest;
 }, {
-  napi_create_string_utf8(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
+  fuse_native_create_path(env, l->path, &(argv[2]));
   napi_create_string_utf8(env, l->dest, NAPI_AUTO_LENGTH, &(argv[3]));
 })
 
@@ -662,7 +676,7 @@ FUSE_METHOD_VOID(symlink, 2, 0, (const char *path, const char *dest), {
   l->path = path;
   l->dest = dest;
 }, {
-  napi_create_string_utf8(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
+  fuse_native_create_path(env, l->path, &(argv[2]));
   napi_create_string_utf8(env, l->dest, NAPI_AUTO_LENGTH, &(argv[3]));
 })
 
@@ -670,14 +684,14 @@ FUSE_METHOD_VOID(mkdir, 2, 0, (const char *path, mode_t mode), {
   l->path = path;
   l->mode = mode;
 }, {
-  napi_create_string_utf8(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
+  fuse_native_create_path(env, l->path, &(argv[2]));
   napi_create_uint32(env, l->mode, &(argv[3]));
 })
 
 FUSE_METHOD_VOID(rmdir, 1, 0, (const char *path), {
   l->path = path;
 }, {
-  napi_create_string_utf8(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
+  fuse_native_create_path(env, l->path, &(argv[2]));
 })
 
 static void fuse_native_dispatch_init (uv_async_t* handle, fuse_thread_locals_t* l, fuse_thread_t* ft) {\
@@ -702,6 +716,7 @@ NAPI_METHOD(fuse_native_signal_init) {
 
 static void * fuse_native_init (struct fuse_conn_info *conn) {
   fuse_thread_locals_t *l = get_thread_locals();
+  fuse_native_record_caller(l);
 
   l->op = op_init;
   l->op_fn = fuse_native_dispatch_init;
@@ -794,7 +809,11 @@ NAPI_METHOD(fuse_native_mount) {
   NAPI_ARGV(7)
 
   NAPI_ARGV_UTF8(mnt, 1024, 0);
-  NAPI_ARGV_UTF8(mntopts, 1024, 1);
+  NAPI_ARGV_UTF8(mntopts, 4096, 1);
+  if (mntopts_len >= 4095) {
+    napi_throw_error(env, "E2BIG", "fuse-native: mount options longer than 4094 bytes");
+    return NULL;
+  }
   NAPI_ARGV_BUFFER_CAST(fuse_thread_t *, ft, 2);
   napi_create_reference(env, argv[3], 1, &(ft->ctx));
   napi_create_reference(env, argv[4], 1, &(ft->malloc));
@@ -812,6 +831,11 @@ NAPI_METHOD(fuse_native_mount) {
   ft->env = env;
 
   struct fuse_operations ops = { };
+  // Operations on an open file whose name is gone (hard_remove) get a NULL path, not EIO.
+  ops.flag_nullpath_ok = 1;
+  ops.flag_nopath = 0;
+  // Without this libfuse 2.9 drops a change of only atime or only mtime (touch -m, tar).
+  ops.flag_utime_omit_ok = 1;
   if (implemented[op_access]) ops.access = fuse_native_access;
   if (implemented[op_truncate]) ops.truncate = fuse_native_truncate;
   if (implemented[op_ftruncate]) ops.ftruncate = fuse_native_ftruncate;
@@ -846,9 +870,11 @@ NAPI_METHOD(fuse_native_mount) {
   if (implemented[op_rmdir]) ops.rmdir = fuse_native_rmdir;
   if (implemented[op_init]) ops.init = fuse_native_init;
 
-  int _argc = (strcmp(mntopts, "-o") <= 0) ? 1 : 2;
+  // mntopts is the comma-separated list libfuse expects after "-o" (empty for none).
+  int _argc = mntopts[0] == '\0' ? 1 : 3;
   char *_argv[] = {
     (char *) "fuse_bindings_dummy",
+    (char *) "-o",
     (char *) mntopts
   };
 
@@ -856,25 +882,34 @@ NAPI_METHOD(fuse_native_mount) {
   struct fuse_chan *ch = fuse_mount(mnt, &args);
 
   if (ch == NULL) {
-    napi_throw_error(env, "fuse failed", "fuse failed");
+    fuse_opt_free_args(&args);
+    napi_throw_error(env, "EMOUNT", "fuse-native: fuse_mount failed (libfuse printed the reason on stderr)");
     return NULL;
   }
 
   struct fuse *fuse = fuse_new(ch, &args, &ops, sizeof(struct fuse_operations), ft);
+  fuse_opt_free_args(&args);
+
+  if (fuse == NULL) {
+    // Typically an option libfuse does not know: undo the kernel mount, or it stays behind.
+    fuse_unmount(mnt, ch);
+    napi_throw_error(env, "EMOUNT", "fuse-native: fuse_new failed, most likely an unknown mount option (libfuse printed it on stderr)");
+    return NULL;
+  }
 
   uv_mutex_init(&(ft->mut));
   uv_sem_init(&(ft->sem), 0);
 
   strncpy(ft->mnt, mnt, 1024);
-  strncpy(ft->mntopts, mntopts, 1024);
+  strncpy(ft->mntopts, mntopts, sizeof(ft->mntopts));
   ft->fuse = fuse;
   ft->ch = ch;
   ft->mounted++;
 
   int err = uv_async_init(uv_default_loop(), &(ft->async), (uv_async_cb) fuse_native_async_init);
 
-  if (fuse == NULL || err < 0) {
-    napi_throw_error(env, "fuse failed", "fuse failed");
+  if (err < 0) {
+    napi_throw_error(env, "EMOUNT", "fuse-native: uv_async_init failed");
     return NULL;
   }
 
@@ -882,6 +917,25 @@ NAPI_METHOD(fuse_native_mount) {
   pthread_create(&(ft->thread), &(ft->attr), start_fuse_thread, ft);
 
   return NULL;
+}
+
+// callerContext(): the requester's identity, recorded on the FUSE thread for the request whose
+// thread-locals buffer is passed in.
+NAPI_METHOD(fuse_native_caller_context) {
+  NAPI_ARGV(1)
+  NAPI_ARGV_BUFFER_CAST(fuse_thread_locals_t *, l, 0);
+
+  napi_value obj, uid, gid, pid, umask;
+  napi_create_object(env, &obj);
+  napi_create_uint32(env, l->caller_uid, &uid);
+  napi_create_uint32(env, l->caller_gid, &gid);
+  napi_create_int32(env, l->caller_pid, &pid);
+  napi_create_uint32(env, l->caller_umask, &umask);
+  napi_set_named_property(env, obj, "uid", uid);
+  napi_set_named_property(env, obj, "gid", gid);
+  napi_set_named_property(env, obj, "pid", pid);
+  napi_set_named_property(env, obj, "umask", umask);
+  return obj;
 }
 
 NAPI_METHOD(fuse_native_unmount) {
@@ -915,6 +969,7 @@ NAPI_INIT() {
 
   NAPI_EXPORT_FUNCTION(fuse_native_mount)
   NAPI_EXPORT_FUNCTION(fuse_native_unmount)
+  NAPI_EXPORT_FUNCTION(fuse_native_caller_context)
 
   NAPI_EXPORT_FUNCTION(fuse_native_signal_getattr)
   NAPI_EXPORT_FUNCTION(fuse_native_signal_init)

@@ -3,15 +3,14 @@ const fs = require('fs')
 const path = require('path')
 const { exec } = require('child_process')
 
-const Nanoresource = require('nanoresource')
-const { beforeMount, beforeUnmount, configure, unconfigure, isConfigured } = require('fuse-shared-library')
-
-const binding = require('node-gyp-build')(__dirname)
+const binding = loadBinding()
 
 const IS_OSX = os.platform() === 'darwin'
 const OSX_FOLDER_ICON = '/System/Library/CoreServices/CoreTypes.bundle/Contents/Resources/GenericFolderIcon.icns'
 const HAS_FOLDER_ICON = IS_OSX && fs.existsSync(OSX_FOLDER_ICON)
-const DEFAULT_TIMEOUT = 15 * 1000
+// No timeout unless asked for: answering ETIMEDOUT while the real operation still runs makes
+// a slow store look like a failed write or a vanished file.
+const DEFAULT_TIMEOUT = 0
 const TIMEOUT_ERRNO = IS_OSX ? -60 : -110
 const ENOTCONN = IS_OSX ? -57 : -107
 
@@ -131,10 +130,8 @@ const OpcodesAndDefaults = new Map([
   }]
 ])
 
-class Fuse extends Nanoresource {
+class Fuse {
   constructor (mnt, ops, opts = {}) {
-    super()
-
     this.opts = opts
     this.mnt = path.resolve(mnt)
     this.ops = ops
@@ -154,8 +151,9 @@ class Fuse extends Nanoresource {
     }
     this._implemented = new Set(implemented)
 
-    // Used to determine if the user-defined callback needs to be nextTick'd.
-    this._sync = true
+    // The thread-locals buffer of the request being dispatched, read by callerContext().
+    this._request = null
+    this._state = 'unmounted'
   }
 
   _getImplementedArray () {
@@ -166,39 +164,67 @@ class Fuse extends Nanoresource {
     return implemented
   }
 
+  // The comma-separated list passed to libfuse as `-o LIST` ('' for none). Numbers are checked
+  // here because libfuse only prints a bad value to stderr; 0 is a real value for timeouts,
+  // uid and gid, so only undefined/null/false leave an option out.
   _fuseOptions () {
+    const opts = this.opts
     const options = []
+    const flag = (key, name) => { if (opts[key]) options.push(name) }
+    const num = (key, name, format = String) => {
+      const v = opts[key]
+      if (v === undefined || v === null || v === false) return
+      if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) {
+        throw new TypeError(`fuse-native: option ${key} must be a non-negative number, got ${JSON.stringify(v)}`)
+      }
+      options.push(name + '=' + format(v))
+    }
+    // libfuse splits on commas and takes a backslash as an escape.
+    const str = (key, name) => { if (opts[key]) options.push(name + '=' + String(opts[key]).replace(/[\\,]/g, '\\$&')) }
 
-    if ((/\*|(^,)fuse-bindings(,$)/.test(process.env.DEBUG)) || this.opts.debug) options.push('debug')
-    if (this.opts.allowOther) options.push('allow_other')
-    if (this.opts.allowRoot) options.push('allow_root')
-    if (this.opts.autoUnmount) options.push('auto_unmount')
-    if (this.opts.defaultPermissions) options.push('default_permissions')
-    if (this.opts.blkdev) options.push('blkdev')
-    if (this.opts.blksize) options.push('blksize=' + this.opts.blksize)
-    if (this.opts.maxRead) options.push('max_read=' + this.opts.maxRead)
-    if (this.opts.fd) options.push('fd=' + this.opts.fd)
-    if (this.opts.userId) options.push('user_id=', this.opts.userId)
-    if (this.opts.fsname) options.push('fsname=' + this.opts.fsname)
-    if (this.opts.subtype) options.push('subtype=' + this.opts.subtype)
-    if (this.opts.kernelCache) options.push('kernel_cache')
-    if (this.opts.autoCache) options.push('auto_cache')
-    if (this.opts.umask) options.push('umask=' + this.opts.umask)
-    if (this.opts.uid) options.push('uid=' + this.opts.uid)
-    if (this.opts.gid) options.push('gid=' + this.opts.gid)
-    if (this.opts.entryTimeout) options.push('entry_timeout=' + this.opts.entryTimeout)
-    if (this.opts.attrTimeout) options.push('attr_timeout=' + this.opts.attrTimeout)
-    if (this.opts.acAttrTimeout) options.push('ac_attr_timeout=' + this.opts.acAttrTimeout)
-    if (this.opts.noforget) options.push('noforget')
-    if (this.opts.remember) options.push('remember=' + this.opts.remember)
-    if (this.opts.modules) options.push('modules=' + this.opts.modules)
+    if ((/\*|(^,)fuse-bindings(,$)/.test(process.env.DEBUG)) || opts.debug) options.push('debug')
+    flag('allowOther', 'allow_other')
+    flag('allowRoot', 'allow_root')
+    flag('autoUnmount', 'auto_unmount')
+    flag('defaultPermissions', 'default_permissions')
+    flag('blkdev', 'blkdev')
+    num('blksize', 'blksize')
+    num('maxRead', 'max_read')
+    num('maxWrite', 'max_write')
+    flag('bigWrites', 'big_writes')
+    flag('useIno', 'use_ino')
+    flag('hardRemove', 'hard_remove')
+    num('fd', 'fd')
+    num('userId', 'user_id')
+    str('fsname', 'fsname')
+    str('subtype', 'subtype')
+    flag('kernelCache', 'kernel_cache')
+    flag('autoCache', 'auto_cache')
+    if (typeof opts.umask === 'string') options.push('umask=' + opts.umask)
+    else num('umask', 'umask', v => v.toString(8)) // libfuse reads umask as octal
+    num('uid', 'uid')
+    num('gid', 'gid')
+    num('entryTimeout', 'entry_timeout')
+    num('attrTimeout', 'attr_timeout')
+    num('negativeTimeout', 'negative_timeout')
+    num('acAttrTimeout', 'ac_attr_timeout')
+    flag('noforget', 'noforget')
+    num('remember', 'remember')
+    str('modules', 'modules')
 
     if (this.opts.displayFolder && IS_OSX) { // only works on osx
       options.push('volname=' + path.basename(this.opts.name || this.mnt))
       if (HAS_FOLDER_ICON) options.push('volicon=' + OSX_FOLDER_ICON)
     }
 
-    return options.length ? '-o' + options.join(',') : ''
+    if (opts.extraOptions !== undefined) {
+      if (!Array.isArray(opts.extraOptions) || !opts.extraOptions.every(o => typeof o === 'string' && o !== '')) {
+        throw new TypeError('fuse-native: option extraOptions must be an array of non-empty strings')
+      }
+      options.push(...opts.extraOptions)
+    }
+
+    return options.join(',')
   }
 
   _malloc (size) {
@@ -229,15 +255,48 @@ class Fuse extends Nanoresource {
       }
 
       return function (nativeHandler, opCode, ...args) {
-        const sig = signal.bind(null, nativeHandler)
+        // A second answer would wake the FUSE thread while it serves another request.
+        let answered = false
+        const sig = (...a) => {
+          if (answered) return
+          answered = true
+          signal(nativeHandler, ...a)
+        }
         const input = [...args]
         const boundSignal = to ? autoTimeout(sig, input) : sig
         const funcName = `_op_${name}`
         if (!self[funcName] || !self._implemented.has(op)) return boundSignal(-1, ...defaults)
-        return self[funcName].apply(self, [boundSignal, ...args])
+        self._request = nativeHandler
+        try {
+          return self[funcName].apply(self, [boundSignal, ...args])
+        } catch (err) {
+          // Answer, so the kernel request does not hang, then let the bug surface.
+          boundSignal(Fuse.EIO, ...bufferArgs(input))
+          throw err
+        } finally {
+          self._request = null
+        }
+      }
+
+      // Ops that lend JS a libfuse buffer must hand it back (it is detached) even on failure.
+      function bufferArgs (input) {
+        switch (name) {
+          case 'write':
+          case 'read':
+            return [0, input[2].buffer]
+          case 'setxattr':
+          case 'getxattr':
+            return [input[2].buffer]
+          case 'listxattr':
+            return [input[1].buffer]
+        }
+        return []
       }
 
       function signal (nativeHandler, err, ...args) {
+        // The native side reads an int32: null/undefined mean success, anything else non-numeric
+        // (an Error, say) becomes EIO.
+        if (typeof err !== 'number') err = err ? Fuse.EIO : 0
         var arr = [nativeHandler, err, ...args]
 
         if (defaults) {
@@ -259,19 +318,7 @@ class Fuse extends Nanoresource {
 
           clearTimeout(timeout)
 
-          if (err === TIMEOUT_ERRNO) {
-            switch (name) {
-              case 'write':
-              case 'read':
-                return cb(TIMEOUT_ERRNO, 0, input[2].buffer)
-              case 'setxattr':
-                return cb(TIMEOUT_ERRNO, input[2].buffer)
-              case 'getxattr':
-                return cb(TIMEOUT_ERRNO, input[2].buffer)
-              case 'listxattr':
-                return cb(TIMEOUT_ERRNO, input[1].buffer)
-            }
-          }
+          if (err === TIMEOUT_ERRNO) return cb(TIMEOUT_ERRNO, ...bufferArgs(input))
 
           cb(err, ...args)
         }
@@ -310,13 +357,18 @@ class Fuse extends Nanoresource {
       self._thread = Buffer.alloc(binding.sizeof_fuse_thread_t)
       self._openCallback = cb
 
-      const opts = self._fuseOptions()
+      let opts
+      try {
+        opts = self._fuseOptions()
+      } catch (err) {
+        return cb(err)
+      }
       const implemented = self._getImplementedArray()
 
       return fs.stat(self.mnt, (err, stat) => {
         if (err && err.errno !== -2) return cb(err)
         if (err) {
-          if (!self._mkdir) return cb(new Error('Mountpoint does not exist'))
+          if (!self._mkdir) return cb(new Error(`fuse-native: mountpoint ${self.mnt} does not exist (create it, or pass mkdir: true)`))
           return fs.mkdir(self.mnt, { recursive: true }, err => {
             if (err) return cb(err)
             fs.stat(self.mnt, (err, stat) => {
@@ -325,13 +377,13 @@ class Fuse extends Nanoresource {
             })
           })
         }
-        if (!stat.isDirectory()) return cb(new Error('Mountpoint is not a directory'))
+        if (!stat.isDirectory()) return cb(new Error(`fuse-native: mountpoint ${self.mnt} is not a directory`))
         return onexists(stat)
       })
 
       function onexists (stat) {
         fs.stat(path.join(self.mnt, '..'), (_, parent) => {
-          if (parent && parent.dev !== stat.dev) return cb(new Error('Mountpoint in use'))
+          if (parent && parent.dev !== stat.dev) return cb(new Error(`fuse-native: mountpoint ${self.mnt} is already a mount point (unmount it first)`))
           try {
             // TODO: asyncify
             binding.fuse_native_mount(self.mnt, opts, self._thread, self, self._malloc, self._handlers, implemented)
@@ -414,17 +466,10 @@ class Fuse extends Nanoresource {
     })
   }
 
+  // Only registered when ops.fgetattr exists; otherwise libfuse falls back to getattr itself.
   _op_fgetattr (signal, path, fd) {
-    if (!this.ops.fgetattr) {
-      if (path !== '/') {
-        signal(Fuse.EPERM)
-      } else {
-        signal(0, getStatArray({ mtime: new Date(0), atime: new Date(0), ctime: new Date(0), mode: 16877, size: 4096 }))
-      }
-      return
-    }
-    this.ops.getattr(path, (err, stat) => {
-      if (err) return signal(err)
+    this.ops.fgetattr(path, fd, (err, stat) => {
+      if (err) return signal(err, getStatArray())
       return signal(0, getStatArray(stat))
     })
   }
@@ -441,21 +486,23 @@ class Fuse extends Nanoresource {
     })
   }
 
+  // fuse-native 2.2.6 passed the (still unset) fh here in place of the flags.
   _op_opendir (signal, path, flags) {
     this.ops.opendir(path, flags, (err, fd) => {
       return signal(err, fd)
     })
   }
 
-  _op_create (signal, path, mode) {
+  // The open flags come after the callback so that existing create(path, mode, cb) handlers keep working.
+  _op_create (signal, path, mode, flags) {
     this.ops.create(path, mode, (err, fd) => {
       return signal(err, fd)
-    })
+    }, flags)
   }
 
-  _op_utimens (signal, path, atimeLow, atimeHigh, mtimeLow, mtimeHigh) {
-    const atime = getDoubleArg(atimeLow, atimeHigh)
-    const mtime = getDoubleArg(mtimeLow, mtimeHigh)
+  _op_utimens (signal, path, atimeLow, atimeHigh, atimeNsec, mtimeLow, mtimeHigh, mtimeNsec) {
+    const atime = getTimespec(atimeLow, atimeHigh, atimeNsec)
+    const mtime = getTimespec(mtimeLow, mtimeHigh, mtimeNsec)
     this.ops.utimens(path, atime, mtime, err => {
       return signal(err)
     })
@@ -499,10 +546,14 @@ class Fuse extends Nanoresource {
     })
   }
 
+  // An empty valueBuf asks for the size; a value that does not fit is ERANGE, as getxattr(2) says.
   _op_getxattr (signal, path, name, valueBuf, position) {
     this.ops.getxattr(path, name, position, (err, value) => {
       if (!err) {
         if (!value) return signal(IS_OSX ? -93 : -61, valueBuf.buffer)
+        if (typeof value === 'string') value = Buffer.from(value)
+        if (!valueBuf.length) return signal(value.length, valueBuf.buffer)
+        if (value.length > valueBuf.length) return signal(Fuse.ERANGE, valueBuf.buffer)
         value.copy(valueBuf)
         return signal(value.length, valueBuf.buffer)
       }
@@ -513,12 +564,11 @@ class Fuse extends Nanoresource {
   _op_listxattr (signal, path, listBuf) {
     this.ops.listxattr(path, (err, list) => {
       if (list && !err) {
-        if (!listBuf.length) {
-          let size = 0
-          for (const name of list) size += Buffer.byteLength(name) + 1
-          size += 128 // fuse yells if we do not signal room for some mac stuff also
-          return signal(size, listBuf.buffer)
-        }
+        let size = 0
+        for (const name of list) size += Buffer.byteLength(name) + 1
+        if (IS_OSX) size += 128 // macFUSE wants room for its own names
+        if (!listBuf.length) return signal(size, listBuf.buffer)
+        if (size > listBuf.length) return signal(Fuse.ERANGE, listBuf.buffer)
 
         let ptr = 0
         for (const name of list) {
@@ -634,11 +684,34 @@ class Fuse extends Nanoresource {
   // Public API
 
   mount (cb) {
-    return this.open(cb)
+    if (!cb) return promisify(this, this.mount)
+    if (this._state === 'mounted') return process.nextTick(cb, null)
+    if (this._state !== 'unmounted') return process.nextTick(cb, new Error(`fuse-native: cannot mount ${this.mnt} while ${this._state}`))
+    this._state = 'mounting'
+    this._open(err => {
+      this._state = err ? 'unmounted' : 'mounted'
+      cb(err || null)
+    })
   }
 
   unmount (cb) {
-    return this.close(cb)
+    if (!cb) return promisify(this, this.unmount)
+    if (this._state === 'unmounted') return process.nextTick(cb, null)
+    if (this._state !== 'mounted') return process.nextTick(cb, new Error(`fuse-native: cannot unmount ${this.mnt} while ${this._state}`))
+    this._state = 'unmounting'
+    this._close(err => {
+      this._state = err ? 'mounted' : 'unmounted'
+      cb(err || null)
+    })
+  }
+
+  // Identity of the process behind the request being handled. Only valid synchronously in an
+  // op handler: after the handler returns (first await) the next request may already run.
+  callerContext () {
+    if (!this._request) {
+      throw new Error('fuse-native: callerContext() is only valid synchronously inside an operation handler, before its first await')
+    }
+    return binding.fuse_native_caller_context(this._request)
   }
 
   errno (code) {
@@ -771,50 +844,95 @@ Fuse.EDQUOT = -122
 Fuse.ENOMEDIUM = -123
 Fuse.EMEDIUMTYPE = -124
 
-// Forward configuration functions through the exported class.
-Fuse.beforeMount = beforeMount
-Fuse.beforeUnmount = beforeUnmount
-Fuse.configure = configure
-Fuse.unconfigure = unconfigure
-Fuse.isConfigured = isConfigured
+// utimens: timespec.nsec values meaning "set to the current time" / "leave unchanged".
+Fuse.UTIME_NOW = (1 << 30) - 1
+Fuse.UTIME_OMIT = (1 << 30) - 2
 
 module.exports = Fuse
 
+function loadBinding () {
+  try {
+    return require('./build/Release/fuse.node')
+  } catch (err) {
+    err.message = `fuse-native: cannot load the native addon (${err.message}); build it with scripts/build-fuse-native (needs libfuse-dev)`
+    throw err
+  }
+}
+
+function promisify (self, method) {
+  return new Promise((resolve, reject) => method.call(self, err => err ? reject(err) : resolve()))
+}
+
+// Layout read by populate_statvfs in fuse-native.c: counts are 64-bit pairs.
 function getStatfsArray (statfs) {
-  const ints = new Uint32Array(11)
+  const ints = new Uint32Array(17)
 
   ints[0] = (statfs && statfs.bsize) || 0
   ints[1] = (statfs && statfs.frsize) || 0
-  ints[2] = (statfs && statfs.blocks) || 0
-  ints[3] = (statfs && statfs.bfree) || 0
-  ints[4] = (statfs && statfs.bavail) || 0
-  ints[5] = (statfs && statfs.files) || 0
-  ints[6] = (statfs && statfs.ffree) || 0
-  ints[7] = (statfs && statfs.favail) || 0
-  ints[8] = (statfs && statfs.fsid) || 0
-  ints[9] = (statfs && statfs.flag) || 0
-  ints[10] = (statfs && statfs.namemax) || 0
+  setDoubleInt(ints, 2, (statfs && statfs.blocks) || 0)
+  setDoubleInt(ints, 4, (statfs && statfs.bfree) || 0)
+  setDoubleInt(ints, 6, (statfs && statfs.bavail) || 0)
+  setDoubleInt(ints, 8, (statfs && statfs.files) || 0)
+  setDoubleInt(ints, 10, (statfs && statfs.ffree) || 0)
+  setDoubleInt(ints, 12, (statfs && statfs.favail) || 0)
+  ints[14] = (statfs && statfs.fsid) || 0
+  ints[15] = (statfs && statfs.flag) || 0
+  ints[16] = (statfs && statfs.namemax) || 0
 
   return ints
 }
 
+// Low and high uint32 halves of a 64-bit value; negative numbers wrap to two's complement.
 function setDoubleInt (arr, idx, num) {
-  arr[idx] = num % 4294967296
-  arr[idx + 1] = (num - arr[idx]) / 4294967296
+  if (typeof num === 'bigint') {
+    arr[idx] = Number(BigInt.asUintN(32, num))
+    arr[idx + 1] = Number(BigInt.asUintN(32, num >> 32n))
+    return
+  }
+  num = Math.floor(num)
+  const low = ((num % 4294967296) + 4294967296) % 4294967296
+  arr[idx] = low
+  arr[idx + 1] = (num - low) / 4294967296
 }
 
 function getDoubleArg (a, b) {
   return a + b * 4294967296
 }
 
-function toDateMS (st) {
-  if (typeof st === 'number') return st
-  if (!st) return Date.now()
-  return st.getTime()
+// { sec, nsec } from the native halves; the high half is signed (times before 1970).
+function getTimespec (low, high, nsec) {
+  return { sec: (high | 0) * 4294967296 + low, nsec }
 }
 
+// A stat time as seconds (two uint32) and nanoseconds. Accepts { sec, nsec }, a Date, a bigint
+// of nanoseconds, or a number of milliseconds; missing means now.
+function setTime (arr, idx, t) {
+  let sec, nsec
+  if (t === undefined || t === null) t = Date.now()
+  if (typeof t === 'bigint') {
+    sec = t / 1000000000n
+    nsec = t % 1000000000n
+    if (nsec < 0n) {
+      nsec += 1000000000n
+      sec -= 1n
+    }
+    sec = Number(sec)
+    nsec = Number(nsec)
+  } else if (typeof t === 'number' || t instanceof Date) {
+    const ms = +t
+    sec = Math.floor(ms / 1000)
+    nsec = Math.floor((ms - sec * 1000) * 1e6)
+  } else {
+    sec = t.sec
+    nsec = t.nsec
+  }
+  setDoubleInt(arr, idx, sec)
+  arr[idx + 2] = nsec
+}
+
+// Layout read by populate_stat in fuse-native.c (22 uint32).
 function getStatArray (stat) {
-  const ints = new Uint32Array(18)
+  const ints = new Uint32Array(22)
 
   ints[0] = (stat && stat.mode) || 0
   ints[1] = (stat && stat.uid) || 0
@@ -822,13 +940,13 @@ function getStatArray (stat) {
   setDoubleInt(ints, 3, (stat && stat.size) || 0)
   ints[5] = (stat && stat.dev) || 0
   ints[6] = (stat && stat.nlink) || 1
-  ints[7] = (stat && stat.ino) || 0
-  ints[8] = (stat && stat.rdev) || 0
-  ints[9] = (stat && stat.blksize) || 0
-  setDoubleInt(ints, 10, (stat && stat.blocks) || 0)
-  setDoubleInt(ints, 12, toDateMS(stat && stat.atime))
-  setDoubleInt(ints, 14, toDateMS(stat && stat.mtime))
-  setDoubleInt(ints, 16, toDateMS(stat && stat.ctime))
+  setDoubleInt(ints, 7, (stat && stat.ino) || 0)
+  ints[9] = (stat && stat.rdev) || 0
+  ints[10] = (stat && stat.blksize) || 0
+  setDoubleInt(ints, 11, (stat && stat.blocks) || 0)
+  setTime(ints, 13, stat && stat.atime)
+  setTime(ints, 16, stat && stat.mtime)
+  setTime(ints, 19, stat && stat.ctime)
 
   return ints
 }
