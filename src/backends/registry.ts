@@ -1,5 +1,6 @@
 import type { AnyBackend } from './backend.js';
 import { memcachedBackend } from './memcached/index.js';
+import { lmdbBackend } from './lmdb/index.js';
 import { memoryBackend } from './memory/index.js';
 
 /**
@@ -7,6 +8,7 @@ import { memoryBackend } from './memory/index.js';
  * line here.
  */
 export const BACKENDS: readonly AnyBackend[] = [
+  lmdbBackend,
   memoryBackend,
   memcachedBackend,
 ];

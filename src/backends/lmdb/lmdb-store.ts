@@ -1,0 +1,242 @@
+import { mkdir } from 'node:fs/promises';
+import { setImmediate as nextTurn } from 'node:timers/promises';
+import { IF_EXISTS, open, type RootDatabase } from 'lmdb';
+import { IntegrityError, StoreUnavailable, ValueTooLarge } from '../errors.js';
+import {
+  UNCONDITIONAL,
+  type CommitCheck,
+  type CommitOp,
+  type KvStore,
+  type Placement,
+  type PutResult,
+  type StoreCapabilities,
+  type VersionedValue,
+  type WriteCondition,
+} from '../kv-store.js';
+import { openFailure, writeFailure } from './lmdb-errors.js';
+import { LMDB_MAX_VALUE_BYTES, type LmdbOptions } from './options.js';
+import { decodeVersion, encodeVersion, newVersion } from './versions.js';
+
+/** An embedded store is one failure domain. */
+const ONE_DOMAIN: Placement = Object.freeze({
+  domains: 1,
+  domainOf: () => 0,
+  keyInDomain: (key: string) => key,
+});
+
+/** Ops + checks per commit; each check is a nested condition block on LMDB's write thread. */
+const MAX_COMMIT_OPS = 1024;
+/** Keys a scan hands out before letting other work run. */
+const SCAN_YIELD_EVERY = 1024;
+
+/** A condition of a commit: the key must have this version, or be absent (`null`). */
+interface Guard {
+  readonly key: string;
+  readonly version: number | null;
+}
+
+/**
+ * The embedded default store, on LMDB through lmdb-js. Several processes may open one
+ * directory: LMDB serialises their write transactions and every condition is checked inside the
+ * transaction that writes.
+ *
+ * Writes go through lmdb-js's asynchronous write thread, which batches concurrent writes into
+ * one transaction; reads are memory-mapped. Commits are nested `ifVersion`/`ifNoExists` blocks
+ * inside one batch: the write thread applies the innermost writes only if every enclosing
+ * condition held, all in one LMDB transaction. (lmdb-js's `transaction()` needs thread-safe
+ * callbacks into JavaScript and is not used.)
+ */
+export class LmdbStore implements KvStore {
+  readonly name = 'lmdb';
+  readonly capabilities: StoreCapabilities = Object.freeze({
+    maxValueBytes: LMDB_MAX_VALUE_BYTES,
+    atomicCommit: true,
+    maxCommitOps: MAX_COMMIT_OPS,
+    placement: ONE_DOMAIN,
+  });
+  private closed = false;
+
+  private constructor(
+    private readonly db: RootDatabase<Buffer, string>,
+    /** Directory of the store, for messages. */
+    readonly path: string,
+  ) {}
+
+  /**
+   * Opens (creating if needed) the store in `options.path`.
+   * @throws StoreUnavailable naming the path and VOLDFS_LMDB_PATH when it cannot.
+   */
+  static async open(options: LmdbOptions): Promise<LmdbStore> {
+    const { path } = options;
+    try {
+      await mkdir(path, { recursive: true });
+      const db = open<Buffer, string>({
+        path,
+        noSubdir: false,
+        useVersions: true,
+        encoding: 'binary',
+        // Without event-turn batching lmdb-js still groups concurrent writes into one
+        // transaction, but it keeps no internal promise per batch that would reject unhandled
+        // when a commit fails (disk full).
+        eventTurnBatching: false,
+      });
+      return new LmdbStore(db, path);
+    } catch (err) {
+      throw openFailure(path, err);
+    }
+  }
+
+  async get(key: string): Promise<VersionedValue | undefined> {
+    this.ensureOpen();
+    return this.read(key);
+  }
+
+  async getMany(keys: readonly string[]): Promise<(VersionedValue | undefined)[]> {
+    this.ensureOpen();
+    if (keys.length === 0) return [];
+    // Page faults for cold records happen on lmdb-js's reader thread, not on the event loop.
+    await this.db.prefetch([...keys]);
+    return keys.map((key) => this.read(key));
+  }
+
+  async put(key: string, value: Buffer, condition: WriteCondition = UNCONDITIONAL): Promise<PutResult> {
+    this.checkSize(key, value);
+    this.ensureOpen();
+    const version = newVersion();
+    let ok: boolean;
+    switch (condition.kind) {
+      case 'none':
+        ok = await this.write(this.db.put(key, value, version));
+        break;
+      case 'ifAbsent':
+        ok = await this.write(this.db.ifNoExists(key, () => void this.db.put(key, value, version)));
+        break;
+      case 'ifVersion': {
+        const expected = decodeVersion(condition.version);
+        if (expected === undefined) return { ok: false };
+        ok = await this.write(this.db.put(key, value, version, expected));
+        break;
+      }
+    }
+    return ok ? { ok: true, version: encodeVersion(version) } : { ok: false };
+  }
+
+  async delete(key: string, condition: WriteCondition = UNCONDITIONAL): Promise<boolean> {
+    this.ensureOpen();
+    switch (condition.kind) {
+      case 'none':
+        // IF_EXISTS makes the removal report whether there was a record.
+        return this.write(this.db.remove(key, IF_EXISTS));
+      case 'ifAbsent':
+        return false;
+      case 'ifVersion': {
+        const expected = decodeVersion(condition.version);
+        if (expected === undefined) return false;
+        return this.write(this.db.remove(key, expected));
+      }
+    }
+  }
+
+  async commit(ops: readonly CommitOp[], checks: readonly CommitCheck[] = []): Promise<boolean> {
+    if (ops.length + checks.length > MAX_COMMIT_OPS) {
+      throw new RangeError(`commit of ${ops.length + checks.length} ops and checks exceeds maxCommitOps ${MAX_COMMIT_OPS}`);
+    }
+    const written = new Set<string>();
+    for (const op of ops) {
+      if (written.has(op.key)) throw new RangeError(`commit writes key ${op.key} twice`);
+      written.add(op.key);
+      if (op.value) this.checkSize(op.key, op.value);
+    }
+    this.ensureOpen();
+    const guards = commitGuards(ops, checks);
+    if (guards === undefined) return false;
+
+    const versions = ops.map(() => newVersion());
+    const applyOps = (): void => {
+      ops.forEach((op, i) => {
+        // Inside a block these calls only queue instructions; the block's promise reports.
+        if (op.value) void this.db.put(op.key, op.value, versions[i]);
+        else void this.db.remove(op.key);
+      });
+    };
+    const blocks: Promise<boolean>[] = [];
+    const nest = (depth: number): void => {
+      if (depth === guards.length) return applyOps();
+      const { key, version } = guards[depth];
+      const inner = () => nest(depth + 1);
+      blocks.push(version === null ? this.db.ifNoExists(key, inner) : this.db.ifVersion(key, version, inner));
+    };
+    if (guards.length === 0) blocks.push(this.db.batch(applyOps));
+    else nest(0);
+    const results = await this.write(Promise.all(blocks));
+    return results.every(Boolean);
+  }
+
+  async *scan(prefix: string): AsyncIterable<string> {
+    this.ensureOpen();
+    let listed = 0;
+    // snapshot: false lets the read transaction move on between batches of a long scan.
+    for (const key of this.db.getKeys({ start: prefix, snapshot: false })) {
+      if (typeof key !== 'string' || !key.startsWith(prefix)) return;
+      yield key;
+      if (++listed % SCAN_YIELD_EVERY === 0) await nextTurn();
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.db.close();
+  }
+
+  private read(key: string): VersionedValue | undefined {
+    const entry = this.db.getEntry(key);
+    if (entry === undefined) return undefined;
+    if (typeof entry.version !== 'number' || !(entry.value instanceof Uint8Array)) {
+      throw new IntegrityError(
+        `record ${key} in the LMDB store at ${this.path} has no version or no binary value; ` +
+          'the directory was written by something other than voldfs',
+      );
+    }
+    return { value: entry.value, version: encodeVersion(entry.version) };
+  }
+
+  /** Awaits a write, turning lmdb-js failures into StoreFull / StoreUnavailable. */
+  private async write<T>(pending: Promise<T>): Promise<T> {
+    try {
+      return await pending;
+    } catch (err) {
+      throw await writeFailure(this.path, err, 2 * LMDB_MAX_VALUE_BYTES);
+    }
+  }
+
+  private ensureOpen(): void {
+    if (this.closed) throw new StoreUnavailable(`the LMDB store at ${this.path} is closed; open it again`);
+  }
+
+  private checkSize(key: string, value: Buffer): void {
+    if (value.length > LMDB_MAX_VALUE_BYTES) throw new ValueTooLarge(key, value.length, LMDB_MAX_VALUE_BYTES);
+  }
+}
+
+/**
+ * Every condition the commit must verify, checks first; `undefined` when a version token is not
+ * one of ours, so the commit cannot succeed.
+ */
+function commitGuards(ops: readonly CommitOp[], checks: readonly CommitCheck[]): Guard[] | undefined {
+  const guards: Guard[] = [];
+  for (const check of checks) {
+    const version = check.version === null ? null : decodeVersion(check.version);
+    if (version === undefined) return undefined;
+    guards.push({ key: check.key, version });
+  }
+  for (const op of ops) {
+    if (op.condition.kind === 'ifAbsent') guards.push({ key: op.key, version: null });
+    if (op.condition.kind === 'ifVersion') {
+      const version = decodeVersion(op.condition.version);
+      if (version === undefined) return undefined;
+      guards.push({ key: op.key, version });
+    }
+  }
+  return guards;
+}
