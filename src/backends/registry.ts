@@ -2,6 +2,7 @@ import type { AnyBackend } from './backend.js';
 import { memcachedBackend } from './memcached/index.js';
 import { lmdbBackend } from './lmdb/index.js';
 import { memoryBackend } from './memory/index.js';
+import { redisBackend } from './redis/index.js';
 
 /**
  * Every backend, by its VOLDFS_DB name. Adding a backend is a folder under src/backends and one
@@ -11,6 +12,7 @@ export const BACKENDS: readonly AnyBackend[] = [
   lmdbBackend,
   memoryBackend,
   memcachedBackend,
+  redisBackend,
 ];
 
 export function findBackend(name: string): AnyBackend | undefined {
