@@ -1,0 +1,287 @@
+import type { Logger } from 'pino';
+import {
+  IF_ABSENT,
+  ifVersion,
+  type CommitCheck,
+  type Version,
+  type WriteCondition,
+} from '../backends/kv-store.js';
+import { InjectedCrash } from './fault-points.js';
+import { encodeEnvelope, encodeIntent, type Envelope } from './intent-codec.js';
+import { conditionHolds, previousOf, type RawState, type TxResolver } from './tx-resolver.js';
+
+/** One key the commit locks: an op, or a key checked absent (locked so it stays absent). */
+export interface LockPlan {
+  readonly key: string;
+  /** What the commit leaves there; `null` deletes (a checked-absent key stays absent). */
+  readonly next: Buffer | null;
+  readonly condition: WriteCondition;
+  /** Versions checks on this same key expect (`null`: absent). */
+  readonly expect: readonly (Version | null)[];
+}
+
+interface Placed {
+  readonly version: Version;
+  readonly envelope: Envelope;
+}
+
+/** Reads then CAS attempts on one key before the commit gives up on it as a conflict. */
+const LOCK_ROUNDS = 16;
+/** CAS attempts at the commit point when the store reports spurious conflicts. */
+const COMMIT_ROUNDS = 3;
+
+/**
+ * One multi-key commit by the intent protocol described in intent-store.ts, run once by its
+ * owner. Steps: read all keys (fail early) -> intent (pending) -> lock every key in sorted
+ * order -> validate version checks
+ * -> intent CAS to committed (the commit point) -> replace envelopes by next values -> delete
+ * the intent. Any failure before the commit point aborts and rolls back what was locked.
+ */
+export class IntentCommit {
+  private readonly placed = new Map<string, Placed>();
+  private readonly intentKey: string;
+  /** Version of our intent as last written or read; undefined until created or once gone. */
+  private intentVersion: Version | undefined;
+  private committed = false;
+
+  /**
+   * @param locks keys to lock, sorted (the canonical order that keeps waits cycle-free)
+   * @param checks version checks on keys not locked (never `null`: absent checks are locks)
+   */
+  constructor(
+    private readonly r: TxResolver,
+    private readonly txid: string,
+    private readonly locks: readonly LockPlan[],
+    private readonly checks: readonly CommitCheck[],
+    private readonly createdAt: number,
+    private readonly log: Logger,
+  ) {
+    this.intentKey = r.intentKey(txid);
+  }
+
+  /**
+   * @returns true once committed, false on a failed condition or check, or on a conflict
+   *   (a lock held too long, or another client aborting this one as abandoned).
+   * @throws the store's error when a call failed before the commit point; the commit is then
+   *   rolled back where the store still answers, and its outcome is unknown only if the
+   *   failing call was the commit point itself (the error says so by being thrown).
+   */
+  async run(): Promise<boolean> {
+    try {
+      return await this.attempt();
+    } catch (err) {
+      if (err instanceof InjectedCrash) throw err;
+      if (this.committed) {
+        // Durable already: the intent says committed, so any client rolls the rest forward.
+        this.log.warn({ err, txid: this.txid }, 'commit applied, but replacing its locks failed; others will finish it');
+        return true;
+      }
+      if ((await this.settleAfterError()) === 'committed') return true;
+      throw err;
+    }
+  }
+
+  private async attempt(): Promise<boolean> {
+    // One read of every key first: a commit that fails on what the caller already knows fails
+    // with no write at all, and the locks below CAS against these versions without re-reading.
+    const keys = [...this.locks.map((l) => l.key), ...this.checks.map((c) => c.key)];
+    const found = await this.r.call('precheck.read', keys[0], () => this.r.inner.getMany(keys));
+    const pre = keys.map((key, i) => this.r.decodeRaw(key, found[i]));
+    for (let i = 0; i < this.locks.length; i++) {
+      const raw = pre[i];
+      if (raw.kind !== 'envelope' && !lockable(this.locks[i], raw)) return false;
+    }
+    for (let i = 0; i < this.checks.length; i++) {
+      const raw = pre[this.locks.length + i];
+      if (raw.kind !== 'envelope' && versionOf(raw) !== this.checks[i].version) return false;
+    }
+    const intent = encodeIntent({ state: 'pending', createdAt: this.createdAt, keys: this.locks.map((l) => l.key) });
+    const created = await this.r.call('intent.create', this.intentKey, () =>
+      this.r.inner.put(this.intentKey, intent, IF_ABSENT),
+    );
+    // A taken id or a spurious conflict: nothing was locked, the caller retries.
+    if (!created.ok) return false;
+    this.intentVersion = created.version;
+    for (let i = 0; i < this.locks.length; i++) {
+      if (!(await this.lock(this.locks[i], pre[i]))) return this.abort();
+    }
+    if (!(await this.validateChecks())) return this.abort();
+    if (!(await this.commitPoint())) return this.abort();
+    this.committed = true;
+    await this.applyAll();
+    return true;
+  }
+
+  /**
+   * Locks one key: resolve foreign locks, verify the condition, CAS the envelope in. `known`
+   * is the key as read before the intent was written; later rounds read it afresh.
+   */
+  private async lock(plan: LockPlan, known: RawState): Promise<boolean> {
+    let waits = 0;
+    for (let round = 0; round < LOCK_ROUNDS; round++) {
+      const raw = round === 0 ? known : await this.r.readRaw('lock.read', plan.key);
+      if (raw.kind === 'envelope') {
+        if (raw.envelope.txid === this.txid) {
+          // Our own CAS landed although the store reported a failure.
+          this.placed.set(plan.key, { version: raw.version, envelope: raw.envelope });
+          return true;
+        }
+        const decision = await this.r.decide(raw.envelope.txid);
+        if (decision === 'live') {
+          if (++waits > this.r.settings.lockWaitAttempts) return false;
+          await this.r.backoff(waits);
+          continue;
+        }
+        const content = decision === 'committed' ? raw.envelope.next : (raw.envelope.prev?.value ?? null);
+        // Whether this CAS or someone else's resolved it, the next read shows a plain state.
+        await this.r.replace('resolve.write', plan.key, raw.version, content);
+        continue;
+      }
+      if (!lockable(plan, raw)) return false;
+      const current = raw.kind === 'plain' ? { value: raw.value, version: raw.version } : undefined;
+      const envelope: Envelope = { txid: this.txid, prev: current ?? null, next: plan.next };
+      const result = await this.r.call('lock.write', plan.key, () =>
+        this.r.inner.put(plan.key, encodeEnvelope(envelope), current ? ifVersion(current.version) : IF_ABSENT),
+      );
+      if (result.ok) {
+        this.placed.set(plan.key, { version: result.version, envelope });
+        return true;
+      }
+    }
+    return false;
+  }
+
+  /**
+   * Checks read after every lock is held, as Silo validates its read set: a version that is
+   * unchanged now was unchanged since the caller read it, so all checks held together at the
+   * moment the last lock was taken, and the locks keep the written keys from changing until
+   * the commit point.
+   */
+  private async validateChecks(): Promise<boolean> {
+    if (this.checks.length === 0) return true;
+    const keys = this.checks.map((c) => c.key);
+    const found = await this.r.call('check.read', keys[0], () => this.r.inner.getMany(keys));
+    for (let i = 0; i < keys.length; i++) {
+      const version = await this.committedVersion(keys[i], this.r.decodeRaw(keys[i], found[i]));
+      if (version === undefined || version !== this.checks[i].version) return false;
+    }
+    return true;
+  }
+
+  /** The version a key's committed state has, or undefined if a live lock makes it uncertain. */
+  private async committedVersion(key: string, raw: RawState): Promise<Version | null | undefined> {
+    if (raw.kind === 'absent') return null;
+    if (raw.kind === 'plain') return raw.version;
+    const decision = await this.r.decide(raw.envelope.txid);
+    if (decision === 'committed') return raw.envelope.next ? raw.version : null;
+    if (decision === 'aborted') return previousOf(raw.envelope)?.version ?? null;
+    // Live: it may commit before we do. Missing: unknown without a write. Either way a conflict.
+    return undefined;
+  }
+
+  /** CAS pending -> committed. False if another client aborted us meanwhile. */
+  private async commitPoint(): Promise<boolean> {
+    for (let round = 0; round < COMMIT_ROUNDS; round++) {
+      const version = this.intentVersion;
+      if (version === undefined) return false;
+      const bytes = encodeIntent({ state: 'committed', createdAt: this.createdAt, keys: this.locks.map((l) => l.key) });
+      const result = await this.r.call('intent.commit', this.intentKey, () =>
+        this.r.inner.put(this.intentKey, bytes, ifVersion(version)),
+      );
+      if (result.ok) {
+        this.intentVersion = result.version;
+        return true;
+      }
+      const tx = await this.r.readTx('intent.reread', this.txid);
+      this.intentVersion = tx?.version;
+      if (!tx || tx.state === 'aborted') return false;
+      if (tx.state === 'committed') return true;
+      // Still pending at a version we did not write: a spurious conflict, try again.
+    }
+    return false;
+  }
+
+  /** Replaces our envelopes by their next values, then deletes the intent. */
+  private async applyAll(): Promise<void> {
+    let clean = true;
+    for (const [key, placed] of this.placed) {
+      const known: RawState = { kind: 'envelope', ...placed };
+      clean = (await this.r.releaseKey(this.txid, key, true, 'apply.write', known)) && clean;
+    }
+    await this.deleteIntent(clean);
+  }
+
+  /** Marks the intent aborted (so waiters need not wait), rolls back, deletes the intent. */
+  private async abort(): Promise<false> {
+    const version = this.intentVersion;
+    if (version !== undefined) {
+      const bytes = encodeIntent({ state: 'aborted', createdAt: this.createdAt, keys: this.locks.map((l) => l.key) });
+      const marked = await this.r.call('abort.intent', this.intentKey, () =>
+        this.r.inner.put(this.intentKey, bytes, ifVersion(version)),
+      );
+      if (marked.ok) this.intentVersion = marked.version;
+      else this.intentVersion = (await this.r.readTx('intent.reread', this.txid))?.version;
+    }
+    let clean = true;
+    for (const [key, placed] of this.placed) {
+      const known: RawState = { kind: 'envelope', ...placed };
+      clean = (await this.r.releaseKey(this.txid, key, false, 'rollback.write', known)) && clean;
+    }
+    await this.deleteIntent(clean);
+    return false;
+  }
+
+  /** Deletes our intent if every envelope is gone; otherwise leaves it for helpers and fsck. */
+  private async deleteIntent(clean: boolean): Promise<void> {
+    const version = this.intentVersion;
+    if (version === undefined) return;
+    if (!clean) {
+      this.log.warn({ txid: this.txid }, 'keys of a finished commit kept changing; left its intent for others to finish');
+      return;
+    }
+    await this.r.call('intent.delete', this.intentKey, () => this.r.inner.delete(this.intentKey, ifVersion(version)));
+  }
+
+  /**
+   * After a store error before the commit point was known to pass: decide our transaction
+   * ourselves rather than leave its locks to the timeout. Aborts it if still pending. A
+   * commit point that failed with an error may have landed: then it is rolled forward.
+   */
+  private async settleAfterError(): Promise<'committed' | 'aborted' | 'unknown'> {
+    try {
+      for (let round = 0; round < COMMIT_ROUNDS; round++) {
+        const tx = await this.r.readTx('intent.reread', this.txid);
+        if (!tx) {
+          // Gone: it can no longer commit; take back whatever we may have locked.
+          for (const plan of this.locks) await this.r.releaseKey(this.txid, plan.key, false, 'rollback.write');
+          return 'aborted';
+        }
+        if (tx.state === 'pending') {
+          const version = await this.r.setState('abort.intent', tx, 'aborted');
+          if (version === undefined) continue;
+          await this.r.finishTx({ ...tx, state: 'aborted', version });
+          return 'aborted';
+        }
+        await this.r.finishTx(tx);
+        return tx.state;
+      }
+      return 'unknown';
+    } catch (err) {
+      if (err instanceof InjectedCrash) throw err;
+      this.log.warn({ err, txid: this.txid }, 'could not settle a failed commit; others will after the lock timeout');
+      return 'unknown';
+    }
+  }
+}
+
+/** The version of a plain or absent key (`null` when absent). */
+function versionOf(raw: RawState & { kind: 'absent' | 'plain' }): Version | null {
+  return raw.kind === 'plain' ? raw.version : null;
+}
+
+/** Whether the op's condition and the checks on its key hold for the key's plain state. */
+function lockable(plan: LockPlan, raw: RawState & { kind: 'absent' | 'plain' }): boolean {
+  const current = raw.kind === 'plain' ? { value: raw.value, version: raw.version } : undefined;
+  const version = versionOf(raw);
+  return conditionHolds(plan.condition, current) && plan.expect.every((v) => v === version);
+}
