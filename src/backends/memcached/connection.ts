@@ -151,18 +151,36 @@ export class BinaryConnection {
     this.buffered += chunk.length;
     for (;;) {
       if (this.buffered < HEADER_BYTES) return;
-      if (this.chunks[0].length < HEADER_BYTES) this.chunks = [Buffer.concat(this.chunks)];
+      while (this.chunks[0].length < HEADER_BYTES) this.chunks.splice(0, 2, Buffer.concat(this.chunks.slice(0, 2)));
       const length = frameLength(this.chunks[0]) as number;
       if (this.buffered < length) return;
-      // Concatenate once per frame, only when the whole frame has arrived.
-      if (this.chunks[0].length < length) this.chunks = [Buffer.concat(this.chunks)];
-      const head = this.chunks[0];
-      const frame = head.subarray(0, length);
-      if (head.length === length) this.chunks.shift();
-      else this.chunks[0] = head.subarray(length);
-      this.buffered -= length;
-      this.dispatch(decodeResponse(frame));
+      this.dispatch(decodeResponse(this.takeFrame(length)));
     }
+  }
+
+  /**
+   * Removes the first `length` buffered bytes. A frame inside one chunk is a view of it; a frame
+   * spanning chunks is copied once, and the bytes after it stay where they are.
+   */
+  private takeFrame(length: number): Buffer {
+    this.buffered -= length;
+    const first = this.chunks[0];
+    if (first.length >= length) {
+      if (first.length === length) this.chunks.shift();
+      else this.chunks[0] = first.subarray(length);
+      return first.subarray(0, length);
+    }
+    const frame = Buffer.allocUnsafe(length);
+    let filled = 0;
+    while (filled < length) {
+      const chunk = this.chunks[0];
+      const n = Math.min(chunk.length, length - filled);
+      chunk.copy(frame, filled, 0, n);
+      filled += n;
+      if (n === chunk.length) this.chunks.shift();
+      else this.chunks[0] = chunk.subarray(n);
+    }
+    return frame;
   }
 
   private dispatch(response: Response): void {
