@@ -50,7 +50,11 @@ export function parseConfig(env: Env): Config {
   if (!Number.isFinite(cacheSeconds) || cacheSeconds < 0 || cacheSeconds > 60) {
     throw new ConfigError(`VOLDFS_CACHE_SECONDS=${cacheText} must be a number of seconds from 0 to 60`);
   }
-  const stateDir =
-    env.VOLDFS_STATE_DIR?.trim() || join(env.XDG_STATE_HOME?.trim() || join(env.HOME || homedir(), '.local', 'state'), 'voldfs');
+  const stateDir = parseStateDir(env);
   return Object.freeze({ db, backendOptions: backend.parseOptions(env), volume, logLevel, cacheSeconds, stateDir });
+}
+
+/** VOLDFS_STATE_DIR alone: umount needs nothing else, not even a reachable store. */
+export function parseStateDir(env: Env): string {
+  return env.VOLDFS_STATE_DIR?.trim() || join(env.XDG_STATE_HOME?.trim() || join(env.HOME || homedir(), '.local', 'state'), 'voldfs');
 }

@@ -28,8 +28,13 @@ export async function mountInBackground(dir: string, config: Config): Promise<{ 
   const channel = child.stdio[3] as Readable;
   let message = '';
   channel.setEncoding('utf8');
-  channel.on('data', (chunk: string) => (message += chunk));
-  await Promise.race([once(channel, 'end'), once(child, 'exit')]);
+  const firstLine = new Promise<void>((resolve) => {
+    channel.on('data', (chunk: string) => {
+      message += chunk;
+      if (message.includes('\n')) resolve();
+    });
+  });
+  await Promise.race([firstLine, once(channel, 'end'), once(child, 'exit')]);
   if (message.startsWith('ready')) {
     channel.destroy();
     child.unref();

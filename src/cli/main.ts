@@ -1,12 +1,12 @@
 #!/usr/bin/env node
-import { writeSync } from 'node:fs';
+import { closeSync, writeSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import { ConfigError, StoreError } from '../backends/errors.js';
 import { BACKENDS } from '../backends/registry.js';
 import { FsError } from '../inode/fs-error.js';
 import { VolumeKeys } from '../inode/keys.js';
 import { format } from '../inode/volume.js';
-import { CONFIG_VARIABLES, parseConfig } from './config.js';
+import { CONFIG_VARIABLES, parseConfig, parseStateDir } from './config.js';
 import { READY_FD_VARIABLE, mountInBackground } from './daemon.js';
 import { makeLogger } from './logger.js';
 import { UsageError } from './mountpoint.js';
@@ -39,7 +39,10 @@ program
     const log = makeLogger(config.logLevel);
     try {
       await serve(dir, config, log, () => {
-        if (readyFd) writeSync(readyFd, 'ready\n');
+        if (readyFd) {
+          writeSync(readyFd, 'ready\n');
+          closeSync(readyFd);
+        }
       });
     } catch (err) {
       if (readyFd) writeSync(readyFd, `error: ${describe(err)}\n`);
@@ -53,7 +56,7 @@ program
   .description('unmount DIR, waiting until everything is written out')
   .argument('<dir>')
   .action(async (dir: string) => {
-    await unmount(dir, parseConfig(process.env));
+    await unmount(dir, parseStateDir(process.env));
   });
 
 program

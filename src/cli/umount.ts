@@ -2,7 +2,6 @@ import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { promisify } from 'node:util';
-import type { Config } from './config.js';
 import { UsageError, isMounted, stateFiles } from './mountpoint.js';
 
 const run = promisify(execFile);
@@ -11,7 +10,7 @@ const run = promisify(execFile);
  * Unmounts like umount(8): refuses while files are open (the kernel says busy), then waits
  * until the serving process has written everything out and exited.
  */
-export async function unmount(dir: string, config: Config, timeoutMs = 120_000): Promise<void> {
+export async function unmount(dir: string, stateDir: string, timeoutMs = 120_000): Promise<void> {
   const path = resolve(dir);
   if (!(await isMounted(path))) throw new UsageError(`${path} is not mounted`);
   try {
@@ -20,7 +19,7 @@ export async function unmount(dir: string, config: Config, timeoutMs = 120_000):
     const stderr = String((err as { stderr?: string }).stderr ?? '').trim();
     throw new UsageError(`cannot unmount ${path}: ${stderr || (err as Error).message} (close the files open there and retry)`);
   }
-  const pid = await readPid(stateFiles(config.stateDir, path).pid);
+  const pid = await readPid(stateFiles(stateDir, path).pid);
   if (pid === undefined) return;
   try {
     process.kill(pid, 'SIGTERM');
