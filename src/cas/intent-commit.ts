@@ -203,12 +203,24 @@ export class IntentCommit {
 
   /** Replaces our envelopes by their next values, then deletes the intent. */
   private async applyAll(): Promise<void> {
-    let clean = true;
-    for (const [key, placed] of this.placed) {
-      const known: RawState = { kind: 'envelope', ...placed };
-      clean = (await this.r.releaseKey(this.txid, key, true, 'apply.write', known)) && clean;
-    }
-    await this.deleteIntent(clean);
+    await this.deleteIntent(await this.releaseAll(true));
+  }
+
+  /**
+   * Replaces every envelope we placed, forward or back, all at once: the CASes are
+   * independent, and only the intent's deletion must wait for all of them.
+   * @returns whether every key is free of our envelope.
+   */
+  private async releaseAll(forward: boolean): Promise<boolean> {
+    const point = forward ? 'apply.write' : 'rollback.write';
+    const results = await Promise.allSettled(
+      [...this.placed].map(([key, placed]) =>
+        this.r.releaseKey(this.txid, key, forward, point, { kind: 'envelope', ...placed }),
+      ),
+    );
+    const failures = results.flatMap((r) => (r.status === 'rejected' ? [r.reason as unknown] : []));
+    if (failures.length > 0) throw failures.find((e) => e instanceof InjectedCrash) ?? failures[0];
+    return results.every((r) => r.status === 'fulfilled' && r.value);
   }
 
   /** Marks the intent aborted (so waiters need not wait), rolls back, deletes the intent. */
@@ -222,12 +234,7 @@ export class IntentCommit {
       if (marked.ok) this.intentVersion = marked.version;
       else this.intentVersion = (await this.r.readTx('intent.reread', this.txid))?.version;
     }
-    let clean = true;
-    for (const [key, placed] of this.placed) {
-      const known: RawState = { kind: 'envelope', ...placed };
-      clean = (await this.r.releaseKey(this.txid, key, false, 'rollback.write', known)) && clean;
-    }
-    await this.deleteIntent(clean);
+    await this.deleteIntent(await this.releaseAll(false));
     return false;
   }
 

@@ -67,7 +67,8 @@
  * caller holding prev's version sees one spurious conflict; the contract allows it.
  *
  * Costs: a multi-key commit of n locked keys takes 2n + 3 writes and one or two getMany
- * (two with version checks), all sequential round trips. Envelopes hold two values, so `maxValueBytes` is about half the store's. Stores must
+ * (two with version checks): n + 5 or n + 6 sequential round trips, as step 5's n writes go
+ * out together. Envelopes hold two values, so `maxValueBytes` is about half the store's. Stores must
  * not evict (memcached: run with -M); an evicted intent would read as missing.
  */
 import { randomBytes } from 'node:crypto';
