@@ -49,7 +49,10 @@ describe('memcached pool of three', () => {
   it('scan lists matching keys from every server', async () => {
     const s = store;
     if (!s?.scan) throw new Error('no scan');
-    const keys = Array.from({ length: 30 }, (_v, i) => `scan:${i}`);
+    // metadump URL-encodes keys: every printable character must come back as it was.
+    const punctuation = 'scan:!"#$%&\'()*+,-./:;<=>?@[\\]^_`{|}~%41%';
+    const keys = [punctuation, s.capabilities.placement.keyInDomain('scan:frag', 2)];
+    for (let i = 0; i < 30; i++) keys.push(`scan:${i}`);
     await Promise.all(keys.map((key) => s.put(key, Buffer.from('x'))));
     await s.put('scanner', Buffer.from('not under the prefix'));
     const listed: string[] = [];
