@@ -13,6 +13,7 @@ import {
   type VersionedValue,
   type WriteCondition,
 } from '../kv-store.js';
+import { checkDataFile } from './data-file.js';
 import { openFailure, writeFailure } from './lmdb-errors.js';
 import { LMDB_MAX_VALUE_BYTES, type LmdbOptions } from './options.js';
 import { decodeVersion, encodeVersion, newVersion } from './versions.js';
@@ -26,6 +27,12 @@ const ONE_DOMAIN: Placement = Object.freeze({
 
 /** Ops + checks per commit; each check is a nested condition block on LMDB's write thread. */
 const MAX_COMMIT_OPS = 1024;
+/**
+ * Address space mapped at open. lmdb-js grows the map when it fills, but each growth remaps
+ * the file and stalls writers; a large map costs only virtual address space (the file grows
+ * with the data, not with the map).
+ */
+const INITIAL_MAP_BYTES = 2 ** 40;
 /** Keys a scan hands out before letting other work run. */
 const SCAN_YIELD_EVERY = 1024;
 
@@ -70,15 +77,20 @@ export class LmdbStore implements KvStore {
     const { path } = options;
     try {
       await mkdir(path, { recursive: true });
+      await checkDataFile(path);
       const db = open<Buffer, string>({
         path,
         noSubdir: false,
         useVersions: true,
         encoding: 'binary',
+        mapSize: INITIAL_MAP_BYTES,
         // Without event-turn batching lmdb-js still groups concurrent writes into one
         // transaction, but it keeps no internal promise per batch that would reject unhandled
         // when a commit fails (disk full).
         eventTurnBatching: false,
+        // A write resolves once it is on disk: the contract has no flush, so fsync above relies
+        // on it. (Overlapped syncing also leaves close() waiting forever after a failed commit.)
+        overlappingSync: false,
       });
       return new LmdbStore(db, path);
     } catch (err) {
