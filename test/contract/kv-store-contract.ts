@@ -54,6 +54,12 @@ export interface ContractSetup {
   readonly spuriousConflicts?: boolean;
   /** How long an operation on a broken store may take before it must reject. Default 10 s. */
   readonly unavailableWithinMs?: number;
+  /**
+   * A fresh key prefix for one test; every key the test uses starts with it. Default
+   * `ct:<12 random hex digits>:`. Redis Cluster can return `ct:{<hex>}:` so that one test's
+   * keys share a hash slot and multi-key commits are possible.
+   */
+  newPrefix?(): string;
 }
 
 /** Bound on one ordinary store operation inside the suite. */
@@ -126,7 +132,7 @@ export function describeKvStoreContract(label: string, setup: ContractSetup): vo
     const k = (name: string): string => prefix + name;
 
     beforeEach(async () => {
-      prefix = `ct:${randomBytes(6).toString('hex')}:`;
+      prefix = setup.newPrefix ? setup.newPrefix() : `ct:${randomBytes(6).toString('hex')}:`;
       store = await within(OP_MS, 'open()', setup.open());
     });
 
