@@ -81,6 +81,11 @@ export class FileData {
     return fetch;
   }
 
+  /** A block's bytes if they are cached, without waiting. */
+  cachedBlock(id: string): Buffer | undefined {
+    return this.blockCache.get(id);
+  }
+
   /** Starts fetching a block into the cache (readahead); errors surface on the real read. */
   prefetch(ref: BlockRef, ino: number, chunkIndex: number): void {
     if (this.blockCache.has(ref.id) || this.inflight.has(ref.id)) return;

@@ -29,7 +29,8 @@ class DirtyChunk {
   /** The chunk's new content: what the store holds, overlaid with what was written here. */
   compose(current: Buffer | undefined): Buffer {
     const end = this.ranges[this.ranges.length - 1][1];
-    if (!current && this.covers(end)) return Buffer.from(this.bytes.subarray(0, end));
+    // The chunk is out of the dirty map once its store begins: its buffer can be handed over.
+    if (!current && this.covers(end)) return this.bytes.subarray(0, end);
     const out = Buffer.alloc(Math.max(end, current?.length ?? 0));
     current?.copy(out);
     for (const [s, e] of this.ranges) this.bytes.copy(out, s, s, e);
@@ -97,6 +98,11 @@ export class WriteBuffer {
       if (chunk.covers(size)) await this.startFlush(index);
     }
     if (this.dirty.size > this.maxDirty) await this.startFlush(this.dirty.keys().next().value as number);
+  }
+
+  /** Whether a read of chunk `index` must wait for settle() first. */
+  pending(index: number): boolean {
+    return this.dirty.has(index) || this.inflight.has(index);
   }
 
   /** Stores chunk `index` if it is dirty and waits until it is; reads call this first. */

@@ -1,5 +1,6 @@
 import { transact } from '../cas/transaction.js';
 import { Attributes } from './attributes.js';
+import { DentryCache } from './dentry-cache.js';
 import { FsError } from './fs-error.js';
 import { InodeTable } from './inode-table.js';
 import { Namespace, type Caller } from './namespace.js';
@@ -33,7 +34,8 @@ export class FileSystem {
   constructor(readonly volume: Volume) {
     this.inodes = new InodeTable(volume.keys);
     this.files = new OpenFiles(volume, this.inodes, (ino) => this.reapIfUnlinked(ino));
-    this.namespace = new Namespace(volume, this.inodes, (ino) => this.files.isOpen(ino));
+    const dentries = new DentryCache(volume.cacheTtlMs);
+    this.namespace = new Namespace(volume, this.inodes, (ino) => this.files.isOpen(ino), dentries);
     this.attributes = new Attributes(volume, this.inodes, this.files);
   }
 

@@ -1,4 +1,5 @@
 import { transact, type Transaction } from '../cas/transaction.js';
+import type { DentryCache } from './dentry-cache.js';
 import { FsError } from './fs-error.js';
 import type { InodeTable } from './inode-table.js';
 import { ROOT_INO, S_IFDIR, S_IFLNK, S_IFMT, S_ISGID, isDir, isReg, type DirEntry, type InodeRecord } from './records.js';
@@ -32,6 +33,7 @@ export class Namespace {
     private readonly inodes: InodeTable,
     /** Whether an inode is open on this mount: its record then outlives its last name. */
     private readonly isOpen: (ino: number) => boolean,
+    private readonly dentries: DentryCache,
   ) {}
 
   private run<T>(body: (tx: Transaction) => Promise<T>): Promise<T> {
@@ -39,11 +41,15 @@ export class Namespace {
   }
 
   async lookup(parent: number, name: string): Promise<DirEntry | undefined> {
-    return this.run(async (tx) => {
+    const cached = this.dentries.get(parent, name);
+    if (cached) return cached;
+    const entry = await this.run(async (tx) => {
       const dir = await this.inodes.read(tx, parent);
       if (!isDir(dir.mode)) throw new FsError('ENOTDIR');
       return this.volume.dirs.lookup(tx, parent, name);
     });
+    if (entry) this.dentries.set(parent, name, entry);
+    return entry;
   }
 
   /**
@@ -117,6 +123,7 @@ export class Namespace {
 
   /** @throws FsError ENOENT, EISDIR for a directory */
   async unlink(parent: number, name: string): Promise<void> {
+    this.dentries.forget(parent, name);
     await this.run(async (tx) => {
       const dir = await this.inodes.read(tx, parent);
       const entry = await this.volume.dirs.lookup(tx, parent, name);
@@ -132,6 +139,7 @@ export class Namespace {
 
   /** @throws FsError ENOENT, ENOTDIR, ENOTEMPTY, EBUSY for the root */
   async rmdir(parent: number, name: string): Promise<void> {
+    this.dentries.forget(parent, name);
     await this.run(async (tx) => {
       const dir = await this.inodes.read(tx, parent);
       const entry = await this.volume.dirs.lookup(tx, parent, name);
@@ -154,6 +162,8 @@ export class Namespace {
    */
   async rename(fromParent: number, fromName: string, toParent: number, toName: string): Promise<void> {
     checkName(toName);
+    this.dentries.forget(fromParent, fromName);
+    this.dentries.forget(toParent, toName);
     await this.run(async (tx) => {
       const src = await this.volume.dirs.lookup(tx, fromParent, fromName);
       if (!src) throw new FsError('ENOENT');

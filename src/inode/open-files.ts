@@ -110,12 +110,14 @@ export class OpenFiles {
     if (sequential) this.readAhead(state, last + 1, Math.floor((state.size - 1) / chunkSize));
     let copied = 0;
     for (let index = first; index <= last; index++) {
-      await state.buffer.settle(index);
+      // Cached refs and blocks are used without an await: most reads of a sequential scan
+      // hit both, and each await costs a trip through the microtask queue.
+      if (state.buffer.pending(index)) await state.buffer.settle(index);
       const chunkStart = index * chunkSize;
       const from = Math.max(offset, chunkStart) - chunkStart;
       const to = Math.min(end, chunkStart + chunkSize) - chunkStart;
-      const ref = await this.refOf(state, index);
-      const data = ref ? await this.volume.data.readBlock(ref, state.ino, index) : undefined;
+      const ref = state.refs.has(index) ? state.refs.get(index) : await this.refOf(state, index);
+      const data = ref ? (this.volume.data.cachedBlock(ref.id) ?? (await this.volume.data.readBlock(ref, state.ino, index))) : undefined;
       const available = data ? Math.max(0, Math.min(to, data.length) - from) : 0;
       if (data && available > 0) data.copy(into, copied, from, from + available);
       // Holes and the tail past a short block read as zeros.

@@ -47,6 +47,8 @@ export class Volume {
     readonly allocator: InodeAllocator,
     readonly garbage: GarbageCollector,
     readonly blocks: BlockStore,
+    /** How long this mount may serve cached records and names, ms. */
+    readonly cacheTtlMs: number,
   ) {}
 
   /**
@@ -71,7 +73,9 @@ export class Volume {
     }
     const raw = new RawBlockStore(options.store, keys.blockPrefix());
     const blocks = options.buildBlocks ? await options.buildBlocks(superblock, raw) : raw;
-    const cache = new RecordCache({ ttlMs: options.cacheTtlMs ?? 1000 });
+    const cacheTtlMs = options.cacheTtlMs ?? 1000;
+    // lru-cache reads a ttl of 0 as "forever": never let "no caching" become that.
+    const cache = new RecordCache({ ttlMs: Math.max(1, cacheTtlMs) });
     const dirs = new DirectoryTree(keys, Math.min(32 * 1024, Math.floor(options.store.capabilities.maxValueBytes / 4)));
     const garbage = new GarbageCollector({ store: options.store, keys, blocks, log: options.log, graceMs: options.graceMs });
     const data = new FileData({
@@ -85,7 +89,7 @@ export class Volume {
     });
     garbage.attach(data);
     const allocator = new InodeAllocator(options.store, keys.inodeAllocator());
-    return new Volume(options.store, options.log, keys, superblock, cache, dirs, data, allocator, garbage, blocks);
+    return new Volume(options.store, options.log, keys, superblock, cache, dirs, data, allocator, garbage, blocks, cacheTtlMs);
   }
 
   async close(): Promise<void> {
