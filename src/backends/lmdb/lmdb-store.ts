@@ -111,6 +111,10 @@ export class LmdbStore implements KvStore {
     return keys.map((key) => this.read(key));
   }
 
+  /**
+   * See {@link KvStore.put}. The value is handed to LMDB's write thread without a copy: the
+   * caller must not modify it until the returned promise settles (as with `fs.write`).
+   */
   async put(key: string, value: Buffer, condition: WriteCondition = UNCONDITIONAL): Promise<PutResult> {
     this.checkSize(key, value);
     this.ensureOpen();
@@ -149,6 +153,7 @@ export class LmdbStore implements KvStore {
     }
   }
 
+  /** See {@link KvStore.commit}; values are not copied, as with {@link LmdbStore.put}. */
   async commit(ops: readonly CommitOp[], checks: readonly CommitCheck[] = []): Promise<boolean> {
     if (ops.length + checks.length > MAX_COMMIT_OPS) {
       throw new RangeError(`commit of ${ops.length + checks.length} ops and checks exceeds maxCommitOps ${MAX_COMMIT_OPS}`);

@@ -97,6 +97,25 @@ describe('opening an LMDB store', () => {
   });
 });
 
+describe('scanning an LMDB store', () => {
+  it('lists thousands of keys across event turns while writes go on, and stops early on break', async () => {
+    const store = await LmdbStore.open({ path: join(dir, 'scan') });
+    const keys = Array.from({ length: 3000 }, (_v, i) => `s/${String(i).padStart(5, '0')}`);
+    await Promise.all(keys.map((key) => store.put(key, Buffer.from(key))));
+    await store.put('s0', Buffer.from('outside'));
+    await store.put('r/1', Buffer.from('outside'));
+    const listed: string[] = [];
+    const writer = Promise.all(Array.from({ length: 200 }, (_v, i) => store.put(`t/${i}`, Buffer.from('x'))));
+    for await (const key of store.scan('s/')) listed.push(key);
+    await writer;
+    expect(listed).toEqual(keys);
+    const firstTen: string[] = [];
+    for await (const key of store.scan('s/')) if (firstTen.push(key) === 10) break;
+    expect(firstTen).toEqual(keys.slice(0, 10));
+    await store.close();
+  });
+});
+
 describe('sharing one LMDB directory', () => {
   it('two stores in one process: CAS increments from both all land', async () => {
     const path = join(dir, 'shared-in-process');
