@@ -1,6 +1,6 @@
 // fsx-style property test: random sequences of file operations applied to a local reference
 // directory and to the tree under test, comparing results, errnos and whole trees.
-// Bounds: VOLDFS_FSX_RUNS (default 30) sequences of up to VOLDFS_FSX_OPS (default 40)
+// Bounds: VOLDFS_FSX_RUNS (default 50) sequences of up to VOLDFS_FSX_OPS (default 40)
 // operations; VOLDFS_FSX_SEED and VOLDFS_FSX_PATH (both printed on failure) replay a failure.
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
@@ -9,7 +9,7 @@ import { makeTempDir } from '../helpers/temp-dir.js';
 import { applyOp, opArb, type FsOp } from './fsx/ops.js';
 import { runSequence, type FsxTarget } from './fsx/runner.js';
 
-const RUNS = Number(process.env.VOLDFS_FSX_RUNS ?? 30);
+const RUNS = Number(process.env.VOLDFS_FSX_RUNS ?? 50);
 const OPS = Number(process.env.VOLDFS_FSX_OPS ?? 40);
 const SEED = process.env.VOLDFS_FSX_SEED === undefined ? undefined : Number(process.env.VOLDFS_FSX_SEED);
 const PATH = process.env.VOLDFS_FSX_PATH;

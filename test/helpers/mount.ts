@@ -38,6 +38,8 @@ export interface MountVoldfsOptions {
   timeoutMs?: number;
   /** The CLI to run, as argv prefix. Default: `[node, <repo>/bin/voldfs.js]`. */
   command?: readonly string[];
+  /** How long unmount waits for the daemon to exit after `voldfs umount`, in ms (default 15,000). */
+  exitWaitMs?: number;
   /** Extra arguments placed after `mount [-f]` and before the directory. */
   mountArgs?: readonly string[];
 }
@@ -105,6 +107,7 @@ export function defaultStoreEnv(storeDir: string, env: NodeJS.ProcessEnv = proce
 export async function mountVoldfs(opts: MountVoldfsOptions = {}): Promise<VoldfsMount> {
   const command = opts.command ?? (await defaultVoldfsCommand());
   const timeoutMs = opts.timeoutMs ?? 60_000;
+  const exitWaitMs = opts.exitWaitMs ?? 15_000;
   const base = opts.mountpoint === undefined ? await makeTempDir('mount') : dirname(resolve(opts.mountpoint));
   const dir = opts.mountpoint === undefined ? join(base, 'mnt') : resolve(opts.mountpoint);
   await mkdir(dir, { recursive: true });
@@ -169,13 +172,13 @@ export async function mountVoldfs(opts: MountVoldfsOptions = {}): Promise<Voldfs
         }
       }
       if (child !== undefined && childExit !== undefined) {
-        const exited = await Promise.race([childExit, sleep(15_000).then(() => undefined)]);
-        if (exited === undefined) problems.push(`daemon pid ${child.pid} still running 15 s after umount`);
+        const exited = await Promise.race([childExit, sleep(exitWaitMs).then(() => undefined)]);
+        if (exited === undefined) problems.push(`daemon pid ${child.pid} still running ${exitWaitMs} ms after umount`);
         else if (exited.code !== 0 && exited.code !== null) problems.push(`daemon exited with code ${exited.code}`);
       } else {
-        const deadline = Date.now() + 15_000;
+        const deadline = Date.now() + exitWaitMs;
         while (daemonPids.some(processExists) && Date.now() < deadline) await sleep(100);
-        if (daemonPids.some(processExists)) problems.push(`daemon pid(s) ${daemonPids.join(',')} still running 15 s after umount`);
+        if (daemonPids.some(processExists)) problems.push(`daemon pid(s) ${daemonPids.join(',')} still running ${exitWaitMs} ms after umount`);
       }
       if (await isFuseMounted(dir)) {
         problems.push(`${dir} still mounted after umount; detached with fusermount -uz`);

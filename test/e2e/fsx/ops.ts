@@ -65,7 +65,7 @@ export const opArb: fc.Arbitrary<FsOp> = fc.oneof(
   { arbitrary: fc.record({ op: fc.constant('write' as const), path: pathArb, offset: offsetArb, length: lengthArb, seed: fc.integer({ min: 1, max: 1e9 }) }), weight: 5 },
   { arbitrary: fc.record({ op: fc.constant('truncate' as const), path: pathArb, size: offsetArb }), weight: 2 },
   { arbitrary: fc.record({ op: fc.constant('rename' as const), from: pathArb, to: pathArb }), weight: 2 },
-  { arbitrary: fc.record({ op: fc.constant('link' as const), from: pathArb, to: pathArb }), weight: 1 },
+  { arbitrary: fc.record({ op: fc.constant('link' as const), from: pathArb, to: pathArb }), weight: 2 },
   { arbitrary: fc.record({ op: fc.constant('unlink' as const), path: pathArb }), weight: 1 },
   { arbitrary: fc.record({ op: fc.constant('mkdir' as const), path: pathArb, mode: fc.constantFrom(0o755, 0o700, 0o1777) }), weight: 2 },
   { arbitrary: fc.record({ op: fc.constant('rmdir' as const), path: pathArb }), weight: 1 },
