@@ -67,8 +67,9 @@ program
     const config = parseConfig(process.env);
     const store = await openStore(config);
     try {
-      const sb = await format(store, new VolumeKeys(`${config.volume}:`), {}, Boolean(opts.force));
-      console.log(`voldfs: formatted volume ${config.volume} (id ${sb.volumeId}, chunk ${sb.chunkSize} bytes) on ${store.name}`);
+      const keys = new VolumeKeys(`${config.volume}:`);
+      const sb = await format(store.meta, keys, {}, Boolean(opts.force), undefined, store.data);
+      console.log(`voldfs: formatted volume ${config.volume} (id ${sb.volumeId}, chunk ${sb.chunkSize} bytes) on ${store.data.name}`);
     } finally {
       await store.close();
     }

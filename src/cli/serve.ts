@@ -18,7 +18,13 @@ export async function serve(dir: string, config: Config, log: Logger, onReady: (
   const store = await openStore(config);
   let volume: Volume;
   try {
-    volume = await Volume.open({ store, log, prefix: `${config.volume}:`, cacheTtlMs: config.cacheSeconds * 1000 });
+    volume = await Volume.open({
+      store: store.meta,
+      dataStore: store.data,
+      log,
+      prefix: `${config.volume}:`,
+      cacheTtlMs: config.cacheSeconds * 1000,
+    });
   } catch (err) {
     await store.close();
     throw err;
@@ -33,7 +39,7 @@ export async function serve(dir: string, config: Config, log: Logger, onReady: (
   const { pid } = stateFiles(config.stateDir, path);
   await mkdir(dirname(pid), { recursive: true });
   await writeFile(pid, `${process.pid}\n`);
-  log.info({ mountpoint: path, store: store.name, volume: config.volume }, 'mounted');
+  log.info({ mountpoint: path, store: store.data.name, volume: config.volume }, 'mounted');
   onReady();
 
   await new Promise<void>((resolve) => {

@@ -19,7 +19,13 @@ export const VOLUME_FORMAT = 1;
 const MAX_CHUNK = 1024 * 1024;
 
 export interface VolumeOptions {
+  /** Store of metadata records (inodes, directories, chunk maps): needs `commit`. */
   readonly store: KvStore;
+  /**
+   * Store of immutable blocks; default `store`. Blocks are written once and never take part
+   * in a multi-key commit, so they may bypass the intent layer (and its halved value limit).
+   */
+  readonly dataStore?: KvStore;
   readonly log: Logger;
   /** Key prefix of the volume's records, e.g. `voldfs:`. */
   readonly prefix: string;
@@ -67,11 +73,11 @@ export class Volume {
         );
       }
       if (!formatIfEmpty) throw new VolumeNotFormatted(`no volume under "${options.prefix}": run voldfs mkfs`);
-      await format(options.store, keys, options.translators ?? {}, false);
+      await format(options.store, keys, options.translators ?? {}, false, MAX_CHUNK, options.dataStore);
       superblock = await readSuperblock(options.store, keys);
       if (!superblock) throw new IntegrityError('the superblock just written cannot be read back');
     }
-    const raw = new RawBlockStore(options.store, keys.blockPrefix());
+    const raw = new RawBlockStore(options.dataStore ?? options.store, keys.blockPrefix());
     const blocks = options.buildBlocks ? await options.buildBlocks(superblock, raw) : raw;
     const cacheTtlMs = options.cacheTtlMs ?? 1000;
     // lru-cache reads a ttl of 0 as "forever": never let "no caching" become that.
@@ -123,11 +129,12 @@ export async function format(
   translators: Record<string, unknown>,
   force: boolean,
   chunkLimit = MAX_CHUNK,
+  dataStore: KvStore = store,
 ): Promise<SuperblockRecord> {
   const existing = await store.get(keys.superblock());
   if (existing && !force) throw new FsError('EEXIST', `a volume already exists under "${keys.prefix}"`);
   // Room for translator overhead (nonce, tag, erasure headers) under the store's item limit.
-  const chunkSize = Math.min(chunkLimit, floorPow2(store.capabilities.maxValueBytes - 4096));
+  const chunkSize = Math.min(chunkLimit, floorPow2(dataStore.capabilities.maxValueBytes - 4096));
   const superblock: SuperblockRecord = {
     format: VOLUME_FORMAT,
     volumeId: randomBytes(16).toString('hex'),

@@ -108,6 +108,7 @@ export class LmdbStore implements KvStore {
     if (keys.length === 0) return [];
     // Page faults for cold records happen on lmdb-js's reader thread, not on the event loop.
     await this.db.prefetch([...keys]);
+    this.ensureOpen(); // closed while the reader thread was paging
     return keys.map((key) => this.read(key));
   }
 
@@ -203,6 +204,9 @@ export class LmdbStore implements KvStore {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    // lmdb-js resets its read transaction on a zero-delay timer after each read; closing first
+    // makes that timer throw "Attempt to reset an invalid read txn" and kill the process.
+    await new Promise((resolve) => setTimeout(resolve, 1));
     await this.db.close();
   }
 
