@@ -1,5 +1,6 @@
 import type { AnyBackend } from './backend.js';
 import { memcachedBackend } from './memcached/index.js';
+import { httpBackend } from './kv-http/index.js';
 import { lmdbBackend } from './lmdb/index.js';
 import { memoryBackend } from './memory/index.js';
 import { redisBackend } from './redis/index.js';
@@ -13,6 +14,7 @@ export const BACKENDS: readonly AnyBackend[] = [
   memoryBackend,
   memcachedBackend,
   redisBackend,
+  httpBackend,
 ];
 
 export function findBackend(name: string): AnyBackend | undefined {

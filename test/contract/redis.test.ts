@@ -40,6 +40,6 @@ describe('redis, cluster of 3 masters and 3 replicas', () => {
     breakStore: async () => {
       for (const port of servers.ports) await servers.kill(port);
     },
-    expected: { maxValueBytes: MAX_VALUE_BYTES, atomicCommit: false, scan: true, domains: 3 },
+    expected: { maxValueBytes: MAX_VALUE_BYTES, atomicCommit: false, scan: true, maxCommitOps: 0, domains: 3 },
   });
 });

@@ -1,7 +1,9 @@
 /**
- * Finding free loopback ports for test servers. A port found free may be taken by someone
- * else before the server binds it, so starters retry with another range when that happens.
+ * Finding free loopback ports for test servers, and telling when a killed server is gone. A
+ * port found free may be taken by someone else before the server binds it, so starters retry
+ * with another range when that happens.
  */
+import { readFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 
 /** True if nothing listens on 127.0.0.1:`port` and we may bind it. */
@@ -33,4 +35,19 @@ export async function findFreeBase(offsets: readonly number[], low = 20000, high
     if (free) return base;
   }
   throw new Error(`no free port range on 127.0.0.1 in ${low}..${high} for offsets ${offsets.join(',')}`);
+}
+
+/**
+ * True once process `pid` has exited: it no longer exists, or it is a zombie waiting for its
+ * parent (for a daemon, init) to reap it.
+ */
+export async function processGone(pid: number): Promise<boolean> {
+  try {
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+    // The state follows the parenthesised command name, which may itself contain spaces.
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) === 'Z';
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return true;
+    throw err;
+  }
 }

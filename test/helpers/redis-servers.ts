@@ -5,8 +5,8 @@
  */
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { findFreeBase } from './free-ports.js';
-import { processExists, run, sleep, tail } from './run.js';
+import { findFreeBase, processGone } from './free-ports.js';
+import { run, sleep, tail } from './run.js';
 import { makeTempDir, removeTempDir } from './temp-dir.js';
 
 const SCRIPTS = resolve(import.meta.dirname, '../../scripts');
@@ -100,7 +100,7 @@ function handle(mode: 'single' | 'cluster', dir: string, ports: number[], stdout
       const pid = await pidOf(port);
       if (pid === undefined) throw new Error(`no pid file for redis port ${port} in ${dir}`);
       process.kill(pid, 'SIGKILL');
-      for (let i = 0; i < 100 && processExists(pid); i++) await sleep(50);
+      for (let i = 0; i < 200 && !(await processGone(pid)); i++) await sleep(25);
       alive.delete(port);
     },
     async nodes(askPort) {

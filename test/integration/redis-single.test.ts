@@ -5,7 +5,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { StoreFull, StoreUnavailable } from '../../src/backends/errors.js';
 import { IF_ABSENT } from '../../src/backends/kv-store.js';
+import { Redis } from 'ioredis';
 import { RedisStore, parseRedisOptions } from '../../src/backends/redis/index.js';
+import { CONDITIONAL_PUT, COMMIT } from '../../src/backends/redis/scripts.js';
 import { findFreeBase } from '../helpers/free-ports.js';
 import { startRedis, type RedisServers } from '../helpers/redis-servers.js';
 
@@ -85,6 +87,26 @@ describe('redis single server', () => {
       expect(fields.split('\n').filter(Boolean)).toEqual(['v', 'hello', 'r', r.version]);
     } finally {
       await store.close();
+    }
+  });
+
+  it('a conditional write sent twice (a re-send after a lost connection) reports success both times', async () => {
+    const client = new Redis(servers.env.VOLDFS_REDIS_URL);
+    try {
+      const put = (version: string) =>
+        client.eval(CONDITIONAL_PUT.source, 1, 'resend:k', 'a', '', version, 'value');
+      expect(await put('version-1')).toBe(1);
+      // The same call again finds its own version in place: success, not a conflict.
+      expect(await put('version-1')).toBe(1);
+      // Another writer's ifAbsent still fails.
+      expect(await put('version-2')).toBe(0);
+      const commit = (version: string) =>
+        client.eval(COMMIT.source, 2, 'resend:c1', 'resend:c2', '2', 'a', '', version, 'x', 'a', '', `${version}b`, 'y');
+      expect(await commit('c-1')).toBe(1);
+      expect(await commit('c-1')).toBe(1);
+      expect(await commit('c-2')).toBe(0);
+    } finally {
+      client.disconnect();
     }
   });
 });

@@ -65,7 +65,7 @@ export class RedisStore implements KvStore {
     this.capabilities = Object.freeze({
       maxValueBytes: options.maxValueBytes,
       atomicCommit: single,
-      maxCommitOps: REDIS_MAX_COMMIT_OPS,
+      maxCommitOps: single ? REDIS_MAX_COMMIT_OPS : 0,
       placement: connection.placement,
     });
     if (single) this.commit = (ops, checks) => this.commitAll(ops, checks ?? []);
@@ -88,7 +88,8 @@ export class RedisStore implements KvStore {
     const results: (VersionedValue | undefined)[] = [];
     for (let start = 0; start < keys.length; start += GET_BATCH) {
       const batch = keys.slice(start, start + GET_BATCH);
-      // Issued in one tick, so auto-pipelining sends them as one pipeline per server.
+      // Issued in one tick: one pipeline on a single server (auto-pipelining); in a cluster
+      // each is routed to the master of its slot, all in flight at once.
       const replies = await this.call(`getMany of ${batch.length} keys`, (c) =>
         Promise.all(batch.map((key) => c.hmgetBuffer(key, 'v', 'r'))),
       );

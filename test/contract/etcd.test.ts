@@ -1,0 +1,29 @@
+import { afterAll, beforeAll, describe } from 'vitest';
+import { httpBackend } from '../../src/backends/kv-http/index.js';
+import { startEtcd, type EtcdServers } from '../helpers/etcd-servers.js';
+import { describeKvStoreContract } from './kv-store-contract.js';
+
+const expected = { maxValueBytes: 1024 * 1024, atomicCommit: true, scan: true, maxCommitOps: 128, domains: 1 };
+
+for (const mode of ['single', 'cluster'] as const) {
+  describe(`etcd, ${mode === 'single' ? 'one member' : 'three members'}`, () => {
+    let servers: EtcdServers;
+    beforeAll(async () => {
+      servers = await startEtcd(mode);
+    });
+    afterAll(async () => {
+      await servers?.stop();
+    });
+
+    describeKvStoreContract(`http/etcd (${mode === 'single' ? '1 member' : '3 members'})`, {
+      open: () =>
+        httpBackend.create(
+          httpBackend.parseOptions({ ...servers.env, VOLDFS_HTTP_TIMEOUT_MS: '3000', VOLDFS_HTTP_RETRY_MS: '1000' }),
+        ),
+      breakStore: async () => {
+        for (let i = 0; i < servers.urls.length; i++) await servers.kill(i);
+      },
+      expected,
+    });
+  });
+}
