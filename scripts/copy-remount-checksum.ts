@@ -19,7 +19,7 @@ import { defaultStoreEnv, mountVoldfs, type VoldfsMount } from '../test/helpers/
 import { buildFixture } from '../test/helpers/proof-fixture.js';
 import { run } from '../test/helpers/run.js';
 import { makeTempDir, removeTempDir } from '../test/helpers/temp-dir.js';
-import { compareTrees, snapshotTree, type TreeSnapshot } from '../test/helpers/tree-snapshot.js';
+import { compareTreesDetailed, snapshotTree, type TreeDiff, type TreeSnapshot } from '../test/helpers/tree-snapshot.js';
 
 const USAGE = `usage: copy-remount-checksum [options]
 
@@ -145,6 +145,13 @@ function summarize(tree: TreeSnapshot): { files: number; dirs: number; symlinks:
   return s;
 }
 
+/** "mode 120, mtime 3": how many differences of each kind, most frequent first. */
+function countKinds(diffs: readonly TreeDiff[]): string {
+  const counts = new Map<string, number>();
+  for (const d of diffs) counts.set(d.kind, (counts.get(d.kind) ?? 0) + 1);
+  return [...counts].sort((a, b) => b[1] - a[1]).map(([k, n]) => `${k} ${n}`).join(', ');
+}
+
 async function dropCaches(): Promise<void> {
   await mustRun('sync', []);
   try {
@@ -262,7 +269,7 @@ async function proof(opts: Options, cleanups: Array<() => Promise<void>>): Promi
   const t0 = process.hrtime.bigint();
   const actual = (await exists(dest)) ? await snapshotTree(dest) : new Map();
   const verifySeconds = secondsSince(t0);
-  const diffs = compareTrees(expected, actual, { mtime: true, mtimeGranularityNs: opts.mtimeGranularityNs, owner: true, nlink: true, hardLinks: true });
+  const diffs = compareTreesDetailed(expected, actual, { mtime: true, mtimeGranularityNs: opts.mtimeGranularityNs, owner: true, nlink: true, hardLinks: true });
 
   const lines = [
     `entries      ${expected.size} (${stats.files} files, ${stats.dirs} dirs, ${stats.symlinks} symlinks, ${stats.other} other; ${stats.linkGroups} hard-link groups)`,
@@ -271,10 +278,10 @@ async function proof(opts: Options, cleanups: Array<() => Promise<void>>): Promi
     opts.verifyOnly ? 'copy         skipped (--verify-only)' : `copy         ${copySeconds.toFixed(2)} s, ${mbps(stats.bytes, copySeconds)} MB/s (${opts.copyTool})`,
     ...(mount === undefined ? [] : [`unmount      ${unmountSeconds.toFixed(2)} s (copy+unmount ${mbps(stats.bytes, copySeconds + unmountSeconds)} MB/s)`, `remount      ${remountSeconds.toFixed(2)} s`]),
     `verify       ${verifySeconds.toFixed(2)} s, ${mbps(stats.bytes, verifySeconds)} MB/s, ${(actual.size / Math.max(verifySeconds, 1e-9)).toFixed(0)} entries/s`,
-    `differences  ${diffs.length}`,
+    `differences  ${diffs.length}${diffs.length === 0 ? '' : ` (${countKinds(diffs)})`}`,
   ];
   process.stdout.write(lines.join('\n') + '\n');
-  for (const d of diffs.slice(0, opts.maxDiffs)) process.stdout.write(`DIFF ${d}\n`);
+  for (const d of diffs.slice(0, opts.maxDiffs)) process.stdout.write(`DIFF ${d.text}\n`);
   if (diffs.length > opts.maxDiffs) process.stdout.write(`... and ${diffs.length - opts.maxDiffs} more differences\n`);
   process.stdout.write(diffs.length === 0 ? 'RESULT identical\n' : 'RESULT DIFFERENT\n');
   return diffs.length === 0 ? 0 : 1;

@@ -147,12 +147,30 @@ function linkGroups(tree: TreeSnapshot): Map<string, string[]> {
   return groups;
 }
 
+/** Kinds of difference {@link compareTreesDetailed} reports. */
+export type DiffKind = 'missing' | 'extra' | 'type' | 'mode' | 'owner' | 'size' | 'nlink' | 'content' | 'symlink target' | 'mtime' | 'hard links';
+
+/** One difference: its kind, the entry's path, and a human-readable line. */
+export interface TreeDiff {
+  kind: DiffKind;
+  path: string;
+  text: string;
+}
+
 /**
  * Lists every difference between two trees, one human-readable line each; empty when equal.
  * Entry order: by path.
  */
 export function compareTrees(expected: TreeSnapshot, actual: TreeSnapshot, opts: CompareOptions = {}): string[] {
-  const diffs: string[] = [];
+  return compareTreesDetailed(expected, actual, opts).map((d) => d.text);
+}
+
+/** {@link compareTrees} with the kind and path of each difference. */
+export function compareTreesDetailed(expected: TreeSnapshot, actual: TreeSnapshot, opts: CompareOptions = {}): TreeDiff[] {
+  const diffs: TreeDiff[] = [];
+  const add = (kind: DiffKind, path: string, text: string): void => {
+    diffs.push({ kind, path, text });
+  };
   const gran = opts.mtimeGranularityNs ?? 1n;
   const paths = [...new Set([...expected.keys(), ...actual.keys()])].sort();
   const eg = opts.hardLinks ?? true ? linkGroups(expected) : undefined;
@@ -162,32 +180,32 @@ export function compareTrees(expected: TreeSnapshot, actual: TreeSnapshot, opts:
     const e = expected.get(p);
     const a = actual.get(p);
     if (a === undefined) {
-      diffs.push(`missing: ${show(p)} (${e?.type})`);
+      add('missing', p, `missing: ${show(p)} (${e?.type})`);
       continue;
     }
     if (e === undefined) {
-      diffs.push(`extra: ${show(p)} (${a.type})`);
+      add('extra', p, `extra: ${show(p)} (${a.type})`);
       continue;
     }
     if (e.type !== a.type) {
-      diffs.push(`${show(p)}: type ${e.type} != ${a.type}`);
+      add('type', p, `${show(p)}: type ${e.type} != ${a.type}`);
       continue;
     }
     if (p === '' && !(opts.root ?? true)) continue;
-    if ((opts.mode ?? true) && e.mode !== a.mode && e.type !== 'symlink') diffs.push(`${show(p)}: mode ${octal(e.mode)} != ${octal(a.mode)}`);
-    if (opts.owner && (e.uid !== a.uid || e.gid !== a.gid)) diffs.push(`${show(p)}: owner ${e.uid}:${e.gid} != ${a.uid}:${a.gid}`);
-    if (e.type !== 'dir' && e.size !== a.size) diffs.push(`${show(p)}: size ${e.size} != ${a.size}`);
-    if (e.type !== 'dir' && (opts.nlink ?? true) && e.nlink !== a.nlink) diffs.push(`${show(p)}: nlink ${e.nlink} != ${a.nlink}`);
-    if (e.sha256 !== undefined && a.sha256 !== undefined && e.sha256 !== a.sha256) diffs.push(`${show(p)}: content sha256 ${e.sha256.slice(0, 16)}... != ${a.sha256.slice(0, 16)}...`);
-    if (e.target !== a.target) diffs.push(`${show(p)}: symlink target ${JSON.stringify(e.target)} != ${JSON.stringify(a.target)}`);
-    if (opts.mtime && e.mtimeNs / gran !== a.mtimeNs / gran) diffs.push(`${show(p)}: mtime ${e.mtimeNs} != ${a.mtimeNs} (ns)`);
+    if ((opts.mode ?? true) && e.mode !== a.mode && e.type !== 'symlink') add('mode', p, `${show(p)}: mode ${octal(e.mode)} != ${octal(a.mode)}`);
+    if (opts.owner && (e.uid !== a.uid || e.gid !== a.gid)) add('owner', p, `${show(p)}: owner ${e.uid}:${e.gid} != ${a.uid}:${a.gid}`);
+    if (e.type !== 'dir' && e.size !== a.size) add('size', p, `${show(p)}: size ${e.size} != ${a.size}`);
+    if (e.type !== 'dir' && (opts.nlink ?? true) && e.nlink !== a.nlink) add('nlink', p, `${show(p)}: nlink ${e.nlink} != ${a.nlink}`);
+    if (e.sha256 !== undefined && a.sha256 !== undefined && e.sha256 !== a.sha256) add('content', p, `${show(p)}: content sha256 ${e.sha256.slice(0, 16)}... != ${a.sha256.slice(0, 16)}...`);
+    if (e.target !== a.target) add('symlink target', p, `${show(p)}: symlink target ${JSON.stringify(e.target)} != ${JSON.stringify(a.target)}`);
+    if (opts.mtime && e.mtimeNs / gran !== a.mtimeNs / gran) add('mtime', p, `${show(p)}: mtime ${e.mtimeNs} != ${a.mtimeNs} (ns)`);
     if (eg !== undefined && ag !== undefined && e.type !== 'dir') {
       const ge = eg.get(p) ?? [p];
       const ga = ag.get(p) ?? [p];
       const key = ge.join('\0');
       if (ge.join('\0') !== ga.join('\0') && !reportedGroups.has(key)) {
         reportedGroups.add(key);
-        diffs.push(`${show(p)}: hard links [${ge.map(show).join(', ')}] != [${ga.map(show).join(', ')}]`);
+        add('hard links', p, `${show(p)}: hard links [${ge.map(show).join(', ')}] != [${ga.map(show).join(', ')}]`);
       }
     }
   }

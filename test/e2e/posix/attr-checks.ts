@@ -193,4 +193,31 @@ export const attrChecks: readonly PosixCheck[] = [
       assert.equal((await timesNs(a)).mtime, before.mtime, 'writing a file does not touch its directory mtime');
     },
   },
+  {
+    name: 'cp -a and rsync -a preserve modes, owners and mtimes',
+    async run(dir) {
+      // cp -a sets the mode through the system.posix_acl_access xattr when the filesystem takes
+      // it, and only falls back to chmod when that fails: a filesystem that stores the xattr
+      // without applying it to the mode leaves every copy at its creation mode (0600/0700).
+      await mkdir(join(dir, 'src', 'sub'), { recursive: true });
+      await writeFile(join(dir, 'src', 'f644'), 'a');
+      await chmod(join(dir, 'src', 'f644'), 0o644);
+      await writeFile(join(dir, 'src', 'f4755'), 'b');
+      await chmod(join(dir, 'src', 'f4755'), 0o4755);
+      await chmod(join(dir, 'src', 'sub'), 0o751);
+      await chown(join(dir, 'src', 'f644'), 1234, 5678);
+      await mustRun('touch', ['-m', '-d', touchArg(T1), join(dir, 'src', 'f644'), join(dir, 'src', 'sub')]);
+      for (const [tool, args] of [['cp', ['-a', 'src', 'cp-copy']], ['rsync', ['-a', 'src/', 'rsync-copy/']]] as const) {
+        await mustRun('sh', ['-c', 'cd "$1" && shift && exec "$@"', 'sh', dir, tool, ...args]);
+        const copy = join(dir, `${tool}-copy`);
+        assert.equal(await modeOf(join(copy, 'f644')), 0o644, `${tool}: mode of a 0644 file`);
+        assert.equal(await modeOf(join(copy, 'f4755')), 0o4755, `${tool}: mode of a setuid file`);
+        assert.equal(await modeOf(join(copy, 'sub')), 0o751, `${tool}: mode of a 0751 directory`);
+        const s = await stat(join(copy, 'f644'), { bigint: true });
+        assert.deepEqual([s.uid, s.gid], [1234n, 5678n], `${tool}: owner`);
+        assert.equal(s.mtimeNs, T1, `${tool}: file mtime`);
+        assert.equal((await stat(join(copy, 'sub'), { bigint: true })).mtimeNs, T1, `${tool}: directory mtime`);
+      }
+    },
+  },
 ];
