@@ -75,7 +75,9 @@ export class EtcdStore implements KvStore {
       maxCommitOps: options.maxTxnOps,
       placement: ONE_DOMAIN,
     });
-    this.getBatch = Math.min(64, options.maxTxnOps);
+    // 32 ranges of up to 1 MiB each make answers of up to ~45 MB of JSON (base64): enough
+    // to amortise the round trip, small enough to parse without stalling other requests.
+    this.getBatch = Math.min(32, options.maxTxnOps);
   }
 
   /**
