@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import type { Env } from '../backends/backend.js';
 import { ConfigError } from '../backends/errors.js';
 import { BACKENDS, findBackend } from '../backends/registry.js';
+import { parseTranslatorRequest, type TranslatorRequest } from '../translators/request.js';
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
@@ -20,6 +21,11 @@ export interface Config {
   readonly cacheSeconds: number;
   /** VOLDFS_STATE_DIR: pid and log files of background mounts. */
   readonly stateDir: string;
+  /**
+   * VOLDFS_TRANSLATORS: the stack for a new volume (mkfs, or a mount that formats an empty
+   * store) and the one an existing volume must have. Unset: none for new volumes, any for old.
+   */
+  readonly translators: TranslatorRequest | undefined;
 }
 
 export const CONFIG_VARIABLES = [
@@ -28,6 +34,8 @@ export const CONFIG_VARIABLES = [
   { name: 'VOLDFS_LOG_LEVEL', description: LOG_LEVELS.join(', '), default: 'info' },
   { name: 'VOLDFS_CACHE_SECONDS', description: 'attribute/entry cache lifetime in seconds (0 to 60)', default: '1' },
   { name: 'VOLDFS_STATE_DIR', description: 'where background mounts keep pid and log files', default: '~/.local/state/voldfs' },
+  { name: 'VOLDFS_TRANSLATORS', description: 'none, crypt, erasure:K+M or crypt,erasure:K+M (chosen at mkfs)', default: 'none' },
+  { name: 'VOLDFS_PASSPHRASE_FILE', description: 'file holding the passphrase of an encrypted volume (else asked on the terminal)' },
 ];
 
 /** @throws ConfigError naming the variable and the accepted values */
@@ -51,7 +59,9 @@ export function parseConfig(env: Env): Config {
     throw new ConfigError(`VOLDFS_CACHE_SECONDS=${cacheText} must be a number of seconds from 0 to 60`);
   }
   const stateDir = parseStateDir(env);
-  return Object.freeze({ db, backendOptions: backend.parseOptions(env), volume, logLevel, cacheSeconds, stateDir });
+  const translatorText = env.VOLDFS_TRANSLATORS?.trim();
+  const translators = translatorText ? parseTranslatorRequest(translatorText, 'VOLDFS_TRANSLATORS') : undefined;
+  return Object.freeze({ db, backendOptions: backend.parseOptions(env), volume, logLevel, cacheSeconds, stateDir, translators });
 }
 
 /** VOLDFS_STATE_DIR alone: umount needs nothing else, not even a reachable store. */

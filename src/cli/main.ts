@@ -4,13 +4,16 @@ import { Command, Option } from 'commander';
 import { ConfigError, StoreError } from '../backends/errors.js';
 import { BACKENDS } from '../backends/registry.js';
 import { FsError } from '../inode/fs-error.js';
-import { VolumeKeys } from '../inode/keys.js';
+import { WrongPassphrase } from '../translators/crypt/keyring.js';
+import { changePassphrase } from '../inode/passphrase-change.js';
 import { format } from '../inode/volume.js';
+import { NO_TRANSLATORS, describeRequest, parseTranslatorRequest } from '../translators/request.js';
 import { CONFIG_VARIABLES, parseConfig, parseStateDir } from './config.js';
 import { READY_FD_VARIABLE, mountInBackground } from './daemon.js';
 import { makeLogger } from './logger.js';
 import { UsageError } from './mountpoint.js';
 import { openStore } from './open-store.js';
+import { passphraseSource } from './passphrase.js';
 import { serve } from './serve.js';
 import { unmount } from './umount.js';
 
@@ -38,7 +41,7 @@ program
     const readyFd = Number(process.env[READY_FD_VARIABLE]);
     const log = makeLogger(config.logLevel);
     try {
-      await serve(dir, config, log, () => {
+      await serve(dir, config, log, passphraseSource(process.env), () => {
         if (readyFd) {
           writeSync(readyFd, 'ready\n');
           closeSync(readyFd);
@@ -63,13 +66,42 @@ program
   .command('mkfs')
   .description('format the store selected by VOLDFS_DB as an empty volume')
   .option('--force', 'replace an existing volume (its records become unreachable)')
-  .action(async (opts: { force?: boolean }) => {
+  .option('--crypt', 'encrypt data and metadata (asks for a passphrase, or VOLDFS_PASSPHRASE_FILE)')
+  .option('--erasure <k+m>', 'Reed-Solomon erasure coding, e.g. 4+2 (survives losing m servers)')
+  .action(async (opts: { force?: boolean; crypt?: boolean; erasure?: string }) => {
     const config = parseConfig(process.env);
+    const flags = [opts.crypt ? 'crypt' : '', opts.erasure ? `erasure:${opts.erasure}` : ''].filter(Boolean).join(',');
+    const request = flags ? parseTranslatorRequest(flags, 'mkfs flags') : (config.translators ?? NO_TRANSLATORS);
     const store = await openStore(config);
     try {
-      const keys = new VolumeKeys(`${config.volume}:`);
-      const sb = await format(store.meta, keys, {}, Boolean(opts.force), undefined, store.data);
-      console.log(`voldfs: formatted volume ${config.volume} (id ${sb.volumeId}, chunk ${sb.chunkSize} bytes) on ${store.data.name}`);
+      const { superblock } = await format(
+        { store: store.meta, dataStore: store.data, prefix: `${config.volume}:`, passphrase: passphraseSource(process.env) },
+        request,
+        Boolean(opts.force),
+      );
+      console.log(
+        `voldfs: formatted volume ${config.volume} (id ${superblock.volumeId}, chunk ${superblock.chunkSize} bytes, ` +
+          `translators ${describeRequest(request)}) on ${store.data.name}`,
+      );
+    } finally {
+      await store.close();
+    }
+  });
+
+program
+  .command('passwd')
+  .description("change an encrypted volume's passphrase (re-wraps its key; no data is rewritten)")
+  .action(async () => {
+    const config = parseConfig(process.env);
+    const current = passphraseSource(process.env, 'VOLDFS_PASSPHRASE', 'Current passphrase: ');
+    const next = passphraseSource(process.env, 'VOLDFS_NEW_PASSPHRASE', 'New passphrase: ');
+    if (!current || !next) {
+      throw new ConfigError('give the current and new passphrases (VOLDFS_PASSPHRASE_FILE, VOLDFS_NEW_PASSPHRASE_FILE) or run from a terminal');
+    }
+    const store = await openStore(config);
+    try {
+      await changePassphrase(store.meta, `${config.volume}:`, await current(), await next());
+      console.log(`voldfs: passphrase of volume ${config.volume} changed`);
     } finally {
       await store.close();
     }
@@ -77,13 +109,15 @@ program
 
 function describe(err: unknown): string {
   if (err instanceof FsError && err.code === 'EEXIST') return `${err.message}; use --force to replace it`;
+  if (err instanceof WrongPassphrase) return `${err.message}: check VOLDFS_PASSPHRASE_FILE or what you typed`;
   return err instanceof Error ? err.message : String(err);
 }
 
 program.parseAsync(process.argv).then(
   () => process.exit(0),
   (err: unknown) => {
-    const known = err instanceof UsageError || err instanceof ConfigError || err instanceof StoreError || err instanceof FsError;
+    const known =
+      err instanceof UsageError || err instanceof ConfigError || err instanceof StoreError || err instanceof FsError || err instanceof WrongPassphrase;
     console.error(`voldfs: ${describe(err)}`);
     if (!known && process.env.VOLDFS_LOG_LEVEL === 'debug') console.error(err);
     process.exit(err instanceof UsageError || err instanceof ConfigError ? 2 : 1);

@@ -13,7 +13,13 @@ import { openStore } from './open-store.js';
  * then persists what is pending, closes the store and returns.
  * @param onReady called once the kernel has the mount
  */
-export async function serve(dir: string, config: Config, log: Logger, onReady: () => void): Promise<void> {
+export async function serve(
+  dir: string,
+  config: Config,
+  log: Logger,
+  passphrase: (() => Promise<string>) | undefined,
+  onReady: () => void,
+): Promise<void> {
   const path = await checkMountpoint(dir);
   const store = await openStore(config);
   let volume: Volume;
@@ -24,6 +30,8 @@ export async function serve(dir: string, config: Config, log: Logger, onReady: (
       log,
       prefix: `${config.volume}:`,
       cacheTtlMs: config.cacheSeconds * 1000,
+      translators: config.translators,
+      passphrase,
     });
   } catch (err) {
     await store.close();

@@ -1,12 +1,15 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
+import { ConfigError, IntegrityError } from '../backends/errors.js';
 import type { KvStore } from '../backends/kv-store.js';
-import { IntegrityError } from '../backends/errors.js';
 import { RecordCache } from '../cas/record-cache.js';
 import { decodeRecord, encodeRecord } from '../cas/record-codec.js';
 import { FileData } from '../chunk/file-data.js';
 import type { BlockStore } from '../translators/block-store.js';
-import { RawBlockStore } from '../translators/raw-block-store.js';
+import { createKeyring, openKeyring, type Keyring } from '../translators/crypt/keyring.js';
+import { RONOMON_CODEC_ID } from '../translators/erasure/codec.js';
+import { NO_TRANSLATORS, describeRequest, requestOf, sameRequest, type TranslatorRequest } from '../translators/request.js';
+import { buildBlockStack, buildMetadataStore, describeStack, type TranslatorSettings } from '../translators/stack.js';
 import { DirectoryTree } from './directory-tree.js';
 import { FsError } from './fs-error.js';
 import { GarbageCollector } from './garbage.js';
@@ -18,7 +21,8 @@ import { now } from './timespec.js';
 export const VOLUME_FORMAT = 1;
 const MAX_CHUNK = 1024 * 1024;
 
-export interface VolumeOptions {
+/** Where a volume lives and how to unlock it. */
+export interface VolumeStores {
   /** Store of metadata records (inodes, directories, chunk maps): needs `commit`. */
   readonly store: KvStore;
   /**
@@ -26,19 +30,36 @@ export interface VolumeOptions {
    * in a multi-key commit, so they may bypass the intent layer (and its halved value limit).
    */
   readonly dataStore?: KvStore;
-  readonly log: Logger;
   /** Key prefix of the volume's records, e.g. `voldfs:`. */
   readonly prefix: string;
+  /** Asked only when the volume is (or is to be) encrypted. */
+  readonly passphrase?: () => Promise<string>;
+  /** KDF cost for new keyrings (tests use a cheap one); default the keyring's own. */
+  readonly kdf?: Parameters<typeof createKeyring>[1];
+}
+
+export interface VolumeOptions extends VolumeStores {
+  readonly log: Logger;
   /** Attribute / entry cache lifetime, ms. */
   readonly cacheTtlMs?: number;
   readonly graceMs?: number;
-  /** Builds the translator stack from the superblock's settings; default: no translators. */
-  readonly buildBlocks?: (superblock: SuperblockRecord, raw: RawBlockStore) => Promise<BlockStore>;
-  /** Translator settings recorded by mkfs. */
-  readonly translators?: Record<string, unknown>;
+  /**
+   * Translators asked for: used when an empty store is formatted, and checked against the
+   * superblock of an existing volume (a mismatch is refused). Undefined: take the volume's.
+   */
+  readonly translators?: TranslatorRequest;
 }
 
 export class VolumeNotFormatted extends Error {}
+
+/** A volume's stores with its translators applied: what every layer above works on. */
+export interface OpenedVolume {
+  readonly superblock: SuperblockRecord;
+  /** Metadata store, encrypted when the volume is. */
+  readonly meta: KvStore;
+  readonly blocks: BlockStore;
+  readonly keys: VolumeKeys;
+}
 
 /** Everything one mounted volume is made of, assembled from its superblock. */
 export class Volume {
@@ -60,32 +81,24 @@ export class Volume {
   /**
    * Opens the volume, formatting the store first when it holds no volume at all.
    * @throws IntegrityError when the superblock is missing but the volume's root is there (the
-   *   store lost records: a restarted memcached), or the format is not this version's.
+   *   store lost records: a restarted memcached), or the format is not this version's;
+   *   ConfigError when the translators asked for differ from the volume's, or a passphrase is
+   *   missing; WrongPassphrase
    */
   static async open(options: VolumeOptions, formatIfEmpty = true): Promise<Volume> {
-    const keys = new VolumeKeys(options.prefix);
-    let superblock = await readSuperblock(options.store, keys);
-    if (!superblock) {
-      if (await options.store.get(keys.inode(ROOT_INO))) {
-        throw new IntegrityError(
-          `the store holds volume records under "${options.prefix}" but no superblock: it has lost data ` +
-            '(a memcached restarted empty, or evicted records). Run `voldfs fsck` before mounting.',
-        );
-      }
+    let opened = await unlock(options);
+    if (!opened) {
       if (!formatIfEmpty) throw new VolumeNotFormatted(`no volume under "${options.prefix}": run voldfs mkfs`);
-      await format(options.store, keys, options.translators ?? {}, false, MAX_CHUNK, options.dataStore);
-      superblock = await readSuperblock(options.store, keys);
-      if (!superblock) throw new IntegrityError('the superblock just written cannot be read back');
+      opened = await format(options, options.translators ?? NO_TRANSLATORS, false);
     }
-    const raw = new RawBlockStore(options.dataStore ?? options.store, keys.blockPrefix());
-    const blocks = options.buildBlocks ? await options.buildBlocks(superblock, raw) : raw;
+    const { superblock, meta, blocks, keys } = opened;
     const cacheTtlMs = options.cacheTtlMs ?? 1000;
     // lru-cache reads a ttl of 0 as "forever": never let "no caching" become that.
     const cache = new RecordCache({ ttlMs: Math.max(1, cacheTtlMs) });
-    const dirs = new DirectoryTree(keys, Math.min(32 * 1024, Math.floor(options.store.capabilities.maxValueBytes / 4)));
-    const garbage = new GarbageCollector({ store: options.store, keys, blocks, log: options.log, graceMs: options.graceMs });
+    const dirs = new DirectoryTree(keys, Math.min(32 * 1024, Math.floor(meta.capabilities.maxValueBytes / 4)));
+    const garbage = new GarbageCollector({ store: meta, keys, blocks, log: options.log, graceMs: options.graceMs });
     const data = new FileData({
-      store: options.store,
+      store: meta,
       cache,
       blocks,
       chunkKey: (ino, i) => keys.chunkMap(ino, i),
@@ -94,13 +107,57 @@ export class Volume {
       retire: (refs) => garbage.retire(refs),
     });
     garbage.attach(data);
-    const allocator = new InodeAllocator(options.store, keys.inodeAllocator());
-    return new Volume(options.store, options.log, keys, superblock, cache, dirs, data, allocator, garbage, blocks, cacheTtlMs);
+    const allocator = new InodeAllocator(meta, keys.inodeAllocator());
+    return new Volume(meta, options.log, keys, superblock, cache, dirs, data, allocator, garbage, blocks, cacheTtlMs);
   }
 
   async close(): Promise<void> {
     await this.garbage.close();
   }
+}
+
+/**
+ * Reads the superblock and applies the volume's translators (unlocking its keyring), or
+ * returns undefined for a store that holds no volume under the prefix.
+ */
+export async function unlock(options: VolumeStores & { translators?: TranslatorRequest }): Promise<OpenedVolume | undefined> {
+  const keys = new VolumeKeys(options.prefix);
+  const superblock = await readSuperblock(options.store, keys);
+  if (!superblock) {
+    if (await options.store.get(keys.inode(ROOT_INO))) {
+      throw new IntegrityError(
+        `the store holds volume records under "${options.prefix}" but no superblock: it has lost data ` +
+          '(a memcached restarted empty, or evicted records). Run `voldfs fsck` before mounting.',
+      );
+    }
+    return undefined;
+  }
+  const settings = superblock.translators as TranslatorSettings;
+  if (options.translators && !sameRequest(options.translators, requestOf(settings))) {
+    throw new ConfigError(
+      `the volume was made with translators ${describeRequest(requestOf(settings))} ` +
+        `(${describeStack(settings)}), but ${describeRequest(options.translators)} was asked for: ` +
+        'unset VOLDFS_TRANSLATORS or make it match',
+    );
+  }
+  const keyring = settings.crypt ? await openKeyring(await askPassphrase(options), settings.crypt) : undefined;
+  return assemble(options, keys, superblock, keyring);
+}
+
+function assemble(options: VolumeStores, keys: VolumeKeys, superblock: SuperblockRecord, keyring: Keyring | undefined): OpenedVolume {
+  const settings = superblock.translators as TranslatorSettings;
+  const meta = buildMetadataStore(settings, keyring, options.store, (key) => key === keys.superblock());
+  const blocks = buildBlockStack(settings, keyring, options.dataStore ?? options.store, keys.blockPrefix());
+  return { superblock, meta, blocks, keys };
+}
+
+async function askPassphrase(options: VolumeStores): Promise<string> {
+  if (!options.passphrase) {
+    throw new ConfigError(
+      'this volume is encrypted: give its passphrase in VOLDFS_PASSPHRASE_FILE (a file holding it), or run from a terminal to be asked',
+    );
+  }
+  return options.passphrase();
 }
 
 async function readSuperblock(store: KvStore, keys: VolumeKeys): Promise<SuperblockRecord | undefined> {
@@ -119,29 +176,34 @@ function floorPow2(n: number): number {
 }
 
 /**
- * Writes a new, empty volume: superblock, root directory, allocator, in one atomic step.
+ * Writes a new, empty volume with the translators asked for: superblock (in clear: it holds
+ * the translator settings and the wrapped key), root directory, allocator, in one atomic step.
  * @param force overwrite an existing superblock (the old volume's records become garbage)
  * @throws FsError EEXIST when a volume is there and `force` is not set
  */
-export async function format(
-  store: KvStore,
-  keys: VolumeKeys,
-  translators: Record<string, unknown>,
-  force: boolean,
-  chunkLimit = MAX_CHUNK,
-  dataStore: KvStore = store,
-): Promise<SuperblockRecord> {
-  const existing = await store.get(keys.superblock());
+export async function format(options: VolumeStores, request: TranslatorRequest, force: boolean): Promise<OpenedVolume> {
+  const keys = new VolumeKeys(options.prefix);
+  const existing = await options.store.get(keys.superblock());
   if (existing && !force) throw new FsError('EEXIST', `a volume already exists under "${keys.prefix}"`);
-  // Room for translator overhead (nonce, tag, erasure headers) under the store's item limit.
-  const chunkSize = Math.min(chunkLimit, floorPow2(dataStore.capabilities.maxValueBytes - 4096));
+  let settings: TranslatorSettings = {};
+  let keyring: Keyring | undefined;
+  if (request.crypt) {
+    const made = await createKeyring(await askPassphrase(options), options.kdf);
+    keyring = made.keyring;
+    settings = { ...settings, crypt: made.settings };
+  }
+  if (request.erasure) settings = { ...settings, erasure: { ...request.erasure, codec: RONOMON_CODEC_ID } };
   const superblock: SuperblockRecord = {
     format: VOLUME_FORMAT,
     volumeId: randomBytes(16).toString('hex'),
-    chunkSize,
+    chunkSize: MAX_CHUNK,
     createdAt: Date.now(),
-    translators,
+    translators: settings as Record<string, unknown>,
   };
+  const probe = assemble(options, keys, superblock, keyring);
+  // Room under the stack's block limit for rounding; a chunk is one block.
+  superblock.chunkSize = Math.min(MAX_CHUNK, floorPow2(probe.blocks.maxBlockBytes - 4096));
+  const opened = assemble(options, keys, superblock, keyring);
   const t = now();
   const root: InodeRecord = {
     mode: S_IFDIR | 0o755,
@@ -156,19 +218,18 @@ export async function format(
     parent: ROOT_INO,
   };
   const ops = [
-    { key: keys.superblock(), value: encodeRecord(superblock) },
     { key: keys.inode(ROOT_INO), value: encodeRecord(root) },
     { key: keys.dirNode(ROOT_INO, 'r'), value: encodeRecord({ kind: 'leaf', entries: {} }) },
     { key: keys.inodeAllocator(), value: encodeRecord({ next: ROOT_INO + 1 }) },
+    { key: keys.superblock(), value: encodeRecord(superblock) },
   ];
-  // Unconditional on force (replacing a volume), else all-or-nothing ifAbsent where possible.
-  if (store.commit && !force) {
-    const ok = await store.commit(ops.map((o) => ({ ...o, condition: { kind: 'ifAbsent' as const } })));
+  const meta = opened.meta;
+  if (meta.commit && !force) {
+    const ok = await meta.commit(ops.map((o) => ({ ...o, condition: { kind: 'ifAbsent' as const } })));
     if (!ok) throw new FsError('EEXIST', `a volume already exists under "${keys.prefix}"`);
   } else {
     // Superblock last: a crash before it leaves a store that is still "empty" to the next mkfs.
-    for (const op of ops.slice(1)) await store.put(op.key, op.value);
-    await store.put(ops[0].key, ops[0].value);
+    for (const op of ops) await meta.put(op.key, op.value);
   }
-  return superblock;
+  return opened;
 }
