@@ -234,8 +234,10 @@ async function proof(opts: Options, cleanups: Array<() => Promise<void>>): Promi
       cleanups.push(() => removeTempDir(storeDir));
       env = defaultStoreEnv(storeDir, {});
     }
+    const mountBase = await makeTempDir('proof-mount');
+    cleanups.push(() => removeTempDir(mountBase)); // runs after the unmount put first below
     log(`mounting voldfs (store ${env.VOLDFS_DB ?? process.env.VOLDFS_DB})`);
-    mount = await mountVoldfs({ env, mkfs: opts.mkfs && !opts.verifyOnly });
+    mount = await mountVoldfs({ env, mkfs: opts.mkfs && !opts.verifyOnly, mountpoint: join(mountBase, 'mnt') });
     const m = mount;
     cleanups.unshift(() => m.unmount());
     dest = join(mount.dir, 'copy');

@@ -2,15 +2,18 @@
 // that serves the in-memory fuse-ceiling filesystem with voldfs's mount/umount contract. They
 // prove the helper mounts, remounts, and cleans up when the clean path fails.
 // Needs fuse-native resolvable from node_modules (or FAKE_VOLDFS_NODE_PATH).
-import { readFile, writeFile } from 'node:fs/promises';
+import { access, mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { cleanupTree } from '../helpers/cleanup.js';
+import { cleanAbandonedRuns } from '../helpers/global-setup.js';
 import { mountVoldfs, type VoldfsMount } from '../helpers/mount.js';
 import { isFuseMounted } from '../helpers/mountinfo.js';
 import { processesMentioning } from '../helpers/processes.js';
-import { makeTempDir } from '../helpers/temp-dir.js';
+import { run } from '../helpers/run.js';
+import { makeTempDir, removeTempDir } from '../helpers/temp-dir.js';
 
 const fakeCli = [process.execPath, fileURLToPath(new URL('../helpers/fake-voldfs-cli.mjs', import.meta.url))];
 
@@ -90,5 +93,26 @@ describe('mountVoldfs (against a stand-in CLI)', () => {
     expect(report.pids.length).toBeGreaterThan(0);
     expect(await isFuseMounted(m.dir)).toBe(false);
     expect(await processesMentioning(m.dir)).toEqual([]);
+  });
+});
+
+describe('global setup', () => {
+  it('cleans the root of a killed run (dead owner) and leaves a live run alone', async () => {
+    const gone = await mkdtemp(join(tmpdir(), 'voldfs-test-run-'));
+    const live = await mkdtemp(join(tmpdir(), 'voldfs-test-run-'));
+    try {
+      const deadPid = (await run('sh', ['-c', 'echo $$'])).stdout.trim();
+      await writeFile(join(gone, 'owner.pid'), `${deadPid}\n`);
+      await writeFile(join(live, 'owner.pid'), `${process.pid}\n`);
+      await mkdir(join(gone, 'mnt'));
+      const m = await run('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'voldfs-test', join(gone, 'mnt')]);
+      expect(m.code, m.stderr).toBe(0);
+      await cleanAbandonedRuns();
+      await expect(access(gone)).rejects.toThrow(/ENOENT/);
+      await access(join(live, 'owner.pid'));
+    } finally {
+      await cleanupTree(gone);
+      await removeTempDir(live);
+    }
   });
 });

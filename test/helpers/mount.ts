@@ -128,6 +128,8 @@ export async function mountVoldfs(opts: MountVoldfsOptions = {}): Promise<Voldfs
   let childExit: Promise<{ code: number | null; signal: NodeJS.Signals | null }> | undefined;
   let daemonPids: number[] = [];
   let stopping = false;
+  // A daemon that never mounted has nothing to flush: stop() kills it without waiting.
+  let mounted = false;
 
   const start = async (): Promise<void> => {
     await checkCommandExists(command);
@@ -141,6 +143,7 @@ export async function mountVoldfs(opts: MountVoldfsOptions = {}): Promise<Voldfs
           throw new Error(`voldfs mount ${dir} failed (${describeExit(r.code, r.signal, r.timedOut)}):\n${tail(r.stdout + r.stderr)}`);
         }
         await waitForMount(dir, timeoutMs, undefined, logFile);
+        mounted = true;
         daemonPids = (await processesMentioning(dir)).map((p) => p.pid);
         await writeFile(pidFile, daemonPids.join('\n') + '\n');
         return;
@@ -155,6 +158,7 @@ export async function mountVoldfs(opts: MountVoldfsOptions = {}): Promise<Voldfs
       const spawnError = new Promise<Error>((res) => c.once('error', res));
       if (c.pid !== undefined) await writeFile(pidFile, `${c.pid}\n`);
       await waitForMount(dir, timeoutMs, { exit: childExit, error: spawnError }, logFile);
+      mounted = true;
     } finally {
       await log.close();
     }
@@ -171,7 +175,9 @@ export async function mountVoldfs(opts: MountVoldfsOptions = {}): Promise<Voldfs
           problems.push(`voldfs umount ${dir} failed (${describeExit(r.code, r.signal, r.timedOut)}): ${tail(r.stdout + r.stderr, 500)}`);
         }
       }
-      if (child !== undefined && childExit !== undefined) {
+      if (!mounted) {
+        // Nothing to wait for: killHard below ends whatever was started.
+      } else if (child !== undefined && childExit !== undefined) {
         const exited = await Promise.race([childExit, sleep(exitWaitMs).then(() => undefined)]);
         if (exited === undefined) problems.push(`daemon pid ${child.pid} still running ${exitWaitMs} ms after umount`);
         else if (exited.code !== 0 && exited.code !== null) problems.push(`daemon exited with code ${exited.code}`);
@@ -185,10 +191,13 @@ export async function mountVoldfs(opts: MountVoldfsOptions = {}): Promise<Voldfs
         await run('fusermount', ['-uz', dir], { timeoutMs: 15_000 });
       }
     } finally {
-      await killHard([...(child?.pid !== undefined ? [child.pid] : []), ...daemonPids], childExit);
+      // A background mount that failed half-way may have left a daemon we never learned about.
+      const strays = (opts.daemon ?? false) && !mounted ? (await processesMentioning(dir)).map((p) => p.pid) : [];
+      await killHard([...(child?.pid !== undefined ? [child.pid] : []), ...daemonPids, ...strays], childExit);
       child = undefined;
       childExit = undefined;
       daemonPids = [];
+      mounted = false;
       stopping = false;
     }
     if (problems.length > 0) {
