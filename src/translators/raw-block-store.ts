@@ -1,14 +1,31 @@
 import { BlockMissing, type BlockContext, type BlockRef, type BlockStore } from './block-store.js';
 import { IntegrityError } from '../backends/errors.js';
 import { IF_ABSENT, UNCONDITIONAL, type KvStore } from '../backends/kv-store.js';
+import { checksumAll, checksumMatches, CHECKSUM_BYTES } from './erasure/checksum.js';
+
+export interface RawBlockStoreOptions {
+  /**
+   * Keep an XXH64 of each block in its ref (`detail.xxh64`, 8 bytes) so that a flipped byte
+   * in the store is an IntegrityError instead of wrong data. Default false: the stack turns
+   * it on when no translator above verifies (no crypt, no erasure). Refs carrying a checksum
+   * are verified whatever this says.
+   */
+  readonly checksum?: boolean;
+}
+
+/** What a checksummed raw ref keeps in `detail`. */
+interface RawDetail {
+  readonly xxh64: Uint8Array;
+}
 
 /**
  * The bottom of every translator stack: one block is one record `<prefix><id>`, written
- * `ifAbsent` because ids are fresh. It verifies only the length; checksums and authentication
- * belong to the translators above.
+ * `ifAbsent` because ids are fresh. It verifies the length, and the checksum when the ref has
+ * one; authentication belongs to crypt, per-fragment checksums to erasure.
  */
 export class RawBlockStore implements BlockStore {
   readonly maxBlockBytes: number;
+  private readonly checksum: boolean;
 
   /**
    * @param store the key-value store
@@ -17,8 +34,10 @@ export class RawBlockStore implements BlockStore {
   constructor(
     private readonly store: KvStore,
     private readonly keyPrefix: string,
+    options: RawBlockStoreOptions = {},
   ) {
     this.maxBlockBytes = store.capabilities.maxValueBytes;
+    this.checksum = options.checksum ?? false;
   }
 
   keyOf(id: string): string {
@@ -53,7 +72,9 @@ export class RawBlockStore implements BlockStore {
   async put(id: string, data: Buffer, _context: BlockContext): Promise<BlockRef> {
     const result = await this.store.put(this.keyOf(id), data, IF_ABSENT);
     if (!result.ok) throw new IntegrityError(`block id ${id} is already taken in the store`);
-    return { id, length: data.length };
+    if (!this.checksum) return { id, length: data.length };
+    const detail: RawDetail = { xxh64: checksumAll([data]) };
+    return { id, length: data.length, detail };
   }
 
   async get(ref: BlockRef, _context: BlockContext): Promise<Buffer> {
@@ -63,6 +84,10 @@ export class RawBlockStore implements BlockStore {
       throw new IntegrityError(
         `block ${ref.id} holds ${found.value.length} bytes where ${ref.length} were written`,
       );
+    }
+    const sum = checksumOf(ref);
+    if (sum && !checksumMatches(sum, 0, found.value)) {
+      throw new IntegrityError(`block ${ref.id} fails its checksum: the store holds corrupt bytes`);
     }
     return found.value;
   }
@@ -82,4 +107,18 @@ export class RawBlockStore implements BlockStore {
       throw err;
     }
   }
+}
+
+/**
+ * The checksum a raw ref carries, or undefined for refs written without one.
+ * @throws IntegrityError for a detail that is not a raw checksum
+ */
+function checksumOf(ref: BlockRef): Buffer | undefined {
+  if (ref.detail === undefined) return undefined;
+  const raw = (ref.detail as Partial<RawDetail> | null)?.xxh64;
+  if (!(raw instanceof Uint8Array) || raw.length !== CHECKSUM_BYTES) {
+    throw new IntegrityError(`block ref ${ref.id} is not a valid raw ref: bad checksum detail`);
+  }
+  // msgpack decoders may hand back a plain Uint8Array.
+  return Buffer.isBuffer(raw) ? raw : Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength);
 }

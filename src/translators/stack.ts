@@ -31,8 +31,9 @@ export interface TranslatorSettings {
 
 /**
  * Builds the data path for a volume: on write crypt -> erasure -> raw (parity is computed over
- * ciphertext, so repair needs no key); reads reverse it. The result's maxBlockBytes accounts
- * for every layer's overhead.
+ * ciphertext, so repair needs no key); reads reverse it. Every stack detects a corrupt block:
+ * crypt authenticates, erasure checksums each fragment, and raw alone keeps an XXH64. The
+ * result's maxBlockBytes accounts for every layer's overhead.
  * @param keyring the unlocked keyring; required exactly when `settings.crypt` is set
  * @param keyPrefix prefix of the volume's block keys, e.g. `<volume>:b:`
  * @throws ConfigError when the keyring is missing (or given for a plain volume), or the erasure
@@ -45,7 +46,8 @@ export function buildBlockStack(
   keyPrefix: string,
 ): BlockStore {
   checkKeyring(settings, keyring);
-  const raw = new RawBlockStore(kvStore, keyPrefix);
+  // With neither crypt nor erasure above it, raw is the only layer that can notice bit rot.
+  const raw = new RawBlockStore(kvStore, keyPrefix, { checksum: !settings.crypt && !settings.erasure });
   let store: BlockStore = raw;
   if (settings.erasure) {
     const { k, m, codec, replicateBelow } = settings.erasure;

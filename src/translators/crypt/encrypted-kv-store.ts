@@ -51,7 +51,9 @@ export class EncryptedKvStore implements KvStore {
     });
     const innerCommit = inner.commit?.bind(inner);
     if (innerCommit) {
-      this.commit = (ops, checks) =>
+      // async, so that an oversized value rejects the promise like every other failure
+      // instead of throwing at the call.
+      this.commit = async (ops, checks) =>
         innerCommit(
           ops.map((op) => (op.value === null ? op : { ...op, value: this.sealValue(op.key, op.value) })),
           checks,
