@@ -39,7 +39,7 @@ class DirtyChunk {
 }
 
 export interface WriteBufferOptions {
-  /** Chunk flushes in flight at once for this file. Default 4. */
+  /** Chunk flushes in flight at once for this file. Default 16. */
   readonly maxInflight?: number;
   /** Dirty chunks held before the oldest is flushed, bounding memory. Default 64. */
   readonly maxDirtyChunks?: number;
@@ -66,7 +66,7 @@ export class WriteBuffer {
     private readonly ino: number,
     options: WriteBufferOptions = {},
   ) {
-    this.maxInflight = options.maxInflight ?? 4;
+    this.maxInflight = options.maxInflight ?? 16;
     this.maxDirty = options.maxDirtyChunks ?? 64;
     this.onChunkStored = options.onChunkStored ?? (() => undefined);
   }

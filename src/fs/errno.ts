@@ -13,7 +13,10 @@ const errno = constants.errno as Record<string, number>;
  * the daemon survives and the caller gets an I/O error rather than a hang.
  */
 export function toErrno(err: unknown, log: Logger, op: string, path: string | null): number {
-  if (err instanceof FsError) return -(errno[err.code] ?? errno.EIO);
+  if (err instanceof FsError) {
+    log.debug({ op, path, code: err.code, detail: err.message }, 'operation failed');
+    return -(errno[err.code] ?? errno.EIO);
+  }
   if (err instanceof StoreFull) {
     log.warn({ op, path, err: err.message }, 'store is full');
     return -errno.ENOSPC;

@@ -41,7 +41,7 @@ interface Handle {
 
 const O_ACCMODE = 3;
 const O_RDONLY = 0;
-const READAHEAD_CHUNKS = 4;
+const READAHEAD_CHUNKS = 8;
 
 /**
  * Open files of this mount: handles, write-back buffers, readahead. Close-to-open consistency:
@@ -105,8 +105,10 @@ export class OpenFiles {
     const chunkSize = this.volume.data.chunkSize;
     const first = Math.floor(offset / chunkSize);
     const last = Math.floor((end - 1) / chunkSize);
-    const sequential = offset === state.lastReadEnd || offset === 0;
-    state.lastReadEnd = end;
+    // The kernel's readahead sends several reads at once, not always in order: near the last
+    // read counts as sequential.
+    const sequential = offset === 0 || Math.abs(offset - state.lastReadEnd) <= 2 * chunkSize;
+    state.lastReadEnd = Math.max(end, sequential ? state.lastReadEnd : 0);
     if (sequential) this.readAhead(state, last + 1, Math.floor((state.size - 1) / chunkSize));
     let copied = 0;
     for (let index = first; index <= last; index++) {
