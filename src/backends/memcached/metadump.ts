@@ -9,9 +9,11 @@ const BUSY_DELAY_MS = 250;
 
 /**
  * Every key starting with `prefix` on one server, listed by the text protocol command
- * `lru_crawler metadump all` (memcached 1.6). Best-effort: the crawler walks the LRUs while
- * clients write, so a key written or deleted during the walk may be missed or listed though
- * gone. fsck and garbage collection re-check each key they act on.
+ * `lru_crawler metadump hash`, which walks the hash table: `metadump all` walks the LRUs, and
+ * memcached moves items that were just read between them, so it missed most recently read keys
+ * for seconds afterwards. Servers that do not know `hash` get `all`. Best-effort still: a key
+ * written or deleted during the walk may be missed or listed though gone. fsck and garbage
+ * collection re-check each key they act on.
  *
  * @param timeoutMs longest silence from the server (connecting included) before giving up
  * @throws StoreUnavailable when the server cannot be reached; StoreTimeout when it stops
@@ -19,17 +21,26 @@ const BUSY_DELAY_MS = 250;
  */
 export async function* metadumpKeys(address: ServerAddress, prefix: string, timeoutMs: number): AsyncGenerator<string> {
   const label = formatAddress(address);
+  let walk = 'hash';
   for (let attempt = 0; ; attempt++) {
     const socket = openTextConnection(address, label, timeoutMs);
     let busy = false;
+    let first = true;
     try {
-      socket.write('lru_crawler metadump all\r\n');
+      socket.write(`lru_crawler metadump ${walk}\r\n`);
       for await (const line of readLines(socket, label)) {
+        const opening = first;
+        first = false;
         if (line === 'END') return;
         if (line.startsWith('key=')) {
           const key = decodeURIComponent(line.slice(4, spaceOrEnd(line)));
           if (key.startsWith(prefix)) yield key;
         } else if (line.startsWith('BUSY')) {
+          busy = true;
+          break;
+        } else if (opening && walk === 'hash' && /^(CLIENT_ERROR|ERROR|BADCLASS)/.test(line)) {
+          // An older server: no hash walk. Ask again for the LRU walk.
+          walk = 'all';
           busy = true;
           break;
         } else {
