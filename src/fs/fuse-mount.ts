@@ -17,12 +17,16 @@ export interface FuseMountOptions {
  * Kernel options, chosen deliberately:
  * - big_writes + max_write=128 KiB: without them libfuse 2 sends 4 KiB writes.
  * - use_ino: our inode numbers reach stat(2), so hard links share st_ino (cp -a, tar, rsync -H).
- * - hard_remove: an unlinked open file keeps working through its handle (the binding passes a
- *   null path), instead of libfuse's .fuse_hidden renames that show up in listings.
+ * - no hard_remove: a file unlinked while open is renamed to .fuse_hidden<id> by libfuse, so
+ *   fstat, fchmod and futimens on it keep working (with hard_remove libfuse 2 answers them
+ *   ENOENT); such names are hidden from listings and from rmdir's emptiness check.
  * - default_permissions: the kernel checks mode bits against the caller (EACCES, EPERM), as a
  *   local filesystem does.
- * - attr/entry timeouts of `cacheSeconds`: close-to-open consistency between mounts holds
- *   because open re-reads the inode; stat may lag another mount by this much.
+ * - entry timeout of `cacheSeconds`: close-to-open consistency between mounts holds because
+ *   open re-reads the inode; a name may lag another mount by this much.
+ * - attr timeout 0: libfuse 2's path API gives each name of a hard-linked file its own kernel
+ *   inode, so the kernel could not see that a link or unlink through one name changed the
+ *   nlink and ctime shown through another. Every stat asks us; our record cache answers.
  */
 export class FuseMount {
   private readonly fuse: Fuse;
@@ -46,10 +50,9 @@ export class FuseMount {
       maxWrite: 128 * 1024,
       maxRead: 128 * 1024,
       useIno: true,
-      hardRemove: true,
       defaultPermissions: true,
       allowOther: options.allowOther,
-      attrTimeout: options.cacheSeconds,
+      attrTimeout: 0,
       entryTimeout: options.cacheSeconds,
       negativeTimeout: 0,
       debug: options.debug,

@@ -14,6 +14,7 @@ export const XATTR_CREATE = 1;
 export const XATTR_REPLACE = 2;
 /** Largest xattr value, as Linux's XATTR_SIZE_MAX. */
 export const XATTR_SIZE_MAX = 65536;
+const POSIX_ACL_NAMES = new Set(['system.posix_acl_access', 'system.posix_acl_default']);
 /** All xattrs of one inode together, so the inode record stays well under item limits. */
 const XATTR_TOTAL_MAX = 256 * 1024;
 
@@ -118,6 +119,10 @@ export class Attributes {
    */
   async setxattr(ino: number, name: string, value: Buffer, flags: number): Promise<void> {
     if (Buffer.byteLength(name) > 255 || name.length === 0) throw new FsError('ERANGE');
+    // POSIX ACLs would be stored but never enforced (libfuse 2 cannot ask the kernel to), and a
+    // stored ACL that does not change the mode misleads cp -a: refuse them, as a filesystem
+    // mounted with noacl does; tools then fall back to chmod.
+    if (POSIX_ACL_NAMES.has(name)) throw new FsError('ENOTSUP');
     if (value.length > XATTR_SIZE_MAX) throw new FsError('E2BIG');
     await this.update(ino, (r) => {
       const xattrs = r.xattrs ?? {};

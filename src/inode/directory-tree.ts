@@ -11,6 +11,15 @@ const FANOUT = 1 << FANOUT_BITS;
 /** 32-bit hashes give five levels of 6 bits; a leaf at the bottom just grows. */
 const MAX_DEPTH = 5;
 
+/**
+ * libfuse 2 renames a file that is unlinked while open to `.fuse_hidden<id>` and unlinks it at
+ * the last close (so fstat on it keeps working). Such names are not shown in listings and do
+ * not keep a directory from being removed, as the file would not on a local disk.
+ */
+export function isHiddenName(name: string): boolean {
+  return name.startsWith('.fuse_hidden');
+}
+
 /** FNV-1a over the name's UTF-8 bytes: cheap, stable across processes and releases. */
 export function nameHash(name: string): number {
   let h = 0x811c9dc5;
@@ -77,8 +86,12 @@ export class DirectoryTree {
     return entry;
   }
 
-  /** Every entry, by walking the tree level by level with batched reads (not in a transaction). */
-  async list(store: KvStore, dirIno: number): Promise<[string, DirEntry][]> {
+  /**
+   * Every entry, by walking the tree level by level with batched reads (not in a transaction).
+   * @param includeHidden also libfuse's `.fuse_hidden` names (fsck must see them: they hold
+   *   files that are still open)
+   */
+  async list(store: KvStore, dirIno: number, includeHidden = false): Promise<[string, DirEntry][]> {
     const out: [string, DirEntry][] = [];
     let level = [this.keys.dirNode(dirIno, 'r')];
     while (level.length > 0) {
@@ -90,7 +103,9 @@ export class DirectoryTree {
           return;
         }
         const node = decodeRecord<DirNode>(level[i], record.value);
-        if (node.kind === 'leaf') out.push(...Object.entries(node.entries));
+        if (node.kind === 'leaf') {
+          for (const entry of Object.entries(node.entries)) if (includeHidden || !isHiddenName(entry[0])) out.push(entry);
+        }
         else for (let c = 0; c < node.fanout; c++) next.push(this.keys.dirNode(dirIno, `${node.nonce}.${c}`));
       });
       level = next;
@@ -98,12 +113,20 @@ export class DirectoryTree {
     return out;
   }
 
-  /** True when no entry is left; reads every node within the transaction (they become checks). */
-  async isEmpty(tx: Transaction, dirIno: number): Promise<boolean> {
+  /**
+   * The entries of a directory that holds nothing but hidden names, or undefined when it holds
+   * any other name. Reads every node within the transaction (they become checks).
+   */
+  async hiddenOnly(tx: Transaction, dirIno: number): Promise<DirEntry[] | undefined> {
+    const hidden: DirEntry[] = [];
     for (const node of await this.allNodes(tx, dirIno)) {
-      if (node.node.kind === 'leaf' && Object.keys(node.node.entries).length > 0) return false;
+      if (node.node.kind !== 'leaf') continue;
+      for (const [name, entry] of Object.entries(node.node.entries)) {
+        if (!isHiddenName(name)) return undefined;
+        hidden.push(entry);
+      }
     }
-    return true;
+    return hidden;
   }
 
   /** Stages the deletion of every node of an (empty) directory. */

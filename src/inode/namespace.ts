@@ -40,7 +40,9 @@ export class Namespace {
     return transact(this.volume.store, this.volume.cache, body);
   }
 
+  /** @throws FsError ENAMETOOLONG, ENOTDIR */
   async lookup(parent: number, name: string): Promise<DirEntry | undefined> {
+    if (name.length > NAME_MAX / 4 && Buffer.byteLength(name) > NAME_MAX) throw new FsError('ENAMETOOLONG');
     const cached = this.dentries.get(parent, name);
     if (cached) return cached;
     const entry = await this.run(async (tx) => {
@@ -145,9 +147,9 @@ export class Namespace {
       const entry = await this.volume.dirs.lookup(tx, parent, name);
       if (!entry) throw new FsError('ENOENT');
       if (entry[1] !== S_IFDIR) throw new FsError('ENOTDIR');
-      await this.removeDirectory(tx, entry[0]);
-      await this.volume.dirs.remove(tx, parent, name);
       const t = now();
+      await this.removeDirectory(tx, entry[0], t);
+      await this.volume.dirs.remove(tx, parent, name);
       dir.nlink -= 1;
       dir.mtime = dir.ctime = t;
       this.inodes.write(tx, parent, dir);
@@ -180,7 +182,7 @@ export class Namespace {
         if (srcIsDir && !dstIsDir) throw new FsError('ENOTDIR');
         if (!srcIsDir && dstIsDir) throw new FsError('EISDIR');
         if (dstIsDir) {
-          await this.removeDirectory(tx, dst[0]);
+          await this.removeDirectory(tx, dst[0], t);
           toDir.nlink -= 1;
         } else {
           await this.dropLink(tx, dst[0], t);
@@ -219,9 +221,12 @@ export class Namespace {
   }
 
   /** Stages removal of an empty directory's records. @throws FsError ENOTEMPTY */
-  private async removeDirectory(tx: Transaction, ino: number): Promise<void> {
+  private async removeDirectory(tx: Transaction, ino: number, t: InodeRecord['ctime']): Promise<void> {
     if (ino === ROOT_INO) throw new FsError('EBUSY');
-    if (!(await this.volume.dirs.isEmpty(tx, ino))) throw new FsError('ENOTEMPTY');
+    const hidden = await this.volume.dirs.hiddenOnly(tx, ino);
+    if (!hidden) throw new FsError('ENOTEMPTY');
+    // Files unlinked while open go with the directory; their last close reaps them.
+    for (const [fileIno] of hidden) await this.dropLink(tx, fileIno, t);
     await this.volume.dirs.destroy(tx, ino);
     const record = await this.inodes.find(tx, ino);
     if (record) this.inodes.remove(tx, ino);
