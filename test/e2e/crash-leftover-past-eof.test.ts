@@ -1,0 +1,79 @@
+// Regression: a mount killed between storing a write's chunk maps and the inode's new size
+// (VOLDFS_CRASH_AT=inode.put#1) leaves the written bytes in the chunks past the file's end.
+// The size hides them, as the data path's ordering intends; but growing the file afterwards,
+// by truncate or by a write past the end, must show zeros there (POSIX), not those bytes.
+// Store: LMDB in a temp dir (`npm run build` first).
+import { open, readFile, truncate, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mountVoldfs, type VoldfsMount } from '../helpers/mount.js';
+import { makeTempDir } from '../helpers/temp-dir.js';
+import { runToCrash } from './crash/harness.js';
+
+const OLD_BYTES = 100_000;
+const WRITTEN_BYTES = 600_000;
+
+/** Bytes at or past `from` that are not zero. */
+function nonZeroFrom(data: Buffer, from: number): number {
+  let n = 0;
+  for (let i = from; i < data.length; i++) if (data[i] !== 0) n++;
+  return n;
+}
+
+describe('a write whose size update a crash lost', () => {
+  let env: Record<string, string> = {};
+  let mount: VoldfsMount | undefined;
+
+  beforeAll(async () => {
+    const work = await makeTempDir('eof-leftover');
+    env = { VOLDFS_DB: 'lmdb', VOLDFS_LMDB_PATH: join(work, 'store.lmdb'), VOLDFS_STATE_DIR: join(work, 'state') };
+    const setup = await mountVoldfs({ env });
+    try {
+      await writeFile(join(setup.dir, 'by-truncate'), Buffer.alloc(OLD_BYTES, 0x61));
+      await writeFile(join(setup.dir, 'by-write'), Buffer.alloc(OLD_BYTES, 0x61));
+    } finally {
+      await setup.unmount();
+    }
+    for (const name of ['by-truncate', 'by-write']) {
+      const crash = await runToCrash(env, 'inode.put#1', async (root) => {
+        const fh = await open(join(root, name), 'r+');
+        try {
+          await fh.write(Buffer.alloc(WRITTEN_BYTES, 0x42), 0, WRITTEN_BYTES, 0);
+        } finally {
+          await fh.close();
+        }
+      });
+      expect(crash.crashed?.point).toMatch(/^inode\.put#1 /);
+    }
+    mount = await mountVoldfs({ env, mkfs: false });
+  });
+  afterAll(async () => {
+    await mount?.unmount();
+  });
+
+  it('keeps the old size (the crash came before the inode update)', async () => {
+    const dir = mount?.dir ?? '';
+    expect((await readFile(join(dir, 'by-truncate'))).length).toBe(OLD_BYTES);
+  });
+
+  it('reads zeros past the old end after truncate grows the file', async () => {
+    const dir = mount?.dir ?? '';
+    await truncate(join(dir, 'by-truncate'), WRITTEN_BYTES);
+    const data = await readFile(join(dir, 'by-truncate'));
+    expect(data.length).toBe(WRITTEN_BYTES);
+    expect(nonZeroFrom(data, OLD_BYTES)).toBe(0);
+  });
+
+  it('reads zeros in the hole a write past the end leaves', async () => {
+    const dir = mount?.dir ?? '';
+    const fh = await open(join(dir, 'by-write'), 'r+');
+    try {
+      await fh.write(Buffer.from('z'), 0, 1, WRITTEN_BYTES);
+    } finally {
+      await fh.close();
+    }
+    const data = await readFile(join(dir, 'by-write'));
+    expect(data.length).toBe(WRITTEN_BYTES + 1);
+    expect(nonZeroFrom(data.subarray(0, WRITTEN_BYTES), OLD_BYTES)).toBe(0);
+  });
+});
