@@ -126,6 +126,13 @@ export interface KvStore {
    */
   scan?(prefix: string): AsyncIterable<string>;
 
+  /**
+   * Waits until every write that has completed is durable (on disk, for a store that keeps
+   * data on disk). Stores whose completed writes are already durable, or that have no disk,
+   * leave it out. fsync(2) on a file ends here.
+   */
+  sync?(): Promise<void>;
+
   /** Releases connections and handles. Idempotent. */
   close(): Promise<void>;
 }

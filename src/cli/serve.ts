@@ -37,7 +37,9 @@ export async function serve(
     await store.close();
     throw err;
   }
-  const fs = new FileSystem(volume);
+  const fs = new FileSystem(volume, async () => {
+    await store.data.sync?.();
+  });
   const mount = new FuseMount(path, fs, log, {
     cacheSeconds: config.cacheSeconds,
     allowOther: process.getuid?.() === 0,

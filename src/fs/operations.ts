@@ -132,7 +132,7 @@ export function makeOperations(fs: FileSystem, log: Logger, caller: () => Caller
       run('flush', path, () => fs.files.flush(fd), cb);
     },
     fsync(path: string | null, _datasync: number, fd: number, cb: Done) {
-      run('fsync', path, () => fs.files.flush(fd), cb);
+      run('fsync', path, () => fs.fsync(fd), cb);
     },
     release(path: string | null, fd: number, cb: Done) {
       run('release', path, () => fs.files.release(fd), cb);

@@ -31,7 +31,14 @@ export class FileSystem {
   readonly files: OpenFiles;
   private readonly inodes: InodeTable;
 
-  constructor(readonly volume: Volume) {
+  /**
+   * @param syncStore makes completed store writes durable (fsync); default: nothing to do,
+   *   for stores whose writes are durable when they complete
+   */
+  constructor(
+    readonly volume: Volume,
+    private readonly syncStore: () => Promise<void> = async () => undefined,
+  ) {
     this.inodes = new InodeTable(volume.keys);
     this.files = new OpenFiles(volume, this.inodes, (ino) => this.reapIfUnlinked(ino));
     const dentries = new DentryCache(volume.cacheTtlMs);
@@ -90,10 +97,17 @@ export class FileSystem {
     return this.namespace.create(parent, name, S_IFDIR | (mode & 0o7777), caller);
   }
 
+  /** fsync(2): the file's data and attributes persisted, and the store's writes durable. */
+  async fsync(fh: number): Promise<void> {
+    await this.files.flush(fh);
+    await this.syncStore();
+  }
+
   /** Persists everything and stops background work (unmount). */
   async close(): Promise<void> {
     await this.files.persistAll();
     await this.volume.close();
+    await this.syncStore();
   }
 
   /** Deletes an inode whose names all went while it was open, once the last handle closes. */

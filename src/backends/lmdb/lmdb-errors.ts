@@ -61,7 +61,7 @@ async function commitCause(err: unknown): Promise<unknown> {
 }
 
 /** Free bytes for unprivileged users on the filesystem holding `path`; Infinity if unknown. */
-async function freeBytes(path: string): Promise<number> {
+export async function freeBytes(path: string): Promise<number> {
   try {
     const stats = await statfs(path);
     return stats.bavail * stats.bsize;

@@ -14,7 +14,7 @@ import {
   type WriteCondition,
 } from '../kv-store.js';
 import { checkDataFile } from './data-file.js';
-import { openFailure, writeFailure } from './lmdb-errors.js';
+import { freeBytes, openFailure, writeFailure } from './lmdb-errors.js';
 import { LMDB_MAX_VALUE_BYTES, type LmdbOptions } from './options.js';
 import { decodeVersion, encodeVersion, newVersion } from './versions.js';
 
@@ -53,6 +53,23 @@ interface Guard {
  * condition held, all in one LMDB transaction. (lmdb-js's `transaction()` needs thread-safe
  * callbacks into JavaScript and is not used.)
  */
+/** Waits for `pending`, or `ms` at most; never rejects. */
+async function bounded(pending: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    pending.catch(() => undefined),
+    new Promise((resolve) => {
+      timer = setTimeout(resolve, ms);
+    }),
+  ]);
+  clearTimeout(timer);
+}
+
+/** How long close() waits for the last commits to reach the disk. */
+const CLOSE_FLUSH_WAIT_MS = 5_000;
+/** How often a pending write checks that the disk is not full. */
+const WRITE_WATCH_MS = 1_000;
+
 export class LmdbStore implements KvStore {
   readonly name = 'lmdb';
   readonly capabilities: StoreCapabilities = Object.freeze({
@@ -88,9 +105,11 @@ export class LmdbStore implements KvStore {
         // transaction, but it keeps no internal promise per batch that would reject unhandled
         // when a commit fails (disk full).
         eventTurnBatching: false,
-        // A write resolves once it is on disk: the contract has no flush, so fsync above relies
-        // on it. (Overlapped syncing also leaves close() waiting forever after a failed commit.)
-        overlappingSync: false,
+        // A write resolves once committed (visible to every process); the disk flush follows
+        // off the writer lock. LMDB's meta pages keep the store consistent at the last flushed
+        // commit after a power loss, and sync() (fsync of a file) waits for the flush. Waiting
+        // for the disk on every commit would cap metadata updates at a few hundred a second.
+        overlappingSync: true,
       });
       return new LmdbStore(db, path);
     } catch (err) {
@@ -201,13 +220,20 @@ export class LmdbStore implements KvStore {
     }
   }
 
+  async sync(): Promise<void> {
+    this.ensureOpen();
+    await this.write(Promise.resolve(this.db.flushed));
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     // lmdb-js resets its read transaction on a zero-delay timer after each read; closing first
     // makes that timer throw "Attempt to reset an invalid read txn" and kill the process.
     await new Promise((resolve) => setTimeout(resolve, 1));
-    await this.db.close();
+    // After a failed commit lmdb-js never settles `flushed` nor close(): bound both waits.
+    await bounded(Promise.resolve(this.db.flushed), CLOSE_FLUSH_WAIT_MS);
+    await bounded(this.db.close(), CLOSE_FLUSH_WAIT_MS);
   }
 
   private read(key: string): VersionedValue | undefined {
@@ -223,11 +249,32 @@ export class LmdbStore implements KvStore {
   }
 
   /** Awaits a write, turning lmdb-js failures into StoreFull / StoreUnavailable. */
+  /**
+   * Waits for a write. With overlapped syncing, lmdb-js never settles a commit that failed to
+   * reach a full disk: a watchdog looks at the free space while a write is pending and gives
+   * StoreFull instead of hanging.
+   */
   private async write<T>(pending: Promise<T>): Promise<T> {
+    const minFree = 2 * LMDB_MAX_VALUE_BYTES;
+    let timer: NodeJS.Timeout | undefined;
+    const watchdog = new Promise<never>((_, reject) => {
+      const look = () => {
+        freeBytes(this.path).then(
+          (free) => {
+            if (free < minFree) reject(new Error(`No space left on the filesystem (${free} bytes free)`));
+            else timer = setTimeout(look, WRITE_WATCH_MS);
+          },
+          reject,
+        );
+      };
+      timer = setTimeout(look, WRITE_WATCH_MS);
+    });
     try {
-      return await pending;
+      return await Promise.race([pending, watchdog]);
     } catch (err) {
-      throw await writeFailure(this.path, err, 2 * LMDB_MAX_VALUE_BYTES);
+      throw await writeFailure(this.path, err, minFree);
+    } finally {
+      clearTimeout(timer);
     }
   }
 
