@@ -95,7 +95,8 @@ export class Volume {
     const cacheTtlMs = options.cacheTtlMs ?? 1000;
     // lru-cache reads a ttl of 0 as "forever": never let "no caching" become that.
     const cache = new RecordCache({ ttlMs: Math.max(1, cacheTtlMs) });
-    const dirs = new DirectoryTree(keys, Math.min(32 * 1024, Math.floor(meta.capabilities.maxValueBytes / 4)));
+    // Every insert rewrites a whole leaf: small leaves keep creates cheap in big directories.
+    const dirs = new DirectoryTree(keys, Math.min(8 * 1024, Math.floor(meta.capabilities.maxValueBytes / 4)));
     const garbage = new GarbageCollector({ store: meta, keys, blocks, log: options.log, graceMs: options.graceMs });
     const data = new FileData({
       store: meta,
