@@ -45,6 +45,12 @@ export interface WriteBufferOptions {
   readonly maxDirtyChunks?: number;
   /** Told when a chunk's map record has changed, so cached refs of it can be dropped. */
   readonly onChunkStored?: (index: number) => void;
+  /**
+   * Called before a chunk's bytes are stored, with the file offset they reach; resolves once
+   * the file's stored size covers it. Growing the size before the data means a crash can leave
+   * zeros at the end of a file, never bytes past its end that a later growth would expose.
+   */
+  readonly beforeStore?: (end: number) => Promise<void>;
 }
 
 /**
@@ -60,6 +66,7 @@ export class WriteBuffer {
   private readonly maxInflight: number;
   private readonly maxDirty: number;
   private readonly onChunkStored: (index: number) => void;
+  private readonly beforeStore: (end: number) => Promise<void>;
 
   constructor(
     private readonly data: FileData,
@@ -69,6 +76,7 @@ export class WriteBuffer {
     this.maxInflight = options.maxInflight ?? 16;
     this.maxDirty = options.maxDirtyChunks ?? 64;
     this.onChunkStored = options.onChunkStored ?? (() => undefined);
+    this.beforeStore = options.beforeStore ?? (async () => undefined);
   }
 
   get isDirty(): boolean {
@@ -140,8 +148,9 @@ export class WriteBuffer {
     const chunk = this.dirty.get(index);
     if (!chunk) return;
     this.dirty.delete(index);
-    const job = this.data
-      .rewriteChunk(this.ino, index, (current) => chunk.compose(current))
+    const end = index * this.data.chunkSize + chunk.ranges[chunk.ranges.length - 1][1];
+    const job = this.beforeStore(end)
+      .then(() => this.data.rewriteChunk(this.ino, index, (current) => chunk.compose(current)))
       .then(() => this.onChunkStored(index))
       .catch((err: unknown) => {
         this.failure ??= err;

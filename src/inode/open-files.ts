@@ -15,8 +15,12 @@ class OpenInode {
   handles = 0;
   /** Size including writes not yet persisted. */
   size: number;
-  /** Size as last persisted by this mount; flush extends the stored size to `size`. */
+  /** Whether `size` is past what the inode record holds. */
   sizeDirty = false;
+  /** The size the inode record is known to hold at least. */
+  storedSize: number;
+  /** An inode update growing the stored size, shared by the chunk stores waiting for it. */
+  growing: Promise<void> | undefined;
   mtime: Timespec | undefined;
   /** Chunk refs read while open; dropped when this mount rewrites the chunk. */
   readonly refs = new Map<number, BlockRef | undefined>();
@@ -28,9 +32,14 @@ class OpenInode {
     volume: Volume,
     readonly ino: number,
     record: InodeRecord,
+    grow: (state: OpenInode, end: number) => Promise<void>,
   ) {
     this.size = record.size;
-    this.buffer = new WriteBuffer(volume.data, ino, { onChunkStored: (i) => this.refs.delete(i) });
+    this.storedSize = record.size;
+    this.buffer = new WriteBuffer(volume.data, ino, {
+      onChunkStored: (i) => this.refs.delete(i),
+      beforeStore: (end) => grow(this, end),
+    });
   }
 }
 
@@ -70,7 +79,7 @@ export class OpenFiles {
     if (!state) {
       const record = await transact(this.volume.store, this.volume.cache, (tx) => this.table.read(tx, ino));
       if (isDir(record.mode)) throw new FsError('EISDIR');
-      state = this.inodes.get(ino) ?? new OpenInode(this.volume, ino, record);
+      state = this.inodes.get(ino) ?? new OpenInode(this.volume, ino, record, (st, end) => this.grow(st, end));
       this.inodes.set(ino, state);
     } else {
       state.refs.clear();
@@ -135,12 +144,13 @@ export class OpenFiles {
     if ((handle.flags & O_ACCMODE) === O_RDONLY) throw new FsError('EBADF');
     const state = this.stateOf(fh);
     if (offset + data.length > MAX_FILE_SIZE) throw new FsError('EFBIG');
-    await state.buffer.write(offset, data);
+    // The size first: a chunk stored by this write grows the stored size to it beforehand.
     if (offset + data.length > state.size) {
       state.size = offset + data.length;
       state.sizeDirty = true;
     }
     state.mtime = now();
+    await state.buffer.write(offset, data);
     return data.length;
   }
 
@@ -172,6 +182,7 @@ export class OpenFiles {
     if (!state) return;
     await state.buffer.truncate(size);
     state.size = size;
+    state.storedSize = size;
     state.sizeDirty = false;
     state.refs.clear();
   }
@@ -187,6 +198,36 @@ export class OpenFiles {
     for (const state of this.inodes.values()) await this.persist(state);
   }
 
+  /**
+   * Makes the stored size reach `end` before bytes up to `end` are stored: one inode update
+   * (to everything written so far) serves all the chunk stores waiting at that moment.
+   */
+  private async grow(state: OpenInode, end: number): Promise<void> {
+    while (state.storedSize < end) {
+      if (!state.growing) {
+        const target = state.size;
+        state.growing = transact(this.volume.store, this.volume.cache, async (tx) => {
+          const record = await this.table.find(tx, state.ino);
+          if (!record) return; // deleted meanwhile: nothing to grow
+          if (record.size < target) {
+            record.size = target;
+            this.table.write(tx, state.ino, record);
+          }
+        })
+          .then(() => {
+            state.storedSize = Math.max(state.storedSize, target);
+          })
+          .finally(() => {
+            state.growing = undefined;
+          });
+      }
+      const pending = state.growing;
+      await pending;
+      // A truncate may have shrunk the file meanwhile: nothing more to grow then.
+      if (state.size < end) return;
+    }
+  }
+
   private async persist(state: OpenInode): Promise<void> {
     await state.buffer.flush();
     if (!state.sizeDirty && !state.mtime) return;
@@ -199,6 +240,7 @@ export class OpenFiles {
       if (mtime) record.mtime = record.ctime = mtime;
       this.table.write(tx, state.ino, record);
     });
+    state.storedSize = Math.max(state.storedSize, size);
     if (state.size === size) state.sizeDirty = false;
     if (state.mtime === mtime) state.mtime = undefined;
   }
