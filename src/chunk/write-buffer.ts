@@ -57,7 +57,8 @@ export interface WriteBufferOptions {
  * Write-back buffer of one open file: FUSE's 128 KiB writes are gathered into whole chunks, and
  * a chunk is stored (one block, one chunk map CAS) as soon as it is complete, in the background
  * and pipelined with the next ones, so a sequential copy stores whole blocks. Partial chunks
- * wait for flush(). A background failure is reported by the next write or flush, as NFS does.
+ * wait for flush(). A background failure fails every later write and the next flush (close),
+ * which clears it, as NFS does.
  */
 export class WriteBuffer {
   private readonly dirty = new Map<number, DirtyChunk>();
@@ -85,7 +86,10 @@ export class WriteBuffer {
 
   /** Copies `bytes` (FUSE's buffer is reused after we answer) into the chunks it spans. */
   async write(offset: number, bytes: Buffer): Promise<void> {
-    this.throwFailure();
+    // Kept until flush() reports it: the kernel turns an error in the middle of a write(2)
+    // that already stored some pages into a short write, and the program writes the rest, so
+    // an error cleared here would reach nobody and close() would succeed over lost bytes.
+    if (this.failure !== undefined) throw this.failure;
     const size = this.data.chunkSize;
     let done = 0;
     while (done < bytes.length) {
