@@ -15,6 +15,8 @@ const USAGE = `usage: scripts/stress [options]
   --servers N            memcached servers started on 127.0.0.1, free ports (default 3)
   --mounts N             mounts of the one volume (default 3)
   --workers-per-mount N  worker processes per mount (default 3)
+  --memory-mb N          memcached memory per server in MiB (default 1024; small fills up:
+                         operations then fail with ENOSPC, completed ones must survive)
   --seed N               replay a run (printed at the start)
   -h, --help`;
 
@@ -35,6 +37,7 @@ async function main(): Promise<number> {
       servers: { type: 'string' },
       mounts: { type: 'string' },
       'workers-per-mount': { type: 'string' },
+      'memory-mb': { type: 'string' },
       seed: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -48,6 +51,7 @@ async function main(): Promise<number> {
     servers: count('servers', values.servers, 3, 16),
     mounts: count('mounts', values.mounts, 3, 8),
     workersPerMount: count('workers-per-mount', values['workers-per-mount'], 3, 16),
+    memoryMb: count('memory-mb', values['memory-mb'], 1024, 65536),
     seed: values.seed === undefined ? undefined : count('seed', values.seed, 0, 2 ** 31),
     progress: (line) => console.log(`stress: ${line}`),
   });
