@@ -206,16 +206,22 @@ export class OpenFiles {
     while (state.storedSize < end) {
       if (!state.growing) {
         const target = state.size;
+        // The times of the writes so far go along: a small file's close then has no inode
+        // update left to make.
+        const mtime = state.mtime;
         state.growing = transact(this.volume.store, this.volume.cache, async (tx) => {
           const record = await this.table.find(tx, state.ino);
           if (!record) return; // deleted meanwhile: nothing to grow
           if (record.size < target) {
             record.size = target;
+            if (mtime) record.mtime = record.ctime = mtime;
             this.table.write(tx, state.ino, record);
           }
         })
           .then(() => {
             state.storedSize = Math.max(state.storedSize, target);
+            if (state.size === target) state.sizeDirty = false;
+            if (mtime && state.mtime === mtime) state.mtime = undefined;
           })
           .finally(() => {
             state.growing = undefined;
