@@ -53,6 +53,9 @@ interface Planned {
 
 const PHASE_TIMEOUT_MS = 600_000;
 
+/** Data-path calls whose count depends on timing (inode updates that grow a file). */
+const isTimed = (point: string): boolean => point.startsWith('inode.put#');
+
 for (const backend of BACKENDS) {
   describe(`crash matrix on ${backend.name}`, () => {
     let env: Record<string, string> = {};
@@ -116,16 +119,28 @@ for (const backend of BACKENDS) {
         await setup.unmount();
       }
       const problems: string[] = [];
+      const unreached: string[] = [];
       const started = Date.now();
       for (const p of plan) {
         const result = await runToCrash(env, p.point, (root) => p.op.run(join(root, p.dir)));
+        if (result.error === undefined && result.crashed === undefined && isTimed(p.point)) {
+          // How many inode updates a write makes depends on how far the kernel's writes got
+          // when each chunk store began: a late one may not come in this run.
+          unreached.push(`${p.dir} (${p.point})`);
+          continue;
+        }
         if (result.error !== 'ENOTCONN' && result.error !== 'ECONNABORTED') {
           problems.push(`${p.dir} at ${p.point}: the operation ${result.error ? `failed with ${result.error}` : 'completed'} instead of losing its mount`);
         }
         if (!result.crashed?.point.startsWith(`${p.point} `)) problems.push(`${p.dir}: expected a crash at ${p.point}, the log says ${result.crashed?.point ?? 'nothing'}`);
       }
-      console.log(`[${backend.name}] ${plan.length} crashed mounts in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+      console.log(
+        `[${backend.name}] ${plan.length - unreached.length} crashed mounts in ${((Date.now() - started) / 1000).toFixed(1)} s` +
+          (unreached.length > 0 ? `; not reached this time (the operation completed): ${unreached.join(', ')}` : ''),
+      );
       expect(problems).toEqual([]);
+      // Timing decides only the last data-path calls: most must be reached.
+      expect(unreached.length).toBeLessThanOrEqual(2);
     }, PHASE_TIMEOUT_MS);
 
     it('shows every case entirely before or after its operation on a fresh mount, with right link counts', async () => {

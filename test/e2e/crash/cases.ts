@@ -62,6 +62,8 @@ const show = (b: Buffer | undefined) => (b === undefined ? 'absent' : `${b.lengt
 /** Size of the written-over file and of what the write+close case writes (spans several chunks). */
 const OLD_BYTES = 100 * 1024;
 const NEW_BYTES = 1536 * 1024;
+/** Both backends' chunk sizes are multiples of this. */
+const SEGMENT = 512 * 1024;
 
 export const CRASH_CASES: readonly CrashCase[] = [
   {
@@ -222,9 +224,26 @@ export const CRASH_CASES: readonly CrashCase[] = [
       const after = patternBytes(NEW_BYTES, 2);
       if (same(f, before)) return { outcome: 'old', problems: [] };
       if (same(f, after)) return { outcome: 'new', problems: [] };
-      // Chunk maps written, the inode's size not yet: the new bytes show up to the old size.
-      if (same(f, after.subarray(0, OLD_BYTES))) return { outcome: 'data-new-size-old', problems: [] };
-      return { outcome: 'broken', problems: [`d/f is ${show(f)}: neither the old content, the new one, nor the new one cut at the old size`] };
+      if (f === undefined) return { outcome: 'broken', problems: ['d/f is gone'] };
+      // The inode grows before the bytes past its end are stored, and each chunk's bytes are
+      // replaced whole: between, the size is anywhere from old to new, and each chunk holds
+      // either the new bytes or the old ones (zeros past the old end). Chunks are 512 KiB on
+      // memcached and 1 MiB on LMDB: both are whole 512 KiB segments.
+      const problems: string[] = [];
+      if (f.length < OLD_BYTES || f.length > NEW_BYTES) problems.push(`d/f is ${f.length} bytes, outside [${OLD_BYTES}, ${NEW_BYTES}]`);
+      const segments: string[] = [];
+      for (let at = 0; at < f.length; at += SEGMENT) {
+        const got = f.subarray(at, Math.min(f.length, at + SEGMENT));
+        const oldSegment = Buffer.alloc(got.length);
+        before.copy(oldSegment, 0, Math.min(at, OLD_BYTES), Math.min(at + got.length, OLD_BYTES));
+        if (got.equals(after.subarray(at, at + got.length))) segments.push('new');
+        else if (got.equals(oldSegment)) segments.push('old');
+        else {
+          segments.push('?');
+          problems.push(`d/f bytes [${at}, ${at + got.length}) are neither the new ones nor the old ones (zeros past the old end)`);
+        }
+      }
+      return { outcome: `size ${f.length}, segments ${segments.join('+')}`, problems };
     },
   },
 ];
