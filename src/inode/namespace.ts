@@ -45,11 +45,15 @@ export class Namespace {
     if (name.length > NAME_MAX / 4 && Buffer.byteLength(name) > NAME_MAX) throw new FsError('ENAMETOOLONG');
     const cached = this.dentries.get(parent, name);
     if (cached) return cached;
-    const entry = await this.run(async (tx) => {
+    const find = async (tx: Transaction) => {
       const dir = await this.inodes.read(tx, parent);
       if (!isDir(dir.mode)) throw new FsError('ENOTDIR');
       return this.volume.dirs.lookup(tx, parent, name);
-    });
+    };
+    // A miss is never answered from cached records: a file another mount has just created
+    // and closed must be found by an open here (close-to-open), however recently this mount
+    // read the directory.
+    const entry = (await this.run(find)) ?? (await transact(this.volume.store, undefined, find));
     if (entry) this.dentries.set(parent, name, entry);
     return entry;
   }

@@ -46,6 +46,10 @@ class OpenInode {
 interface Handle {
   readonly ino: number;
   readonly flags: number;
+  /** Wrote since its data was last stored. */
+  wrote: boolean;
+  /** A failure to store data this handle wrote, not yet reported to it. */
+  error?: unknown;
 }
 
 const O_ACCMODE = 3;
@@ -87,7 +91,7 @@ export class OpenFiles {
     state.handles += 1;
     const fh = this.nextHandle++;
     if (this.nextHandle > 0x7fffffff) this.nextHandle = 1;
-    this.handles.set(fh, { ino, flags });
+    this.handles.set(fh, { ino, flags, wrote: false });
     return fh;
   }
 
@@ -144,6 +148,7 @@ export class OpenFiles {
     if ((handle.flags & O_ACCMODE) === O_RDONLY) throw new FsError('EBADF');
     const state = this.stateOf(fh);
     if (offset + data.length > MAX_FILE_SIZE) throw new FsError('EFBIG');
+    handle.wrote = true;
     // The size first: a chunk stored by this write grows the stored size to it beforehand.
     if (offset + data.length > state.size) {
       state.size = offset + data.length;
@@ -156,18 +161,45 @@ export class OpenFiles {
 
   /** Persists data, then size and times (close-to-open: another mount's open sees it all). */
   async flush(fh: number): Promise<void> {
-    await this.persist(this.stateOf(fh));
+    const handle = this.handles.get(fh);
+    if (!handle) throw new FsError('EBADF');
+    await this.persistFor(handle.ino, this.stateOf(fh));
+    if (handle.error !== undefined) {
+      const err = handle.error;
+      handle.error = undefined;
+      throw err;
+    }
+  }
+
+  /**
+   * Persists, and on failure makes the error reach every handle that wrote data since it was
+   * last stored (Linux does the same with errseq): the buffer is shared, so the handle that
+   * happens to flush first must not be the only one told its bytes were lost.
+   */
+  private async persistFor(ino: number, state: OpenInode): Promise<void> {
+    const writers = [...this.handles.values()].filter((h) => h.ino === ino && h.wrote);
+    try {
+      await this.persist(state);
+    } catch (err) {
+      for (const h of writers) h.error ??= err;
+    } finally {
+      for (const h of writers) h.wrote = false;
+    }
   }
 
   async release(fh: number): Promise<void> {
     const handle = this.handles.get(fh);
     if (!handle) return;
     const state = this.inodes.get(handle.ino);
-    this.handles.delete(fh);
-    if (!state) return;
+    if (!state) {
+      this.handles.delete(fh);
+      return;
+    }
     try {
-      await this.persist(state);
+      // Nobody hears release's answer: a failure goes to the other handles that wrote.
+      await this.persistFor(handle.ino, state);
     } finally {
+      this.handles.delete(fh);
       state.handles -= 1;
       if (state.handles === 0) {
         this.inodes.delete(handle.ino);
