@@ -10,6 +10,7 @@ import { format } from '../inode/volume.js';
 import { NO_TRANSLATORS, describeRequest, parseTranslatorRequest } from '../translators/request.js';
 import { CONFIG_VARIABLES, parseConfig, parseStateDir } from './config.js';
 import { READY_FD_VARIABLE, mountInBackground } from './daemon.js';
+import { registerFsckCommand } from './fsck-command.js';
 import { makeLogger } from './logger.js';
 import { UsageError } from './mountpoint.js';
 import { openStore } from './open-store.js';
@@ -106,6 +107,8 @@ program
       await store.close();
     }
   });
+
+registerFsckCommand(program);
 
 function describe(err: unknown): string {
   if (err instanceof FsError && err.code === 'EEXIST') return `${err.message}; use --force to replace it`;
