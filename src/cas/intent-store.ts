@@ -113,7 +113,10 @@ export interface IntentCommitOptions {
   readonly backoffBaseMs?: number;
   /** Largest backoff ceiling, ms. Default 100. */
   readonly backoffMaxMs?: number;
-  /** Largest ops + checks per commit; capped so the intent fits one value. Default 64. */
+  /**
+   * Largest ops + checks per commit; capped so the intent fits one value. Default 128: a
+   * directory leaf that splits writes its 64 children, itself and two inodes in one commit.
+   */
   readonly maxCommitOps?: number;
   /** Uniform in [0, 1) for backoff jitter. Default Math.random. */
   readonly random?: () => number;
@@ -180,7 +183,7 @@ export class IntentCommitStore implements KvStore {
     if (maxValueBytes < 1) throw new RangeError(`store ${inner.name} takes values of ${innerMax} bytes, too small for lock envelopes`);
     // The intent lists every locked key; it must fit in one value.
     const fitting = Math.floor((innerMax - 64) / (MAX_KEY_BYTES + 3));
-    const maxCommitOps = Math.min(whole('maxCommitOps', options.maxCommitOps ?? 64), fitting);
+    const maxCommitOps = Math.min(whole('maxCommitOps', options.maxCommitOps ?? 128), fitting);
     this.name = inner.name;
     this.capabilities = Object.freeze({
       maxValueBytes,

@@ -22,6 +22,11 @@ export interface FileDataOptions {
   readonly chunkSize: number;
   /** Bytes of decoded blocks kept for reads. Default 256 MiB. */
   readonly blockCacheBytes?: number;
+  /**
+   * Called when a chunk map read for a read is missing: resolves if that is a hole, throws
+   * (IntegrityError) if the store lost the record. Default: always a hole.
+   */
+  readonly checkMissing?: (key: string) => Promise<void>;
   /** Called with block refs that a chunk no longer uses, to be deleted after a grace period. */
   readonly retire: (refs: BlockRef[]) => void;
 }
@@ -54,6 +59,7 @@ export class FileData {
   async chunkRef(ino: number, chunkIndex: number): Promise<BlockRef | undefined> {
     const key = this.options.chunkKey(ino, chunkIndex);
     const found = await this.options.store.get(key);
+    if (!found) await this.options.checkMissing?.(key);
     return found ? decodeRecord<ChunkMapRecord>(key, found.value).block : undefined;
   }
 
@@ -61,6 +67,7 @@ export class FileData {
   async chunkRefs(ino: number, chunkIndexes: readonly number[]): Promise<(BlockRef | undefined)[]> {
     const keys = chunkIndexes.map((i) => this.options.chunkKey(ino, i));
     const found = await this.options.store.getMany(keys);
+    for (const [i, f] of found.entries()) if (!f) await this.options.checkMissing?.(keys[i]);
     return found.map((f, i) => (f ? decodeRecord<ChunkMapRecord>(keys[i], f.value).block : undefined));
   }
 

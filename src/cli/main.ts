@@ -12,7 +12,7 @@ import { CONFIG_VARIABLES, parseConfig, parseStateDir } from './config.js';
 import { READY_FD_VARIABLE, mountInBackground } from './daemon.js';
 import { registerFsckCommand } from './fsck-command.js';
 import { makeLogger } from './logger.js';
-import { UsageError } from './mountpoint.js';
+import { UsageError, checkMountpoint } from './mountpoint.js';
 import { openStore } from './open-store.js';
 import { passphraseSource } from './passphrase.js';
 import { serve } from './serve.js';
@@ -35,6 +35,8 @@ program
   .action(async (dir: string, opts: { foreground?: boolean }) => {
     const config = parseConfig(process.env);
     if (!opts.foreground) {
+      // Usage mistakes are told here, before a background process is started for nothing.
+      await checkMountpoint(dir);
       const { pid, log } = await mountInBackground(dir, config);
       console.log(`voldfs: mounted ${dir} (pid ${pid}, log ${log})`);
       return;

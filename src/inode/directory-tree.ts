@@ -3,6 +3,7 @@ import type { KvStore } from '../backends/kv-store.js';
 import type { Transaction } from '../cas/transaction.js';
 import { FsError } from './fs-error.js';
 import type { VolumeKeys } from './keys.js';
+import type { LossDetector } from './loss-detector.js';
 import { decodeRecord, encodeRecord } from '../cas/record-codec.js';
 import type { DirEntry, DirNode } from './records.js';
 
@@ -49,6 +50,8 @@ export class DirectoryTree {
   constructor(
     private readonly keys: VolumeKeys,
     private readonly maxLeafBytes: number,
+    /** Tells lost records from absent ones; without it a missing node is just absent (fsck). */
+    private readonly loss?: LossDetector,
   ) {}
 
   /** Stages the empty root leaf of a new directory. */
@@ -158,7 +161,10 @@ export class DirectoryTree {
     let key = this.keys.dirNode(dirIno, 'r');
     for (let depth = 0; ; depth++) {
       const bytes = await tx.read(key);
-      if (!bytes) throw new FsError('ENOENT', `directory ${dirIno} has no record ${key}`);
+      if (!bytes) {
+        await this.loss?.checkMissing(key, `directory ${dirIno}`);
+        throw new FsError('ENOENT', `directory ${dirIno} has no record ${key}`);
+      }
       const node = decodeRecord<DirNode>(key, bytes);
       if (node.kind === 'leaf') return { key, node, depth };
       const slot = (hash >>> (FANOUT_BITS * node.depth)) & (node.fanout - 1);

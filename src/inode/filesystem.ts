@@ -39,7 +39,7 @@ export class FileSystem {
     readonly volume: Volume,
     private readonly syncStore: () => Promise<void> = async () => undefined,
   ) {
-    this.inodes = new InodeTable(volume.keys);
+    this.inodes = new InodeTable(volume.keys, volume.loss);
     this.files = new OpenFiles(volume, this.inodes, (ino) => this.reapIfUnlinked(ino));
     const dentries = new DentryCache(volume.cacheTtlMs);
     this.namespace = new Namespace(volume, this.inodes, (ino) => this.files.isOpen(ino), dentries);

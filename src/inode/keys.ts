@@ -9,6 +9,10 @@ export class VolumeKeys {
   superblock(): string {
     return `${this.prefix}sb`;
   }
+  /** Marker written on every failure domain at mkfs, to tell lost records from absent ones. */
+  sentinel(): string {
+    return `${this.prefix}alive`;
+  }
   inodeAllocator(): string {
     return `${this.prefix}alloc`;
   }

@@ -14,6 +14,7 @@ import { DirectoryTree } from './directory-tree.js';
 import { FsError } from './fs-error.js';
 import { GarbageCollector } from './garbage.js';
 import { InodeAllocator } from './inode-allocator.js';
+import { LossDetector } from './loss-detector.js';
 import { VolumeKeys } from './keys.js';
 import { ROOT_INO, S_IFDIR, type InodeRecord, type SuperblockRecord } from './records.js';
 import { now } from './timespec.js';
@@ -76,6 +77,8 @@ export class Volume {
     readonly blocks: BlockStore,
     /** How long this mount may serve cached records and names, ms. */
     readonly cacheTtlMs: number,
+    /** Tells records the store lost from records that never existed. */
+    readonly loss: LossDetector,
   ) {}
 
   /**
@@ -96,7 +99,8 @@ export class Volume {
     // lru-cache reads a ttl of 0 as "forever": never let "no caching" become that.
     const cache = new RecordCache({ ttlMs: Math.max(1, cacheTtlMs) });
     // Every insert rewrites a whole leaf: small leaves keep creates cheap in big directories.
-    const dirs = new DirectoryTree(keys, Math.min(8 * 1024, Math.floor(meta.capabilities.maxValueBytes / 4)));
+    const loss = new LossDetector(meta, keys);
+    const dirs = new DirectoryTree(keys, Math.min(8 * 1024, Math.floor(meta.capabilities.maxValueBytes / 4)), loss);
     const garbage = new GarbageCollector({ store: meta, keys, blocks, log: options.log, graceMs: options.graceMs });
     const data = new FileData({
       store: meta,
@@ -106,10 +110,11 @@ export class Volume {
       volumeId: superblock.volumeId,
       chunkSize: superblock.chunkSize,
       retire: (refs) => garbage.retire(refs),
+      checkMissing: (key) => loss.checkMissing(key, 'chunk map'),
     });
     garbage.attach(data);
     const allocator = new InodeAllocator(meta, keys.inodeAllocator());
-    return new Volume(meta, options.log, keys, superblock, cache, dirs, data, allocator, garbage, blocks, cacheTtlMs);
+    return new Volume(meta, options.log, keys, superblock, cache, dirs, data, allocator, garbage, blocks, cacheTtlMs, loss);
   }
 
   async close(): Promise<void> {
@@ -121,7 +126,10 @@ export class Volume {
  * Reads the superblock and applies the volume's translators (unlocking its keyring), or
  * returns undefined for a store that holds no volume under the prefix.
  */
-export async function unlock(options: VolumeStores & { translators?: TranslatorRequest }): Promise<OpenedVolume | undefined> {
+export async function unlock(
+  options: VolumeStores & { translators?: TranslatorRequest },
+  refuseLostData = true,
+): Promise<OpenedVolume | undefined> {
   const keys = new VolumeKeys(options.prefix);
   const superblock = await readSuperblock(options.store, keys);
   if (!superblock) {
@@ -142,7 +150,15 @@ export async function unlock(options: VolumeStores & { translators?: TranslatorR
     );
   }
   const keyring = settings.crypt ? await openKeyring(await askPassphrase(options), settings.crypt) : undefined;
-  return assemble(options, keys, superblock, keyring);
+  const opened = assemble(options, keys, superblock, keyring);
+  const lost = refuseLostData ? await new LossDetector(opened.meta, keys).lostDomains() : [];
+  if (lost.length > 0) {
+    throw new IntegrityError(
+      `the store has lost data: domain(s) ${lost.join(', ')} (of ${opened.meta.capabilities.placement.domains}) ` +
+        'no longer hold the volume\'s marker record (a server restarted empty?). Run `voldfs fsck --repair` before mounting.',
+    );
+  }
+  return opened;
 }
 
 function assemble(options: VolumeStores, keys: VolumeKeys, superblock: SuperblockRecord, keyring: Keyring | undefined): OpenedVolume {
@@ -225,6 +241,8 @@ export async function format(options: VolumeStores, request: TranslatorRequest, 
     { key: keys.superblock(), value: encodeRecord(superblock) },
   ];
   const meta = opened.meta;
+  // Markers first: a volume whose superblock exists always has them.
+  await new LossDetector(meta, keys).plant(superblock.volumeId);
   if (meta.commit && !force) {
     const ok = await meta.commit(ops.map((o) => ({ ...o, condition: { kind: 'ifAbsent' as const } })));
     if (!ok) throw new FsError('EEXIST', `a volume already exists under "${keys.prefix}"`);

@@ -1,3 +1,6 @@
+import type { KvStore } from '../../backends/kv-store.js';
+import type { VolumeKeys } from '../keys.js';
+import { LossDetector } from '../loss-detector.js';
 import type { VolumeStores } from '../volume.js';
 import { checkAllocator, highestInode } from './allocator-check.js';
 import { reportSuspects } from './confirm.js';
@@ -8,7 +11,7 @@ import { checkIntents } from './intent-check.js';
 import { scanBlocks, scanMetadata } from './key-census.js';
 import { checkBlocks, checkLeftovers } from './leftovers.js';
 import { checkNames } from './name-checks.js';
-import { ProblemList, type Problem, type ProblemAction, type ProblemKind } from './problems.js';
+import { FIX_ORDER, ProblemList, type Problem, type ProblemAction, type ProblemKind } from './problems.js';
 import { openTarget } from './target.js';
 import type { RepairResult } from './tx-repairs.js';
 import { walkTree } from './tree-walk.js';
@@ -47,6 +50,31 @@ export interface FsckReport {
  * @throws VolumeNotFormatted when the prefix holds no volume; StoreError when the store fails;
  *   ConfigError / WrongPassphrase when an encrypted volume cannot be unlocked
  */
+/**
+ * A domain (server) without the volume's marker record lost everything it held; the walk
+ * reports what that broke. Planting the markers again, last, lets mounts in once repaired.
+ */
+async function checkLossMarkers(meta: KvStore, keys: VolumeKeys, volumeId: string, problems: ProblemList): Promise<void> {
+  const detector = new LossDetector(meta, keys);
+  const lost = await detector.lostDomains();
+  if (lost.length === 0) return;
+  problems.add(
+    {
+      kind: 'store-lost-data',
+      what:
+        `store domain(s) ${lost.join(', ')} lost their data (a server restarted empty?); mounts are refused ` +
+        'until a repair has run: what it held is reported as lost or repaired above',
+    },
+    {
+      order: FIX_ORDER.lossMarkers,
+      run: async () => {
+        await detector.plant(volumeId);
+        return { outcome: 'repaired', done: 'marker records written again: mounts are allowed' };
+      },
+    },
+  );
+}
+
 export async function fsckVolume(stores: VolumeStores, options: FsckOptions = {}): Promise<FsckReport> {
   const problems = new ProblemList();
   const target = await openTarget(stores, problems);
@@ -97,6 +125,8 @@ export async function fsckVolume(stores: VolumeStores, options: FsckOptions = {}
     notes.push('leftovers were not looked for: without a usable root everything would look orphaned');
   }
   await checkAllocator(ctx, highestInode(walk, census, garbage));
+
+  if (target.superblock) await checkLossMarkers(target.meta, target.keys, target.superblock.volumeId, problems);
 
   ctx.phase = 'repair';
   await runRepairs(ctx);

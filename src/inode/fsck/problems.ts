@@ -6,6 +6,7 @@
 
 export const PROBLEM_KINDS = {
   'superblock-missing': 'damage',
+  'store-lost-data': 'damage',
   'superblock-format': 'damage',
   'root-missing': 'damage',
   'corrupt-record': 'damage',
@@ -87,6 +88,8 @@ export const FIX_ORDER = {
   garbage: 70,
   blocks: 80,
   allocator: 90,
+  /** Last: the markers say "this domain holds the volume", true only once it is repaired. */
+  lossMarkers: 100,
 } as const;
 
 export type ProblemInput = Omit<Problem, 'severity' | 'action' | 'done'> & { action?: ProblemAction; done?: string };

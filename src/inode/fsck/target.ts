@@ -63,7 +63,8 @@ export async function openTarget(stores: VolumeStores, problems: ProblemList): P
     });
     return undefined;
   }
-  const opened = await unlock(stores);
+  // fsck is what a volume that lost data is opened with: no refusal here.
+  const opened = await unlock(stores, false);
   if (!opened) throw new VolumeNotFormatted(`the superblock under "${stores.prefix}" vanished while opening it`);
   return { keys, meta: opened.meta, data, superblock: opened.superblock, blocks: opened.blocks, intents };
 }

@@ -11,7 +11,7 @@ const expected = {
   maxValueBytes: Math.floor((MEMORY_DEFAULT_MAX_VALUE_BYTES - ENVELOPE_OVERHEAD) / 2),
   atomicCommit: true,
   scan: true,
-  maxCommitOps: 64,
+  maxCommitOps: 128,
   domains: 1,
 };
 

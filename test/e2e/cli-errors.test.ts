@@ -1,0 +1,140 @@
+// Bad input at the command line gets a clear message naming what is wrong, and loses nothing:
+// a wrong VOLDFS_DB, an unwritable VOLDFS_LMDB_PATH, mount points that cannot be used, a
+// record that fails to decode, mkfs over an existing volume. Needs `npm run build`.
+import { chmod, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { open as openLmdb } from 'lmdb';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { defaultVoldfsCommand, mountVoldfs, type VoldfsMount } from '../helpers/mount.js';
+import { run } from '../helpers/run.js';
+import { makeTempDir } from '../helpers/temp-dir.js';
+
+let cli: string[] = [];
+let work = '';
+
+function voldfs(args: string[], env: Record<string, string>) {
+  return run(cli[0], [...cli.slice(1), ...args], { env: { ...process.env, ...env }, timeoutMs: 60_000 });
+}
+
+beforeAll(async () => {
+  cli = [...(await defaultVoldfsCommand())];
+  work = await makeTempDir('cli-errors');
+});
+
+describe('configuration errors', () => {
+  it('names VOLDFS_DB and the accepted stores for an unknown one', async () => {
+    const r = await voldfs(['mkfs'], { VOLDFS_DB: 'mongo' });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/VOLDFS_DB=mongo is not a known store; use one of: .*lmdb.*mc.*redis.*http/);
+  });
+
+  it('names VOLDFS_LMDB_PATH when the store cannot be created there', async () => {
+    const file = join(work, 'a-file');
+    await writeFile(file, 'not a directory');
+    const r = await voldfs(['mkfs'], { VOLDFS_DB: 'lmdb', VOLDFS_LMDB_PATH: join(file, 'store') });
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/VOLDFS_LMDB_PATH/);
+    expect(await readFile(file, 'utf8')).toBe('not a directory');
+  });
+
+  it('names the variable for a bad cache lifetime and a bad translator list', async () => {
+    const r1 = await voldfs(['mkfs'], { VOLDFS_CACHE_SECONDS: 'soon' });
+    expect(r1.stderr).toMatch(/VOLDFS_CACHE_SECONDS=soon must be a number of seconds/);
+    const r2 = await voldfs(['mkfs'], { VOLDFS_TRANSLATORS: 'zip' });
+    expect(r2.stderr).toMatch(/VOLDFS_TRANSLATORS=zip: "zip" is not a translator/);
+  });
+});
+
+describe('mount points', () => {
+  const env = () => ({ VOLDFS_DB: 'lmdb', VOLDFS_LMDB_PATH: join(work, 'mp-store'), VOLDFS_STATE_DIR: join(work, 'state') });
+
+  it('refuses a missing, a non-empty and a non-directory mount point, saying what to do', async () => {
+    const missing = await voldfs(['mount', join(work, 'nowhere')], env());
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toMatch(/does not exist: create it with mkdir -p/);
+
+    const full = join(work, 'full');
+    await mkdir(full);
+    await writeFile(join(full, 'keep-me'), 'data');
+    const nonEmpty = await voldfs(['mount', full], env());
+    expect(nonEmpty.stderr).toMatch(/is not empty/);
+    expect(await readFile(join(full, 'keep-me'), 'utf8')).toBe('data');
+
+    const notDir = await voldfs(['mount', join(full, 'keep-me')], env());
+    expect(notDir.stderr).toMatch(/is not a directory/);
+  });
+
+  it('refuses a mount point that is already mounted', async () => {
+    const mounted = await mountVoldfs({ env: env() });
+    try {
+      const again = await voldfs(['mount', mounted.dir], env());
+      expect(again.code).toBe(2);
+      expect(again.stderr).toMatch(/is in use by another mount: unmount it first/);
+    } finally {
+      await mounted.unmount();
+    }
+  });
+
+  it('refuses to unmount what is not mounted', async () => {
+    const dir = join(work, 'idle');
+    await mkdir(dir);
+    const r = await voldfs(['umount', dir], env());
+    expect(r.stderr).toMatch(/is not mounted/);
+  });
+});
+
+describe('mkfs over an existing volume', () => {
+  it('refuses without --force and keeps the files', async () => {
+    const env = { VOLDFS_DB: 'lmdb', VOLDFS_LMDB_PATH: join(work, 'mkfs-store'), VOLDFS_STATE_DIR: join(work, 'state') };
+    const m = await mountVoldfs({ env });
+    await writeFile(join(m.dir, 'precious'), 'still here');
+    await m.unmount();
+    const r = await voldfs(['mkfs'], env);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/a volume already exists .*use --force to replace it/);
+    await m.remount();
+    try {
+      expect(await readFile(join(m.dir, 'precious'), 'utf8')).toBe('still here');
+    } finally {
+      await m.unmount();
+    }
+  });
+});
+
+describe('a record that fails to decode', () => {
+  let mount: VoldfsMount | undefined;
+  const storePath = () => join(work, 'corrupt-store');
+
+  beforeAll(async () => {
+    const env = { VOLDFS_DB: 'lmdb', VOLDFS_LMDB_PATH: storePath(), VOLDFS_STATE_DIR: join(work, 'state') };
+    mount = await mountVoldfs({ env });
+    await writeFile(join(mount.dir, 'broken'), 'x');
+    await writeFile(join(mount.dir, 'fine'), 'y');
+    const ino = (await stat(join(mount.dir, 'broken'))).ino;
+    await mount.unmount();
+    // Overwrite the inode record with bytes of an unknown format version, as a damaged or
+    // foreign record would be; the version stays an LMDB version so only decoding fails.
+    const db = openLmdb<Buffer, string>({ path: storePath(), useVersions: true, encoding: 'binary' });
+    const key = `voldfs:i:${ino}`;
+    const entry = db.getEntry(key);
+    expect(entry).toBeDefined();
+    await db.put(key, Buffer.from([0x7f, 1, 2, 3]), entry!.version! + 1);
+    await db.close();
+    await mount.remount();
+  });
+  afterAll(async () => {
+    await mount?.unmount();
+  });
+
+  it('reads as EIO with a log line naming the record, and the rest of the volume still works', async () => {
+    const dir = mount?.dir ?? '';
+    await expect(stat(join(dir, 'broken'))).rejects.toMatchObject({ code: 'EIO' });
+    expect(await readFile(join(dir, 'fine'), 'utf8')).toBe('y');
+    const log = await readFile(mount?.logFile ?? '', 'utf8');
+    expect(log).toMatch(/record voldfs:i:\d+ has format version 127/);
+  });
+});
+
+afterAll(async () => {
+  await chmod(work, 0o755).catch(() => undefined);
+});
