@@ -4,9 +4,9 @@
  * two other servers may go.
  *
  * Each scenario: write, stop a pair of servers, read everything (identical), start them again
- * EMPTY, repair (BlockStore.check with repair, as `voldfs fsck --repair` does for file data),
- * check that every fragment is back (each server's item count, the exact fragment keys, and
- * a second check finding no damage), stop two OTHER servers, read everything again.
+ * EMPTY, repair, check that every fragment is back (each server's item count, the exact
+ * fragment keys, and a second check or fsck finding no damage), stop two OTHER servers, read
+ * everything again. One pair is fixed, the other drawn at random (printed).
  *
  * Metadata is not erasure-coded: with servers down, the inode, directory and chunk-map records
  * placed on them are unreachable, and the product's `voldfs mount` keeps metadata and blocks
@@ -14,27 +14,35 @@
  * volume could be read, and a new mount is refused because the memcached backend connects to
  * every server at start). So:
  *  - the first describe runs the scenario on the block stack itself (crypt+erasure and erasure
- *    alone), with nothing else in the way;
+ *    alone), repairing with BlockStore.check, and also shows that a third server down gives a
+ *    store error, never wrong bytes;
  *  - the second mounts a real volume (FUSE, in this process: test/e2e/translators/
  *    split-volume-mount.ts) whose metadata lives on a seventh, separate memcached server and
- *    whose blocks live on the pool of six, and reads files through the kernel with child
- *    processes. Fresh mounts are taken only while every server runs (after the empty restart,
- *    before repair), for the reason above.
+ *    whose blocks live on the pool of six, reads files through the kernel with child
+ *    processes, and repairs with fsckVolume (what `voldfs fsck --repair` runs) on the two
+ *    stores. Fresh mounts are taken only while every server runs, for the reason above;
+ *  - the third is the product as it is, through the CLI only (mkfs, mount, `voldfs fsck
+ *    --repair`): metadata and blocks on the one pool, and a server's loss simulated by deleting
+ *    the block records it holds (its metadata records stay), which the CLI can survive.
+ * Needs `npm run build` (the third describe runs the CLI from dist/).
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { StoreTimeout, StoreUnavailable } from '../../src/backends/errors.js';
 import type { KvStore } from '../../src/backends/kv-store.js';
 import { memcachedBackend } from '../../src/backends/memcached/index.js';
 import { withAtomicCommit } from '../../src/cas/intent-store.js';
-import { unlock, type OpenedVolume } from '../../src/inode/volume.js';
+import { fsckVolume } from '../../src/inode/fsck/index.js';
+import { unlock, type OpenedVolume, type VolumeStores } from '../../src/inode/volume.js';
 import type { BlockContext, BlockRef, BlockStore } from '../../src/translators/block-store.js';
 import { createKeyring, type KdfSettings } from '../../src/translators/crypt/keyring.js';
 import { RONOMON_CODEC_ID } from '../../src/translators/erasure/codec.js';
 import { buildBlockStack, type TranslatorSettings } from '../../src/translators/stack.js';
+import { silentLog } from '../helpers/intent-fixture.js';
 import { MemcachedServer, startMemcachedServers, type MemcachedPool } from '../helpers/memcached-servers.js';
+import { defaultVoldfsCommand, mountVoldfs } from '../helpers/mount.js';
 import { run } from '../helpers/run.js';
 import { makeTempDir, removeTempDir } from '../helpers/temp-dir.js';
 import { checkBlocks, fragmentKeys, fragmentsPerDomain, referencedBlocks } from './translators/block-census.js';
@@ -241,12 +249,22 @@ describe('erasure 4+2 on six memcached servers: a mounted volume, metadata on a 
         await expectTree(dir, expected, `fresh mount, servers ${first.join(',')} back empty`, pool, referenced.length);
         await mount.unmount();
 
-        // Repair (what `voldfs fsck --repair` does for file data) with a fresh client.
+        // fsck --repair, as `voldfs fsck --repair` runs it, but on the volume's two stores.
         const repair = await openInspector(metaServer, pool);
         cleanups.push(() => repair.close());
-        const repaired = await checkBlocks(repair.volume, referenced, true);
-        expect(repaired.unreadable).toBe(0);
-        expect(repaired.repaired).toBe(perServer[first[0]] + perServer[first[1]]);
+        const lostFragments = perServer[first[0]] + perServer[first[1]];
+        const report = await fsckVolume(repair.stores, { repair: true });
+        expect(report.exitCode, JSON.stringify(report.problems.slice(0, 3))).toBe(0);
+        expect(report.summary.damageLeft).toBe(0);
+        expect(report.summary.blocksChecked).toBe(referenced.length);
+        expect(report.summary.fragmentsRewritten).toBe(lostFragments);
+        expect(report.summary.byKind['block-damaged']).toBe(
+          referenced.filter(({ ref }) => fragmentKeys(repair.volume, ref).some((key) => first.includes(repair.data.capabilities.placement.domainOf(key)))).length,
+        );
+        const again = await fsckVolume(repair.stores, {});
+        expect(again.exitCode).toBe(0);
+        expect(again.summary.byKind['block-damaged'] ?? 0, 'a second fsck finds damaged blocks').toBe(0);
+        expect(again.summary.fragmentsRewritten).toBe(0);
         const present = await repair.data.getMany(referenced.flatMap(({ ref }) => fragmentKeys(repair.volume, ref)));
         expect(present.filter((p) => p === undefined).length, 'fragments still missing').toBe(0);
         const after = await itemCounts(pool);
@@ -269,6 +287,88 @@ describe('erasure 4+2 on six memcached servers: a mounted volume, metadata on a 
   }
 });
 
+describe('erasure 4+2 through the CLI: metadata and blocks on one pool of six, `voldfs fsck --repair`', () => {
+  it(
+    'crypt+erasure 4+2: the block records of two servers lost, then rewritten by fsck --repair, then two others lost: files identical throughout',
+    async () => {
+      const { first, second } = randomPairs();
+      console.info(`CLI: block records of servers ${first.join(',')} lost, then ${second.join(',')}`);
+      const pool = await startPool();
+      const work = await makeTempDir('erasure-cli');
+      cleanups.push(() => removeTempDir(work));
+      const source = join(work, 'source');
+      await buildSmallTree(source, { files: 80, bigBytes: 3 * 1024 * 1024 + 5 });
+      const expected = await digestTree(source);
+      const passFile = join(work, 'passphrase');
+      await writeFile(passFile, `${PASSPHRASE}\n`, { mode: 0o600 });
+      const env = {
+        VOLDFS_DB: 'mc',
+        VOLDFS_MC_SERVERS: pool.serversValue,
+        VOLDFS_TRANSLATORS: 'crypt,erasure:4+2',
+        VOLDFS_PASSPHRASE_FILE: passFile,
+        VOLDFS_STATE_DIR: join(work, 'state'),
+        VOLDFS_LOG_LEVEL: 'warn',
+      };
+      const m = await mountVoldfs({ env, mountpoint: join(work, 'mnt') });
+      cleanups.push(() => m.unmount());
+      const cp = await run('cp', ['-a', `${source}/.`, m.dir], { timeoutMs: 240_000 });
+      expect(cp.code, cp.stderr).toBe(0);
+      await m.unmount();
+
+      const raw = await openPool(pool);
+      cleanups.push(() => raw.close());
+      const blocksPerServer = async (): Promise<string[][]> => {
+        const out: string[][] = Array.from({ length: SERVERS }, () => []);
+        for await (const key of raw.scan?.('voldfs:b:') ?? []) out[raw.capabilities.placement.domainOf(key)].push(key);
+        return out;
+      };
+      /** What a server restarted empty loses, minus the metadata records the product cannot yet lose. */
+      const loseBlocks = async (pair: Pair): Promise<number> => {
+        const keys = (await blocksPerServer()).filter((_k, i) => pair.includes(i)).flat();
+        for (const key of keys) expect(await raw.delete(key), key).toBe(true);
+        return keys.length;
+      };
+      const before = (await blocksPerServer()).map((keys) => keys.length);
+      expect(before.every((n) => n > 0), before.join(',')).toBe(true);
+
+      const lost = await loseBlocks(first);
+      expect(lost).toBe(before[first[0]] + before[first[1]]);
+      await m.remount();
+      await expectTree(m.dir, expected, `block records of servers ${first.join(',')} lost`, pool, 100);
+      await m.unmount();
+
+      const fsck = async (args: string[]): Promise<{ code: number | null; report: FsckJson }> => {
+        const [cmd, ...pre] = await defaultVoldfsCommand();
+        const r = await run(cmd, [...pre, 'fsck', '--json', ...args], { env: { ...process.env, ...env }, timeoutMs: 120_000 });
+        if (!r.stdout.trim().startsWith('{')) throw new Error(`voldfs fsck ${args.join(' ')} printed no report (exit ${r.code}): ${r.stderr.slice(-2000)}`);
+        return { code: r.code, report: JSON.parse(r.stdout) as FsckJson };
+      };
+      const repaired = await fsck(['--repair']);
+      expect(repaired.code, JSON.stringify(repaired.report.problems.slice(0, 3))).toBe(0);
+      expect(repaired.report.summary.fragmentsRewritten).toBe(lost);
+      expect(repaired.report.summary.damageLeft).toBe(0);
+      expect(repaired.report.summary.byKind['block-damaged']).toBeGreaterThan(0);
+      const again = await fsck([]);
+      expect(again.code).toBe(0);
+      expect(again.report.summary.byKind['block-damaged'] ?? 0).toBe(0);
+      expect(again.report.summary.fragmentsRewritten).toBe(0);
+      expect((await blocksPerServer()).map((keys) => keys.length)).toEqual(before);
+
+      await loseBlocks(second);
+      await m.remount();
+      await expectTree(m.dir, expected, `block records of servers ${second.join(',')} lost after the repair`, pool, 100);
+      await m.unmount();
+    },
+    SCENARIO_MS,
+  );
+});
+
+/** The part of `voldfs fsck --json` this file reads. */
+interface FsckJson {
+  readonly summary: { fragmentsRewritten: number; damageLeft: number; byKind: Record<string, number | undefined> };
+  readonly problems: readonly unknown[];
+}
+
 /**
  * Digests the mounted tree and compares it with `expected`; `minBlockReads` proves the reads
  * reached the pool (not a cache): the running servers must have served at least that many gets.
@@ -290,6 +390,8 @@ async function getHits(pool: MemcachedPool): Promise<number> {
 interface Inspector {
   readonly volume: OpenedVolume;
   readonly data: KvStore;
+  /** The volume's stores as fsck takes them. */
+  readonly stores: VolumeStores;
   close(): Promise<void>;
 }
 
@@ -297,16 +399,18 @@ interface Inspector {
 async function openInspector(metaServer: MemcachedServer, pool: MemcachedPool): Promise<Inspector> {
   const meta = await memcachedBackend.create(memcachedBackend.parseOptions({ VOLDFS_MC_SERVERS: metaServer.address }));
   const data = await openPool(pool);
-  const volume = await unlock({
-    store: withAtomicCommit(meta),
+  const stores: VolumeStores = {
+    store: withAtomicCommit(meta, { log: silentLog }),
     dataStore: data,
     prefix: SPLIT_PREFIX,
     passphrase: async () => PASSPHRASE,
-  });
+  };
+  const volume = await unlock(stores);
   if (!volume) throw new Error('no volume on the metadata server');
   return {
     volume,
     data,
+    stores,
     close: async () => {
       await meta.close();
       await data.close();
