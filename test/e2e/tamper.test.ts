@@ -1,7 +1,8 @@
 /**
  * Tampering with what an (unmounted) volume stores, through the real CLI on LMDB:
  *  - one flipped byte in every block (one fragment of each, for erasure): erasure reads back
- *    identical; crypt alone, and a plain volume (raw checksum), answer EIO, never wrong bytes;
+ *    identical and `voldfs fsck --repair` rewrites the fragments; crypt alone, and a plain
+ *    volume (raw checksum), answer EIO, never wrong bytes, and fsck reports the blocks lost;
  *  - a block ref copied into another file's chunk map: EIO with crypt, whether the record is
  *    copied as stored (metadata authentication) or re-sealed under the other key (block
  *    authentication binds the inode);
@@ -114,6 +115,13 @@ async function readOutcome(path: string): Promise<Buffer | string> {
   }
 }
 
+/** The part of `voldfs fsck --json`'s summary this file reads. */
+interface FsckSummaryJson {
+  readonly fragmentsRewritten: number;
+  readonly damageLeft: number;
+  readonly byKind: Record<string, number | undefined>;
+}
+
 describe('a flipped byte in every stored block', () => {
   for (const stack of STACKS) {
     const erasure = stack.includes('erasure');
@@ -163,6 +171,27 @@ describe('a flipped byte in every stored block', () => {
           const got = await readOutcome(join(m.dir, name));
           if (erasure) expect(Buffer.isBuffer(got) && got.equals(data), `${name}: ${Buffer.isBuffer(got) ? 'other bytes' : got}`).toBe(true);
           else expect(got, name).toBe('EIO');
+        }
+        await m.unmount();
+
+        // fsck sees the same: erasure rewrites the corrupt fragments, the others have lost data.
+        const fsck = async (args: string[]): Promise<{ code: number | null; summary: FsckSummaryJson }> => {
+          const r = await voldfs(vol, ['fsck', '--json', ...args]);
+          if (!r.stdout.trim().startsWith('{')) throw new Error(`voldfs fsck printed no report (exit ${r.code}): ${r.stderr.slice(-1500)}`);
+          return { code: r.code, summary: (JSON.parse(r.stdout) as { summary: FsckSummaryJson }).summary };
+        };
+        const repaired = await fsck(['--repair']);
+        if (erasure) {
+          expect(repaired.code).toBe(0);
+          expect(repaired.summary.byKind['block-damaged']).toBe(5);
+          expect(repaired.summary.fragmentsRewritten).toBe(5);
+          const again = await fsck([]);
+          expect(again.code).toBe(0);
+          expect(again.summary.byKind['block-damaged'] ?? 0).toBe(0);
+        } else {
+          expect(repaired.code).toBe(1);
+          expect(repaired.summary.byKind['block-lost']).toBe(5);
+          expect(repaired.summary.damageLeft).toBe(5);
         }
       },
       TEST_MS,
