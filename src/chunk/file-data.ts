@@ -73,29 +73,31 @@ export class FileData {
 
   /** A block's bytes, from the cache or the store. Blocks are immutable: the cache never goes stale. */
   async readBlock(ref: BlockRef, ino: number, chunkIndex: number): Promise<Buffer> {
-    const cached = this.blockCache.get(ref.id);
+    const key = cacheKey(ref, ino, chunkIndex);
+    const cached = this.blockCache.get(key);
     if (cached) return cached;
-    const pending = this.inflight.get(ref.id);
+    const pending = this.inflight.get(key);
     if (pending) return pending;
     const fetch = this.options.blocks
       .get(ref, this.context(ino, chunkIndex))
       .then((data) => {
-        this.blockCache.set(ref.id, data);
+        this.blockCache.set(key, data);
         return data;
       })
-      .finally(() => this.inflight.delete(ref.id));
-    this.inflight.set(ref.id, fetch);
+      .finally(() => this.inflight.delete(key));
+    this.inflight.set(key, fetch);
     return fetch;
   }
 
   /** A block's bytes if they are cached, without waiting. */
-  cachedBlock(id: string): Buffer | undefined {
-    return this.blockCache.get(id);
+  cachedBlock(ref: BlockRef, ino: number, chunkIndex: number): Buffer | undefined {
+    return this.blockCache.get(cacheKey(ref, ino, chunkIndex));
   }
 
   /** Starts fetching a block into the cache (readahead); errors surface on the real read. */
   prefetch(ref: BlockRef, ino: number, chunkIndex: number): void {
-    if (this.blockCache.has(ref.id) || this.inflight.has(ref.id)) return;
+    const key = cacheKey(ref, ino, chunkIndex);
+    if (this.blockCache.has(key) || this.inflight.has(key)) return;
     this.readBlock(ref, ino, chunkIndex).catch(() => undefined);
   }
 
@@ -121,7 +123,7 @@ export class FileData {
         const ref = await this.options.blocks.put(newBlockId(), next, this.context(ino, chunkIndex));
         written.push(ref);
         tx.write(key, encodeRecord({ block: ref } satisfies ChunkMapRecord));
-        this.blockCache.set(ref.id, next);
+        this.blockCache.set(cacheKey(ref, ino, chunkIndex), next);
       });
     } catch (err) {
       // No block written here is referenced: retire them all.
@@ -166,9 +168,15 @@ export class FileData {
     }
   }
 
-  forgetBlock(id: string): void {
-    this.blockCache.delete(id);
-  }
+}
+
+/**
+ * Cached blocks are keyed by where they were verified, not by id alone: a chunk map made to
+ * point at another file's block (tampering) must fail crypt's check, not be served plaintext
+ * from the cache.
+ */
+function cacheKey(ref: BlockRef, ino: number, chunkIndex: number): string {
+  return `${ino}:${chunkIndex}:${ref.id}`;
 }
 
 export function newBlockId(): string {

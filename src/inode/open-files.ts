@@ -132,7 +132,7 @@ export class OpenFiles {
       const from = Math.max(offset, chunkStart) - chunkStart;
       const to = Math.min(end, chunkStart + chunkSize) - chunkStart;
       const ref = state.refs.has(index) ? state.refs.get(index) : await this.refOf(state, index);
-      const data = ref ? (this.volume.data.cachedBlock(ref.id) ?? (await this.volume.data.readBlock(ref, state.ino, index))) : undefined;
+      const data = ref ? (this.volume.data.cachedBlock(ref, state.ino, index) ?? (await this.volume.data.readBlock(ref, state.ino, index))) : undefined;
       const available = data ? Math.max(0, Math.min(to, data.length) - from) : 0;
       if (data && available > 0) data.copy(into, copied, from, from + available);
       // Holes and the tail past a short block read as zeros.
