@@ -70,7 +70,7 @@ describe('memcached server faults', () => {
   it('a hung server (SIGSTOP) fails requests with StoreTimeout within the timeout', async () => {
     if (!server || !store) throw new Error('no server');
     await store.put('hang', Buffer.from('x'));
-    server.pause();
+    await server.pause();
     try {
       const { error, ms } = await rejection(store.get('hang'));
       expect(error).toBeInstanceOf(StoreTimeout);

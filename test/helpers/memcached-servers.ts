@@ -1,3 +1,4 @@
+import { readFile } from 'node:fs/promises';
 /**
  * Real memcached servers for tests: started on 127.0.0.1 on free ports, waited for until they
  * answer, stopped by PID. Each server's command line names a pid file under the test temp
@@ -112,8 +113,20 @@ export class MemcachedServer {
   }
 
   /** SIGSTOP: the server keeps its connections but answers nothing, as a hung host would. */
-  pause(): void {
-    if (this.running) this.child?.kill('SIGSTOP');
+  /**
+   * Freezes the server (SIGSTOP) and waits until the kernel shows it stopped: a thread already
+   * running on the other core could otherwise still answer a request sent right after.
+   */
+  async pause(): Promise<void> {
+    const pid = this.child?.pid;
+    if (!this.running || pid === undefined) return;
+    this.child?.kill('SIGSTOP');
+    for (let i = 0; i < 200; i++) {
+      const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '');
+      if (/^State:\s+T/m.test(status)) return;
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    throw new Error(`memcached ${pid} did not stop after SIGSTOP`);
   }
 
   resume(): void {
