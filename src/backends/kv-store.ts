@@ -73,6 +73,19 @@ export interface Placement {
   keyInDomain(key: string, domain: number): string;
 }
 
+/**
+ * The placement of a store that is one failure domain: an embedded store, one server, or a
+ * cluster that hides where keys live (etcd, a Voldemort coordinator).
+ */
+export const SINGLE_DOMAIN: Placement = Object.freeze({
+  domains: 1,
+  domainOf: () => 0,
+  keyInDomain(key: string, domain: number): string {
+    if (domain !== 0) throw new RangeError(`domain ${domain} is outside [0, 1)`);
+    return key;
+  },
+});
+
 export interface StoreCapabilities {
   /** Largest value, in bytes, a single put accepts (memcached: 1 MB item minus overhead). */
   readonly maxValueBytes: number;

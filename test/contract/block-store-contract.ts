@@ -10,6 +10,7 @@
  * through the record codec before every read, as the chunk maps store them.
  */
 import { randomBytes } from 'node:crypto';
+import { patternBytes } from '../helpers/pattern.js';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { IntegrityError, ValueTooLarge } from '../../src/backends/errors.js';
 import type { KvStore, WriteCondition } from '../../src/backends/kv-store.js';
@@ -41,17 +42,7 @@ const CONTEXT: BlockContext = Object.freeze({ volumeId: '5eed0f1e', ino: 4242, c
 
 /** Bytes that depend on `seed`, so a block read back in place of another shows. */
 export function patternedBlock(length: number, seed: number): Buffer {
-  const out = Buffer.alloc(length);
-  let x = (seed * 2654435761) >>> 0 || 1;
-  for (let i = 0; i < length; i++) {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    out[i] = x & 0xff;
-  }
-  return out;
+  return patternBytes(length, (seed * 2654435761) >>> 0);
 }
 
 /** `store` seen through a view that adds every key written through it to `written`. */

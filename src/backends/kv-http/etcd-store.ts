@@ -4,7 +4,7 @@ import {
   type CommitCheck,
   type CommitOp,
   type KvStore,
-  type Placement,
+  SINGLE_DOMAIN,
   type PutResult,
   type StoreCapabilities,
   type VersionedValue,
@@ -30,15 +30,6 @@ import { HttpEndpoints } from './http-endpoints.js';
 import { mapLimit } from './limiter.js';
 import type { HttpOptions } from './options.js';
 
-/** Every member holds every key: one failure domain. */
-const ONE_DOMAIN: Placement = Object.freeze({
-  domains: 1,
-  domainOf: () => 0,
-  keyInDomain(key: string, domain: number): string {
-    if (domain !== 0) throw new RangeError(`domain ${domain} is outside [0, 1)`);
-    return key;
-  },
-});
 
 /** Gateway path prefixes: etcd 3.4+ serves /v3/, 3.3 only /v3beta/. */
 const PREFIXES = ['/v3', '/v3beta'] as const;
@@ -73,7 +64,7 @@ export class EtcdStore implements KvStore {
       maxValueBytes: options.maxValueBytes,
       atomicCommit: true,
       maxCommitOps: options.maxTxnOps,
-      placement: ONE_DOMAIN,
+      placement: SINGLE_DOMAIN,
     });
     // 32 ranges of up to 1 MiB each make answers of up to ~45 MB of JSON (base64): enough
     // to amortise the round trip, small enough to parse without stalling other requests.

@@ -2,7 +2,7 @@ import { StoreError, StoreTimeout, StoreUnavailable, ValueTooLarge } from '../er
 import {
   UNCONDITIONAL,
   type KvStore,
-  type Placement,
+  SINGLE_DOMAIN,
   type PutResult,
   type StoreCapabilities,
   type VersionedValue,
@@ -14,15 +14,6 @@ import { parseMultipart } from './multipart.js';
 import type { HttpOptions } from './options.js';
 import { CREATION_CLOCK, mergeClocks, parseClock, sameEntries, serializeClock, type VectorClock } from './vector-clock.js';
 
-/** The coordinator hides where keys live: one failure domain as far as voldfs can tell. */
-const ONE_DOMAIN: Placement = Object.freeze({
-  domains: 1,
-  domainOf: () => 0,
-  keyInDomain(key: string, domain: number): string {
-    if (domain !== 0) throw new RangeError(`domain ${domain} is outside [0, 1)`);
-    return key;
-  },
-});
 
 /** First byte of every stored value: a live record, or a deletion marker. */
 const LIVE = 0x01;
@@ -75,7 +66,7 @@ export class VoldemortStore implements KvStore {
       maxValueBytes: options.maxValueBytes,
       atomicCommit: false,
       maxCommitOps: 0,
-      placement: ONE_DOMAIN,
+      placement: SINGLE_DOMAIN,
     });
   }
 

@@ -7,7 +7,7 @@ import {
   type CommitCheck,
   type CommitOp,
   type KvStore,
-  type Placement,
+  SINGLE_DOMAIN,
   type PutResult,
   type StoreCapabilities,
   type VersionedValue,
@@ -18,12 +18,6 @@ import { freeBytes, openFailure, writeFailure } from './lmdb-errors.js';
 import { LMDB_MAX_VALUE_BYTES, type LmdbOptions } from './options.js';
 import { decodeVersion, encodeVersion, newVersion } from './versions.js';
 
-/** An embedded store is one failure domain. */
-const ONE_DOMAIN: Placement = Object.freeze({
-  domains: 1,
-  domainOf: () => 0,
-  keyInDomain: (key: string) => key,
-});
 
 /** Ops + checks per commit; each check is a nested condition block on LMDB's write thread. */
 const MAX_COMMIT_OPS = 1024;
@@ -76,7 +70,7 @@ export class LmdbStore implements KvStore {
     maxValueBytes: LMDB_MAX_VALUE_BYTES,
     atomicCommit: true,
     maxCommitOps: MAX_COMMIT_OPS,
-    placement: ONE_DOMAIN,
+    placement: SINGLE_DOMAIN,
   });
   private closed = false;
 

@@ -3,7 +3,8 @@ import { StoreTimeout, StoreUnavailable } from '../errors.js';
 import type { Placement } from '../kv-store.js';
 import type { RedisClusterOptions, RedisOptions, RedisSingleOptions } from './options.js';
 import { redactUrl } from './options.js';
-import { ClusterPlacement, SINGLE_SERVER_PLACEMENT, type SlotRange } from './placement.js';
+import { SINGLE_DOMAIN } from '../kv-store.js';
+import { ClusterPlacement, type SlotRange } from './placement.js';
 import { toStoreError, type ErrorContext } from './redis-errors.js';
 import { withTimeout } from './with-timeout.js';
 
@@ -66,7 +67,7 @@ export async function connectRedis(options: RedisOptions): Promise<RedisConnecti
               await withTimeout(client.cluster('SLOTS'), limit, () => new StoreUnavailable('CLUSTER SLOTS got no answer')),
             ),
           )
-        : SINGLE_SERVER_PLACEMENT;
+        : SINGLE_DOMAIN;
     return { client, placement, context, lastError: () => lastError };
   } catch (err) {
     client.disconnect();

@@ -8,15 +8,6 @@ export interface SlotRange {
   readonly masterId: string;
 }
 
-/** A single server is one failure domain. */
-export const SINGLE_SERVER_PLACEMENT: Placement = Object.freeze({
-  domains: 1,
-  domainOf: () => 0,
-  keyInDomain(key: string, domain: number): string {
-    if (domain !== 0) throw new RangeError(`domain ${domain} is outside [0, 1)`);
-    return key;
-  },
-});
 
 /**
  * Placement over the masters of a Redis Cluster: one failure domain per master, numbered by

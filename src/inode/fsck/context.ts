@@ -60,16 +60,9 @@ export interface FsckProgress extends Readonly<FsckCounts> {
 }
 
 /** Everything the checks share. */
-export class FsckContext {
-  readonly repair: boolean;
-  readonly offline: boolean;
-  readonly batchSize: number;
-  readonly concurrency: number;
-  readonly now: () => number;
-  readonly allocatorMargin: number;
-  /** Directory operations inside repair transactions. */
-  readonly dirs: DirectoryTree;
-  readonly counts: FsckCounts = {
+/** Every count at zero: a new check, or a report on a volume that could not be walked. */
+export function emptyCounts(): FsckCounts {
+  return {
     directories: 0,
     files: 0,
     symlinks: 0,
@@ -82,6 +75,18 @@ export class FsckContext {
     garbagePending: 0,
     garbageCollected: 0,
   };
+}
+
+export class FsckContext {
+  readonly repair: boolean;
+  readonly offline: boolean;
+  readonly batchSize: number;
+  readonly concurrency: number;
+  readonly now: () => number;
+  readonly allocatorMargin: number;
+  /** Directory operations inside repair transactions. */
+  readonly dirs: DirectoryTree;
+  readonly counts: FsckCounts = emptyCounts();
   /** What could not be checked or judged, for the report. */
   readonly notes: string[] = [];
   phase: FsckPhase = 'intents';

@@ -4,7 +4,7 @@ import { LossDetector } from '../loss-detector.js';
 import type { VolumeStores } from '../volume.js';
 import { checkAllocator, highestInode } from './allocator-check.js';
 import { reportSuspects } from './confirm.js';
-import { FsckContext, type FsckCounts, type FsckOptions } from './context.js';
+import { FsckContext, emptyCounts, type FsckCounts, type FsckOptions } from './context.js';
 import { DataChecker } from './data-check.js';
 import { readGarbage, stageGarbage, type GarbageState } from './garbage-check.js';
 import { checkIntents } from './intent-check.js';
@@ -179,19 +179,7 @@ function finish(problems: ProblemList, notes: string[], ctx: FsckContext | undef
     byAction[p.action] = (byAction[p.action] ?? 0) + 1;
   }
   const damageLeft = problems.damageLeft().length;
-  const counts: FsckCounts = ctx?.counts ?? {
-    directories: 0,
-    files: 0,
-    symlinks: 0,
-    others: 0,
-    bytes: 0,
-    chunkMaps: 0,
-    blocksChecked: 0,
-    fragmentsRewritten: 0,
-    keysScanned: 0,
-    garbagePending: 0,
-    garbageCollected: 0,
-  };
+  const counts: FsckCounts = ctx?.counts ?? emptyCounts();
   return {
     summary: {
       ...counts,

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../../../src/backends/errors.js';
 import { parseRedisOptions } from '../../../src/backends/redis/options.js';
-import { ClusterPlacement, SINGLE_SERVER_PLACEMENT } from '../../../src/backends/redis/placement.js';
+import { SINGLE_DOMAIN } from '../../../src/backends/kv-store.js';
+import { ClusterPlacement } from '../../../src/backends/redis/placement.js';
 import { crc16, keySlot } from '../../../src/backends/redis/key-slot.js';
 
 describe('parseRedisOptions', () => {
@@ -69,9 +70,9 @@ describe('key slots', () => {
 
 describe('placement', () => {
   it('a single server is one domain and keeps keys as they are', () => {
-    expect(SINGLE_SERVER_PLACEMENT.domains).toBe(1);
-    expect(SINGLE_SERVER_PLACEMENT.keyInDomain('k', 0)).toBe('k');
-    expect(() => SINGLE_SERVER_PLACEMENT.keyInDomain('k', 1)).toThrow(RangeError);
+    expect(SINGLE_DOMAIN.domains).toBe(1);
+    expect(SINGLE_DOMAIN.keyInDomain('k', 0)).toBe('k');
+    expect(() => SINGLE_DOMAIN.keyInDomain('k', 1)).toThrow(RangeError);
   });
 
   it('numbers masters by their first slot and finds a tag for each', () => {

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import fc from 'fast-check';
+import { patternBytes } from '../../helpers/pattern.js';
 import { MemoryStore, type MemoryStoreOptions } from '../../../src/backends/memory/index.js';
 import type { BlockContext, BlockStore } from '../../../src/translators/block-store.js';
 import { createKeyring, type KdfSettings, type Keyring } from '../../../src/translators/crypt/keyring.js';
@@ -23,19 +24,9 @@ export const contextArb: fc.Arbitrary<BlockContext> = fc.record({
   chunkIndex: fc.nat({ max: 2 ** 40 }),
 });
 
-/** Deterministic pseudo-random bytes (xorshift32), so a failing property replays exactly. */
+/** Deterministic pseudo-random bytes, so a failing property replays exactly. */
 export function bytes(length: number, seed = 1): Buffer {
-  const out = Buffer.alloc(length);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < length; i++) {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    out[i] = x & 0xff;
-  }
-  return out;
+  return patternBytes(length, seed);
 }
 
 export type StackKind = 'raw' | 'crypt' | 'erasure' | 'crypt+erasure';
