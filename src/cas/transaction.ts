@@ -93,10 +93,6 @@ export class Transaction {
     this.writes.set(key, { value: null, condition: this.conditionFor(key) });
   }
 
-  get hasWrites(): boolean {
-    return this.writes.size > 0;
-  }
-
   private conditionFor(key: string): WriteCondition {
     const earlier = this.writes.get(key);
     if (earlier) return earlier.condition;

@@ -80,10 +80,6 @@ export class WriteBuffer {
     this.beforeStore = options.beforeStore ?? (async () => undefined);
   }
 
-  get isDirty(): boolean {
-    return this.dirty.size > 0 || this.inflight.size > 0;
-  }
-
   /** Copies `bytes` (FUSE's buffer is reused after we answer) into the chunks it spans. */
   async write(offset: number, bytes: Buffer): Promise<void> {
     // Kept until flush() reports it: the kernel turns an error in the middle of a write(2)

@@ -40,5 +40,3 @@ export function toErrno(err: unknown, log: Logger, op: string, path: string | nu
   log.error({ op, path, err }, 'unexpected error');
   return -errno.EIO;
 }
-
-export const ERRNO = errno;

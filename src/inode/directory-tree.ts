@@ -96,13 +96,14 @@ export class DirectoryTree {
    */
   async list(store: KvStore, dirIno: number, includeHidden = false): Promise<[string, DirEntry][]> {
     const out: [string, DirEntry][] = [];
-    let level = [this.keys.dirNode(dirIno, 'r')];
+    const root = this.keys.dirNode(dirIno, 'r');
+    let level = [root];
     while (level.length > 0) {
       const found = await store.getMany(level);
       const next: string[] = [];
       found.forEach((record, i) => {
         if (!record) {
-          if (i === 0 && level.length === 1 && level[0].endsWith(':r')) throw new FsError('ENOENT');
+          if (level[i] === root) throw new FsError('ENOENT');
           return;
         }
         const node = decodeRecord<DirNode>(level[i], record.value);

@@ -16,8 +16,3 @@ export function now(): Timespec {
   lastNow = ns;
   return { sec: Number(ns / 1_000_000_000n), nsec: Number(ns % 1_000_000_000n) };
 }
-
-export function timespecFromMs(ms: number): Timespec {
-  const sec = Math.floor(ms / 1000);
-  return { sec, nsec: Math.round((ms - sec * 1000) * 1e6) };
-}
