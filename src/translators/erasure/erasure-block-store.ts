@@ -1,3 +1,4 @@
+import { xxh64 } from '@node-rs/xxhash';
 import { IntegrityError, StoreTimeout, StoreUnavailable, ValueTooLarge } from '../../backends/errors.js';
 import { BlockMissing, type BlockContext, type BlockHealth, type BlockRef, type BlockStore } from '../block-store.js';
 import { checksumAll, checksumMatches } from './checksum.js';
@@ -38,9 +39,9 @@ type Fetched =
 
 /**
  * Systematic Reed-Solomon over k data + m parity fragments, each its own record, fragment i on
- * failure domain i mod domains. The ref holds an XXH64 per fragment. A healthy read fetches the
- * k data fragments and concatenates them; only a missing, corrupt or unreachable data fragment
- * makes it fetch parity and decode. Up to m lost fragments are survived; beyond that the read
+ * failure domain (start + i) mod domains, start a hash of the block id. The ref holds an XXH64
+ * per fragment. A healthy read fetches the k data fragments and concatenates them; only a
+ * missing, corrupt or unreachable data fragment makes it fetch parity and decode. Up to m lost fragments are survived; beyond that the read
  * throws BlockMissing (all gone), the store's own error (servers unreachable) or
  * IntegrityError, never wrong bytes.
  */
@@ -191,9 +192,16 @@ export class ErasureBlockStore implements BlockStore {
     return { data, parity };
   }
 
+  /**
+   * Fragment i goes to domain (start + i) mod domains, start drawn from a hash of the block id:
+   * parity spreads over every server instead of always landing on the same m, so reads and
+   * repairs share the load. Placed ids are recorded in the ref, so readers never recompute this.
+   */
   private placedId(id: string, i: number): string {
     const domains = this.inner.domains;
-    return domains > 1 ? this.inner.idInDomain(defaultId(id, i), i % domains) : defaultId(id, i);
+    if (domains <= 1) return defaultId(id, i);
+    const start = Number(xxh64(Buffer.from(id, 'utf8')) % BigInt(domains));
+    return this.inner.idInDomain(defaultId(id, i), (start + i) % domains);
   }
 
   private async fetch(ref: BlockRef, detail: ErasureDetail, i: number, context: BlockContext): Promise<Fetched> {

@@ -157,20 +157,37 @@ describe('erasure block store (4+2, ronomon-rs6)', () => {
     expect((await records(store)).size).toBe(3);
   });
 
-  it('places fragment i on domain i mod domains and records the placed ids in the ref', async () => {
+  it('places fragments on consecutive domains from a start drawn per block, distinct when domains >= k+m, and records the placed ids in the ref', async () => {
     for (const domains of [2, 3, 6, 8]) {
       const { store, blocks } = setup({ domains });
       const { data, ref } = await writeOne(blocks);
       const keys = await fragmentKeys(store);
-      expect(keys.map((key) => store.capabilities.placement.domainOf(key))).toEqual(
-        Array.from({ length: N }, (_, i) => i % domains),
-      );
+      const placed = keys.map((key) => store.capabilities.placement.domainOf(key));
+      expect(placed.map((d) => (d - placed[0] + domains) % domains)).toEqual(Array.from({ length: N }, (_, i) => i % domains));
+      if (domains >= N) expect(new Set(placed).size).toBe(N);
       expect((ref.detail as ErasureDetail).ids).toHaveLength(N);
       await store.delete(keys[0]);
       expect((await blocks.get(ref, context())).equals(data)).toBe(true);
       expect(await blocks.check(ref, context(), true)).toMatchObject({ repaired: 1 });
       expect(await fragmentKeys(store)).toEqual(keys);
     }
+  });
+
+  it('rotates the first fragment over every domain across blocks, so parity does not always land on the same servers', async () => {
+    const domains = N;
+    const { store, blocks } = setup({ domains });
+    const firstDomains = new Set<number>();
+    const parityCount = new Array<number>(domains).fill(0);
+    for (let b = 0; b < 60; b++) {
+      const { ref } = await writeOne(blocks, SIZE, `rot${b}`);
+      const ids = (ref.detail as ErasureDetail).ids as string[];
+      const placed = ids.map((id) => store.capabilities.placement.domainOf(`${BLOCK_PREFIX}${id}`));
+      expect(new Set(placed).size, `block rot${b}`).toBe(N);
+      firstDomains.add(placed[0]);
+      for (const d of placed.slice(K)) parityCount[d]++;
+    }
+    expect(firstDomains.size).toBe(domains);
+    expect(parityCount.every((c) => c > 0), parityCount.join(',')).toBe(true);
   });
 
   it('reads through unreachable servers while enough fragments remain, else reports the outage', async () => {
