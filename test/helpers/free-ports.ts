@@ -47,7 +47,9 @@ export async function processGone(pid: number): Promise<boolean> {
     // The state follows the parenthesised command name, which may itself contain spaces.
     return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) === 'Z';
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return true;
+    // ESRCH: the process was reaped between opening its stat file and reading it.
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ESRCH') return true;
     throw err;
   }
 }
