@@ -1,5 +1,6 @@
 /**
- * stress: several mounts of one volume on a pool of memcached servers, worker processes per
+ * stress: several mounts of one volume on a store (a memcached pool, a Redis Cluster or a
+ * 3-member etcd cluster, started here on 127.0.0.1 and stopped by PID), worker processes per
  * mount running creates, renames, links, unlinks, range writes of shared files and appends,
  * then a check from a fresh mount that every completed operation is there and the store is
  * intact (test/e2e/stress/driver.ts). Prints the figures and every problem found.
@@ -9,10 +10,13 @@
  */
 import { parseArgs } from 'node:util';
 import { runStress } from '../test/e2e/stress/driver.js';
+import { isStressStore, STRESS_STORES } from '../test/e2e/stress/stores.js';
 
 const USAGE = `usage: scripts/stress [options]
+  --store S              ${STRESS_STORES.join(', ')} (default memcached): servers
+                         started on 127.0.0.1, free ports, stopped by PID afterwards
   --seconds N            how long the workers run (default 60)
-  --servers N            memcached servers started on 127.0.0.1, free ports (default 3)
+  --servers N            memcached servers in the pool (default 3)
   --mounts N             mounts of the one volume (default 3)
   --workers-per-mount N  worker processes per mount (default 3)
   --memory-mb N          memcached memory per server in MiB (default 1024; small fills up:
@@ -33,6 +37,7 @@ function count(name: string, text: string | undefined, fallback: number, max: nu
 async function main(): Promise<number> {
   const { values } = parseArgs({
     options: {
+      store: { type: 'string' },
       seconds: { type: 'string' },
       servers: { type: 'string' },
       mounts: { type: 'string' },
@@ -46,7 +51,17 @@ async function main(): Promise<number> {
     console.log(USAGE);
     return 0;
   }
+  const store = values.store ?? 'memcached';
+  if (!isStressStore(store)) {
+    console.error(`stress: --store must be one of ${STRESS_STORES.join(', ')}, got ${JSON.stringify(store)}\n${USAGE}`);
+    return 2;
+  }
+  if (store !== 'memcached' && (values.servers !== undefined || values['memory-mb'] !== undefined)) {
+    console.error(`stress: --servers and --memory-mb apply to --store memcached only\n${USAGE}`);
+    return 2;
+  }
   const report = await runStress({
+    store,
     seconds: count('seconds', values.seconds, 60, 3600),
     servers: count('servers', values.servers, 3, 16),
     mounts: count('mounts', values.mounts, 3, 8),
@@ -55,6 +70,7 @@ async function main(): Promise<number> {
     seed: values.seed === undefined ? undefined : count('seed', values.seed, 0, 2 ** 31),
     progress: (line) => console.log(`stress: ${line}`),
   });
+  console.log(`store:                ${report.store}`);
   console.log(`operations completed: ${JSON.stringify(report.ops)}`);
   console.log(`operations failed:    ${JSON.stringify(report.errors)}`);
   console.log(`slowest, ms:          ${JSON.stringify(report.slowestMs)}`);

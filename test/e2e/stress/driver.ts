@@ -1,5 +1,6 @@
 /**
- * Multi-mount stress on one volume: N memcached servers, M mounts of the volume, W worker
+ * Multi-mount stress on one volume: a store (memcached pool, Redis Cluster or 3-member etcd,
+ * stores.ts), M mounts of the volume, W worker
  * processes per mount running random operations for a bounded time (worker.ts), and the driver
  * itself checking close-to-open consistency across mounts meanwhile. Afterwards, from a fresh
  * mount, every operation a worker logged as completed must be visible (model.ts), the tree's
@@ -13,7 +14,6 @@ import { once } from 'node:events';
 import { lstat, mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startMemcachedServers, type MemcachedPool } from '../../helpers/memcached-servers.js';
 import { findRepoRoot, mountVoldfs, type VoldfsMount } from '../../helpers/mount.js';
 import { patternBytes } from '../../helpers/pattern.js';
 import { seededRandom } from '../../helpers/seeded-random.js';
@@ -21,19 +21,22 @@ import { makeTempDir } from '../../helpers/temp-dir.js';
 import { checkMountedTree, checkVolumeStore } from '../../helpers/volume-check.js';
 import { runFsck } from '../crash/fsck.js';
 import { LAYOUT, appendLine, fileBytes, rangeBytes, replay, type Expected, type LogEntry } from './model.js';
+import { startStressStore, type RunningStressStore, type StressStore } from './stores.js';
 import type { WorkerArgs } from './worker.js';
 
 export interface StressOptions {
   /** How long workers run, seconds. */
   readonly seconds: number;
-  /** memcached servers in the pool. Default 3. */
+  /** Where the volume lives. Default memcached. */
+  readonly store?: StressStore;
+  /** memcached only: servers in the pool. Default 3. */
   readonly servers?: number;
   /** Mounts of the one volume. Default 3. */
   readonly mounts?: number;
   /** Worker processes per mount. Default 3. */
   readonly workersPerMount?: number;
   /**
-   * memcached memory per server, MiB (-m; servers run with -M). Default 1024. A small pool
+   * memcached only: memory per server, MiB (-m; servers run with -M). Default 1024. A small pool
    * fills up: operations then fail with ENOSPC, and those that completed must still be there.
    */
   readonly memoryMb?: number;
@@ -45,6 +48,7 @@ export interface StressOptions {
 
 export interface StressReport {
   readonly seed: number;
+  readonly store: StressStore;
   /** Operations completed, by kind, summed over workers. */
   readonly ops: Record<string, number>;
   /** Operations that failed, by error code. */
@@ -65,7 +69,6 @@ const C2O_FILES = 3;
 const EXIT_GRACE_MS = 90_000;
 
 export async function runStress(options: StressOptions): Promise<StressReport> {
-  const servers = options.servers ?? 3;
   const mountCount = options.mounts ?? 3;
   const perMount = options.workersPerMount ?? 3;
   const seed = options.seed ?? Date.now() % 1_000_000;
@@ -74,13 +77,12 @@ export async function runStress(options: StressOptions): Promise<StressReport> {
   const problems: string[] = [];
   const notes: string[] = [];
   const work = await makeTempDir('stress');
-  let pool: MemcachedPool | undefined;
+  let servers: RunningStressStore | undefined;
   const mounts: VoldfsMount[] = [];
   const workers: ChildProcess[] = [];
   try {
-    // Blocks replaced or deleted stay for the 30 s grace period: room for a minute of churn.
-    pool = await startMemcachedServers(servers, { memoryMb: options.memoryMb ?? 1024 });
-    const env = { VOLDFS_DB: 'mc', VOLDFS_MC_SERVERS: pool.serversValue, VOLDFS_VOLUME: 'stress', VOLDFS_STATE_DIR: join(work, 'state') };
+    servers = await startStressStore(options.store ?? 'memcached', { servers: options.servers, memoryMb: options.memoryMb });
+    const env = { ...servers.env, VOLDFS_VOLUME: 'stress', VOLDFS_STATE_DIR: join(work, 'state') };
     for (let m = 0; m < mountCount; m++) mounts.push(await mountVoldfs({ env, mkfs: m === 0 }));
     const first = mounts[0].dir;
     await mkdir(join(first, 'shared'));
@@ -89,7 +91,7 @@ export async function runStress(options: StressOptions): Promise<StressReport> {
     // Names created on one mount and opened on another at once are another test's subject
     // (close-to-open-new-name.test.ts): here the names exist before, the contents change.
     for (let i = 0; i < C2O_FILES; i++) await writeFile(join(first, `shared/c2o-${i}`), '');
-    progress(`seed ${seed}: ${servers} memcached, ${mountCount} mounts, ${mountCount * perMount} workers for ${options.seconds} s`);
+    progress(`seed ${seed}: ${servers.description}, ${mountCount} mounts, ${mountCount * perMount} workers for ${options.seconds} s`);
 
     const until = Date.now() + options.seconds * 1000;
     const workerScript = fileURLToPath(new URL('./worker.ts', import.meta.url));
@@ -156,6 +158,7 @@ export async function runStress(options: StressOptions): Promise<StressReport> {
     for (const e of expected) for (const [k, v] of Object.entries(e.slowest)) slowestMs[k] = Math.max(slowestMs[k] ?? 0, v);
     return {
       seed,
+      store: options.store ?? 'memcached',
       ops: sum((e) => e.counts),
       errors: sum((e) => e.errors),
       slowestMs,
@@ -167,7 +170,7 @@ export async function runStress(options: StressOptions): Promise<StressReport> {
   } finally {
     for (const w of workers) if (w.exitCode === null && w.signalCode === null) w.kill('SIGKILL');
     for (const m of mounts) await m.unmount().catch(() => undefined);
-    await pool?.stop();
+    await servers?.stop();
   }
 }
 
