@@ -243,11 +243,12 @@ export class ReplicatedStore implements KvStore {
    * different copies are written, copies of a key the primary does not hold are deleted. Each
    * write is conditional on the copy read, and the primary is re-read first, so a mount that
    * writes the key meanwhile (and copies it itself) wins.
-   * @returns copies rewritten or deleted
+   * @param write false: only count the copies that differ (fsck without --repair)
+   * @returns copies rewritten or deleted (or, without `write`, that differ)
    * @throws StoreUnavailable when a copy's domain cannot be reached; IntegrityError when every
    *   copy's domain lost its data
    */
-  async resync(key: string): Promise<number> {
+  async resync(key: string, write = true): Promise<number> {
     if (this.sentinelSet.has(key)) return 0;
     const states = await this.domainStates();
     const domains = this.replicaDomains(key);
@@ -259,6 +260,10 @@ export class ReplicatedStore implements KvStore {
     for (const [i, d] of domains.entries()) {
       const copy = copies[i];
       if (d === acting || (truth && copy?.value.equals(truth.value)) || (!truth && !copy)) continue;
+      if (!write) {
+        rewritten++;
+        continue;
+      }
       const current = await this.inner.get(this.copyKey(key, acting));
       if (current?.version !== truth?.version) continue;
       const copyKey = this.copyKey(key, d);

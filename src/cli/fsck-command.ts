@@ -74,7 +74,13 @@ export async function runFsck(flags: FsckFlags, config: Config, io: FsckIo): Pro
   let report;
   try {
     report = await fsckVolume(
-      { store: store.meta, dataStore: store.data, prefix: `${config.volume}:`, passphrase: passphraseSource(io.env) },
+      {
+        store: store.meta,
+        dataStore: store.data,
+        replication: store.replication,
+        prefix: `${config.volume}:`,
+        passphrase: passphraseSource(io.env),
+      },
       { repair: flags.repair, offline: flags.offline, onProgress: (p) => progress.update(p) },
     );
   } catch (err) {

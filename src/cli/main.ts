@@ -78,7 +78,13 @@ program
     const store = await openStore(config);
     try {
       const { superblock } = await format(
-        { store: store.meta, dataStore: store.data, prefix: `${config.volume}:`, passphrase: passphraseSource(process.env) },
+        {
+          store: store.meta,
+          dataStore: store.data,
+          replication: store.replication,
+          prefix: `${config.volume}:`,
+          passphrase: passphraseSource(process.env),
+        },
         request,
         Boolean(opts.force),
       );

@@ -27,6 +27,7 @@ export async function serve(
     volume = await Volume.open({
       store: store.meta,
       dataStore: store.data,
+      replication: store.replication,
       log,
       prefix: `${config.volume}:`,
       cacheTtlMs: config.cacheSeconds * 1000,

@@ -1,4 +1,4 @@
-import { IntegrityError } from '../backends/errors.js';
+import { IntegrityError, StoreTimeout, StoreUnavailable } from '../backends/errors.js';
 import { IF_ABSENT, type KvStore } from '../backends/kv-store.js';
 import type { VolumeKeys } from './keys.js';
 
@@ -16,11 +16,22 @@ const TRUST_MS = 1000;
 export class LossDetector {
   private readonly seenAt = new Map<number, number>();
 
+  private readonly replicated: boolean;
+  private readonly now: () => number;
+
+  /**
+   * @param options.replicated the store keeps metadata copies (src/cas/replicated-store.ts),
+   *   which never answers "absent" from a domain that lost its data: a miss is then a real one
+   * @param options.now clock, ms; default Date.now
+   */
   constructor(
     private readonly store: KvStore,
     private readonly keys: VolumeKeys,
-    private readonly now: () => number = Date.now,
-  ) {}
+    options: { replicated?: boolean; now?: () => number } = {},
+  ) {
+    this.replicated = options.replicated ?? false;
+    this.now = options.now ?? Date.now;
+  }
 
   /** Sentinel keys, one per domain of the store. */
   sentinelKeys(): string[] {
@@ -34,10 +45,22 @@ export class LossDetector {
     this.seenAt.clear();
   }
 
-  /** Domains whose sentinel is gone: the servers that lost data. */
+  /**
+   * Domains whose sentinel is gone: the servers that lost data. A domain that cannot be
+   * reached is not counted (it may well hold its data; what it holds is unreachable anyway).
+   */
   async lostDomains(): Promise<number[]> {
-    const found = await this.store.getMany(this.sentinelKeys());
-    return found.flatMap((f, d) => (f ? [] : [d]));
+    const found = await Promise.all(
+      this.sentinelKeys().map(async (key) => {
+        try {
+          return (await this.store.get(key)) !== undefined;
+        } catch (err) {
+          if (err instanceof StoreUnavailable || err instanceof StoreTimeout) return true;
+          throw err;
+        }
+      }),
+    );
+    return found.flatMap((present, d) => (present ? [] : [d]));
   }
 
   /**
@@ -45,6 +68,7 @@ export class LossDetector {
    * @throws IntegrityError when the domain that held `key` lost its data
    */
   async checkMissing(key: string, what: string): Promise<void> {
+    if (this.replicated) return;
     const { placement } = this.store.capabilities;
     const domain = placement.domainOf(key);
     const seen = this.seenAt.get(domain);

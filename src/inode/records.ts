@@ -65,6 +65,11 @@ export interface SuperblockRecord {
   createdAt: number;
   /** Translator stack settings (crypt parameters, erasure k+m), recorded at mkfs. */
   translators: Record<string, unknown>;
+  /**
+   * Copies of every metadata record, on distinct failure domains (m+1 for erasure k+m on a
+   * store with several domains; src/cas/replicated-store.ts). Absent: 1.
+   */
+  metaReplicas?: number;
 }
 
 /** Records due for deletion once no reader can still hold a reference to them. */

@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import { ConfigError, IntegrityError } from '../backends/errors.js';
 import type { KvStore } from '../backends/kv-store.js';
 import { RecordCache } from '../cas/record-cache.js';
+import type { ReplicatedStore } from '../cas/replicated-store.js';
 import { decodeRecord, encodeRecord } from '../cas/record-codec.js';
 import { FileData } from '../chunk/file-data.js';
 import type { BlockStore } from '../translators/block-store.js';
@@ -37,6 +38,12 @@ export interface VolumeStores {
   readonly passphrase?: () => Promise<string>;
   /** KDF cost for new keyrings (tests use a cheap one); default the keyring's own. */
   readonly kdf?: Parameters<typeof createKeyring>[1];
+  /**
+   * The layer under `store` that keeps metadata copies on several domains, when the store
+   * has several (cli/open-store.ts); its copy count is set from the superblock. A volume
+   * that records copies cannot be opened without it (its copies would go stale).
+   */
+  readonly replication?: ReplicatedStore;
 }
 
 export interface VolumeOptions extends VolumeStores {
@@ -99,7 +106,7 @@ export class Volume {
     // lru-cache reads a ttl of 0 as "forever": never let "no caching" become that.
     const cache = new RecordCache({ ttlMs: Math.max(1, cacheTtlMs) });
     // Every insert rewrites a whole leaf: small leaves keep creates cheap in big directories.
-    const loss = new LossDetector(meta, keys);
+    const loss = new LossDetector(meta, keys, { replicated: replicasOf(superblock) > 1 });
     const dirs = new DirectoryTree(keys, Math.min(8 * 1024, Math.floor(meta.capabilities.maxValueBytes / 4)), loss);
     const garbage = new GarbageCollector({ store: meta, keys, blocks, log: options.log, graceMs: options.graceMs });
     const data = new FileData({
@@ -127,7 +134,7 @@ export class Volume {
  * returns undefined for a store that holds no volume under the prefix.
  */
 export async function unlock(
-  options: VolumeStores & { translators?: TranslatorRequest },
+  options: VolumeStores & { translators?: TranslatorRequest; log?: Logger },
   refuseLostData = true,
 ): Promise<OpenedVolume | undefined> {
   const keys = new VolumeKeys(options.prefix);
@@ -149,16 +156,60 @@ export async function unlock(
         'unset VOLDFS_TRANSLATORS or make it match',
     );
   }
+  applyReplicas(options, superblock);
   const keyring = settings.crypt ? await openKeyring(await askPassphrase(options), settings.crypt) : undefined;
   const opened = assemble(options, keys, superblock, keyring);
   const lost = refuseLostData ? await new LossDetector(opened.meta, keys).lostDomains() : [];
-  if (lost.length > 0) {
+  // With metadata copies, fewer lost domains than copies leave a copy of every record (and,
+  // with m+1 copies, enough fragments of every block): the mount serves, fsck --repair refills.
+  if (lost.length > 0 && lost.length < replicasOf(superblock)) {
+    options.log?.warn({ lost }, 'store domains lost their data; the volume is served from the other copies: run voldfs fsck --repair');
+  } else if (lost.length > 0) {
     throw new IntegrityError(
       `the store has lost data: domain(s) ${lost.join(', ')} (of ${opened.meta.capabilities.placement.domains}) ` +
         'no longer hold the volume\'s marker record (a server restarted empty?). Run `voldfs fsck --repair` before mounting.',
     );
   }
   return opened;
+}
+
+/** Metadata copies the volume keeps (1 when the superblock does not say). */
+export function replicasOf(superblock: SuperblockRecord): number {
+  return superblock.metaReplicas ?? 1;
+}
+
+/**
+ * Gives the replication layer the volume's copy count.
+ * @throws ConfigError when the volume keeps copies but the store was opened without the
+ *   layer, or has fewer domains than copies (servers missing from the list)
+ */
+function applyReplicas(options: VolumeStores, superblock: SuperblockRecord): void {
+  const replicas = replicasOf(superblock);
+  if (!options.replication) {
+    if (replicas > 1) {
+      throw new ConfigError(
+        `the volume keeps ${replicas} copies of its metadata on distinct servers, but the store was opened ` +
+          'with one failure domain: list every server of the pool (VOLDFS_MC_SERVERS), in the order used at mkfs',
+      );
+    }
+    return;
+  }
+  if (replicas > options.replication.domainCount) {
+    throw new ConfigError(
+      `the volume keeps ${replicas} copies of its metadata on distinct servers, but the store has only ` +
+        `${options.replication.domainCount}: list every server of the pool (VOLDFS_MC_SERVERS), in the order used at mkfs`,
+    );
+  }
+  options.replication.setReplicas(replicas);
+}
+
+/**
+ * Copies of metadata a new volume keeps: m+1 on distinct domains for erasure k+m when the
+ * store has several (so metadata survives the same m lost servers as blocks), else 1.
+ */
+function replicasFor(options: VolumeStores, settings: TranslatorSettings): number {
+  const domains = options.replication?.domainCount ?? 1;
+  return settings.erasure && domains > 1 ? Math.min(settings.erasure.m + 1, domains) : 1;
 }
 
 function assemble(options: VolumeStores, keys: VolumeKeys, superblock: SuperblockRecord, keyring: Keyring | undefined): OpenedVolume {
@@ -217,6 +268,10 @@ export async function format(options: VolumeStores, request: TranslatorRequest, 
     createdAt: Date.now(),
     translators: settings as Record<string, unknown>,
   };
+  const replicas = replicasFor(options, settings);
+  if (replicas > 1) superblock.metaReplicas = replicas;
+  // Before anything is written, so every record gets its copies.
+  options.replication?.setReplicas(replicas);
   const probe = assemble(options, keys, superblock, keyring);
   // Room under the stack's block limit for rounding; a chunk is one block.
   superblock.chunkSize = Math.min(MAX_CHUNK, floorPow2(probe.blocks.maxBlockBytes - 4096));

@@ -44,6 +44,8 @@ export interface FsckCounts {
   blocksChecked: number;
   /** Records of blocks rewritten by repair (erasure fragments). */
   fragmentsRewritten: number;
+  /** Metadata copies rewritten (or deleted) on the store's domains by repair. */
+  metadataCopiesRewritten: number;
   /** Keys listed by scans. */
   keysScanned: number;
   /** Garbage records not yet due, left for the mounts (or collected early with --offline). */
@@ -71,6 +73,7 @@ export function emptyCounts(): FsckCounts {
     chunkMaps: 0,
     blocksChecked: 0,
     fragmentsRewritten: 0,
+    metadataCopiesRewritten: 0,
     keysScanned: 0,
     garbagePending: 0,
     garbageCollected: 0,

@@ -23,6 +23,7 @@ export function formatReport(report: FsckReport, volume: string): string {
     `  ${s.directories} directories, ${s.files} files (${formatBytes(s.bytes)}), ${s.symlinks} symlinks, ${s.others} other inodes`,
   );
   lines.push(`  ${s.chunkMaps} chunk maps, ${s.blocksChecked} blocks checked, ${s.fragmentsRewritten} block records rewritten`);
+  if (s.metadataCopiesRewritten > 0) lines.push(`  ${s.metadataCopiesRewritten} metadata copies rewritten`);
   lines.push(`  garbage records: ${s.garbagePending} not yet due, ${s.garbageCollected} collected`);
   const kinds = Object.entries(s.byKind).map(([k, n]) => `${k} ${n}`);
   lines.push(`  problems: ${s.problems}${kinds.length > 0 ? ` (${kinds.join(', ')})` : ''}`);

@@ -11,6 +11,7 @@ import { checkIntents } from './intent-check.js';
 import { scanBlocks, scanMetadata } from './key-census.js';
 import { checkBlocks, checkLeftovers } from './leftovers.js';
 import { checkNames } from './name-checks.js';
+import { checkReplicas } from './replica-check.js';
 import { FIX_ORDER, ProblemList, type Problem, type ProblemAction, type ProblemKind } from './problems.js';
 import { openTarget } from './target.js';
 import type { RepairResult } from './tx-repairs.js';
@@ -126,6 +127,7 @@ export async function fsckVolume(stores: VolumeStores, options: FsckOptions = {}
   }
   await checkAllocator(ctx, highestInode(walk, census, garbage));
 
+  await checkReplicas(ctx);
   if (target.superblock) await checkLossMarkers(target.meta, target.keys, target.superblock.volumeId, problems);
 
   ctx.phase = 'repair';

@@ -7,6 +7,7 @@
 export const PROBLEM_KINDS = {
   'superblock-missing': 'damage',
   'store-lost-data': 'damage',
+  'metadata-copies': 'damage',
   'superblock-format': 'damage',
   'root-missing': 'damage',
   'corrupt-record': 'damage',
@@ -88,6 +89,8 @@ export const FIX_ORDER = {
   garbage: 70,
   blocks: 80,
   allocator: 90,
+  /** After every repair that writes metadata (those write all copies themselves). */
+  metadataCopies: 95,
   /** Last: the markers say "this domain holds the volume", true only once it is repaired. */
   lossMarkers: 100,
 } as const;

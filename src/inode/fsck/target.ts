@@ -1,6 +1,7 @@
 import type { KvStore } from '../../backends/kv-store.js';
 import { IntegrityError } from '../../backends/errors.js';
 import { IntentCommitStore } from '../../cas/intent-store.js';
+import type { ReplicatedStore } from '../../cas/replicated-store.js';
 import { decodeRecord } from '../../cas/record-codec.js';
 import type { BlockStore } from '../../translators/block-store.js';
 import { VolumeKeys } from '../keys.js';
@@ -20,6 +21,8 @@ export interface FsckTarget {
   readonly blocks?: BlockStore;
   /** The intent layer over the metadata store, when the store has no native commit. */
   readonly intents?: IntentCommitStore;
+  /** The layer keeping metadata copies on several domains, when the store has several. */
+  readonly replication?: ReplicatedStore;
 }
 
 /**
@@ -66,5 +69,5 @@ export async function openTarget(stores: VolumeStores, problems: ProblemList): P
   // fsck is what a volume that lost data is opened with: no refusal here.
   const opened = await unlock(stores, false);
   if (!opened) throw new VolumeNotFormatted(`the superblock under "${stores.prefix}" vanished while opening it`);
-  return { keys, meta: opened.meta, data, superblock: opened.superblock, blocks: opened.blocks, intents };
+  return { keys, meta: opened.meta, data, superblock: opened.superblock, blocks: opened.blocks, intents, replication: stores.replication };
 }

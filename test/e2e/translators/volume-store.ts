@@ -51,6 +51,7 @@ export async function openVolumeStore(env: NodeJS.ProcessEnv): Promise<VolumeSto
       const volume = await unlock({
         store: opened.meta,
         dataStore: opened.data,
+        replication: opened.replication,
         prefix: keys.prefix,
         passphrase: pass === undefined ? undefined : async () => pass,
       });
