@@ -113,3 +113,68 @@ describe('memcached not running at all', () => {
     expect(ms).toBeLessThan(TIMEOUT_MS + SLACK_MS);
   });
 });
+
+describe('a pool with servers down', () => {
+  let servers: MemcachedServer[] = [];
+  let store: KvStore | undefined;
+  afterEach(async () => {
+    await store?.close();
+    store = undefined;
+    for (const s of servers) {
+      s.resume();
+      await s.dispose();
+    }
+    servers = [];
+  });
+
+  /** A key of each server, by placement. */
+  function keyOn(s: KvStore, server: number, tag: string): string {
+    return s.capabilities.placement.keyInDomain(`down:${tag}`, server);
+  }
+
+  it('opens with a server down, serves the others, fails that server\'s keys at once, and takes it back when it starts', async () => {
+    servers = await Promise.all([0, 1, 2].map(() => MemcachedServer.start({ memoryMb: 16 })));
+    await servers[1].stop('SIGKILL');
+    const opened = await openStore(servers.map((s) => s.address).join(','));
+    store = opened;
+    expect((await opened.put(keyOn(opened, 0, 'a'), Buffer.from('a'))).ok).toBe(true);
+    expect((await opened.get(keyOn(opened, 2, 'b')))).toBeUndefined();
+    for (let i = 0; i < 5; i++) {
+      const { error, ms } = await rejection(opened.get(keyOn(opened, 1, `c${i}`)));
+      expect(error).toBeInstanceOf(StoreUnavailable);
+      expect((error as Error).message).toContain(servers[1].address);
+      expect(ms).toBeLessThan(400);
+    }
+    await servers[1].restart();
+    expect((await opened.put(keyOn(opened, 1, 'd'), Buffer.from('d'))).ok).toBe(true);
+    expect((await opened.get(keyOn(opened, 1, 'd')))?.value.toString()).toBe('d');
+  });
+
+  it('a hung server (SIGSTOP) costs one timeout; later requests for its keys fail fast, and it serves again once resumed', async () => {
+    servers = await Promise.all([0, 1].map(() => MemcachedServer.start({ memoryMb: 16 })));
+    const opened = await openStore(servers.map((s) => s.address).join(','));
+    store = opened;
+    const key = keyOn(opened, 1, 'hung');
+    await opened.put(key, Buffer.from('h'));
+    await servers[1].pause();
+    const first = await rejection(opened.get(key));
+    expect(first.error).toBeInstanceOf(StoreTimeout);
+    const later = await rejection(opened.get(key));
+    expect(later.error).toBeInstanceOf(StoreUnavailable);
+    expect(later.ms).toBeLessThan(400);
+    expect((await opened.get(keyOn(opened, 0, 'other')))).toBeUndefined();
+    servers[1].resume();
+    // The first request after the resume may still meet the failed connection; one retry at most.
+    const value = await opened.get(key).catch(async () => opened.get(key));
+    expect(value?.value.toString()).toBe('h');
+  });
+
+  it('every server down at start: the same clear "cannot connect" error as one server down', async () => {
+    servers = await Promise.all([0, 1].map(() => MemcachedServer.start({ memoryMb: 8 })));
+    const addresses = servers.map((s) => s.address).join(',');
+    for (const s of servers) await s.stop('SIGKILL');
+    const { error } = await rejection(openStore(addresses));
+    expect(error).toBeInstanceOf(StoreUnavailable);
+    expect((error as Error).message).toMatch(/cannot connect to memcached at 127\.0\.0\.1:\d+/);
+  });
+});

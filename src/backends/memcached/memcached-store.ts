@@ -1,4 +1,5 @@
-import { StoreError, StoreFull, StoreUnavailable, ValueTooLarge } from '../errors.js';
+import { destination, pino, type Logger } from 'pino';
+import { StoreError, StoreFull, StoreTimeout, StoreUnavailable, ValueTooLarge } from '../errors.js';
 import {
   UNCONDITIONAL,
   type KvStore,
@@ -14,7 +15,8 @@ import { metadumpKeys } from './metadump.js';
 import type { MemcachedOptions } from './options.js';
 import { JumpHashPlacement } from './placement.js';
 import { casOfVersion, Opcode, Status, statusText, STORE_EXTRAS, versionOfCas, type Response } from './protocol.js';
-import { checkServerSettings, maxValueBytes, readServerSettings } from './server-settings.js';
+import { ServerHealth } from './server-health.js';
+import { checkServerSettings, maxValueBytes, readServerSettings, type ServerSettings } from './server-settings.js';
 
 /** Gets of one getMany in flight at once, over all servers. */
 const GET_MANY_CONCURRENCY = 64;
@@ -28,20 +30,29 @@ const UNCONDITIONAL_PUT_ATTEMPTS = 8;
  * a DELETE carrying the CAS. No multi-key commit: src/cas adds crash atomicity on top.
  *
  * A server restarted empty simply misses keys; a server started with -M answers writes with
- * StoreFull when its memory is exhausted instead of evicting records.
+ * StoreFull when its memory is exhausted instead of evicting records. A server that cannot be
+ * reached (at start or later) is marked down: requests for its keys fail at once with
+ * StoreUnavailable while it is retried in the background (server-health.ts), so the other
+ * servers' keys stay usable (erasure fragments, metadata copies).
  */
 export class MemcachedStore implements KvStore {
   readonly name = 'mc';
   readonly capabilities: StoreCapabilities;
   private readonly placement: JumpHashPlacement;
+  private readonly health: readonly ServerHealth[];
   private closed = false;
 
   private constructor(
     private readonly connections: readonly BinaryConnection[],
     private readonly options: MemcachedOptions,
     maxValue: number,
+    itemSizeMax: number,
+    log: Logger,
   ) {
     this.placement = new JumpHashPlacement(connections.length);
+    this.health = connections.map(
+      (connection) => new ServerHealth(connection, { allowEviction: options.allowEviction, itemSizeMax: () => itemSizeMax, log }),
+    );
     this.capabilities = Object.freeze({
       maxValueBytes: maxValue,
       atomicCommit: false,
@@ -51,17 +62,40 @@ export class MemcachedStore implements KvStore {
   }
 
   /**
-   * Connects to every server and reads its settings (item size, eviction, CAS).
-   * @throws StoreUnavailable when a server cannot be reached within the timeout, or runs
+   * Connects to every server and reads its settings (item size, eviction, CAS). Servers that
+   * cannot be reached are marked down and retried in the background (logged as warnings).
+   * @param log where down and returning servers are told; default warnings on stderr
+   * @throws StoreUnavailable when no server can be reached within the timeout, or one runs
    *   with settings a filesystem cannot use (CAS disabled, eviction without
    *   VOLDFS_MC_ALLOW_EVICTION)
    */
-  static async connect(options: MemcachedOptions): Promise<MemcachedStore> {
+  static async connect(options: MemcachedOptions, log?: Logger): Promise<MemcachedStore> {
     const connections = options.servers.map((server) => new BinaryConnection(server, options.timeoutMs));
     try {
-      const settings = await Promise.all(connections.map((connection) => readServerSettings(connection)));
-      settings.forEach((s, i) => checkServerSettings(connections[i].label, s, options.allowEviction));
-      return new MemcachedStore(connections, options, maxValueBytes(settings));
+      const results = await Promise.allSettled(connections.map((connection) => readServerSettings(connection)));
+      const reached: ServerSettings[] = [];
+      const unreachable: { index: number; error: StoreUnavailable | StoreTimeout }[] = [];
+      for (const [index, result] of results.entries()) {
+        if (result.status === 'fulfilled') {
+          checkServerSettings(connections[index].label, result.value, options.allowEviction);
+          reached.push(result.value);
+        } else if (result.reason instanceof StoreUnavailable || result.reason instanceof StoreTimeout) {
+          unreachable.push({ index, error: result.reason });
+        } else {
+          throw result.reason;
+        }
+      }
+      if (reached.length === 0) throw unreachable[0].error;
+      const itemSizeMax = Math.min(...reached.map((s) => s.itemSizeMax));
+      const store = new MemcachedStore(
+        connections,
+        options,
+        maxValueBytes(reached),
+        itemSizeMax,
+        log ?? pino({ name: 'memcached', level: 'warn' }, destination({ fd: 2, sync: true })),
+      );
+      for (const { index, error } of unreachable) store.health[index].markDown(error);
+      return store;
     } catch (error) {
       for (const connection of connections) connection.close();
       throw error;
@@ -154,13 +188,15 @@ export class MemcachedStore implements KvStore {
    */
   async *scan(prefix: string): AsyncIterable<string> {
     this.checkOpen();
-    for (const connection of this.connections) {
+    for (const [i, connection] of this.connections.entries()) {
+      await this.health[i].admit();
       yield* metadumpKeys(connection.address, prefix, this.options.timeoutMs);
     }
   }
 
   async close(): Promise<void> {
     this.closed = true;
+    for (const health of this.health) health.close();
     for (const connection of this.connections) connection.close();
   }
 
@@ -191,8 +227,14 @@ export class MemcachedStore implements KvStore {
   ): Promise<Response> {
     this.checkOpen();
     const encoded = encodeKey(key);
-    const connection = this.connections[this.placement.domainOf(key)];
-    return connection.request({ ...request, key: encoded });
+    const server = this.placement.domainOf(key);
+    await this.health[server].admit();
+    try {
+      return await this.connections[server].request({ ...request, key: encoded });
+    } catch (err) {
+      this.health[server].noteFailure(err);
+      throw err;
+    }
   }
 
   private checkOpen(): void {
