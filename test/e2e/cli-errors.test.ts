@@ -1,11 +1,15 @@
 // Bad input at the command line gets a clear message naming what is wrong, and loses nothing:
-// a wrong VOLDFS_DB, an unwritable VOLDFS_LMDB_PATH, mount points that cannot be used, a
-// record that fails to decode, mkfs over an existing volume. Needs `npm run build`.
+// a wrong VOLDFS_DB, an unwritable VOLDFS_LMDB_PATH, mount points that cannot be used, a Redis
+// or etcd store that cannot be reached, a record that fails to decode, mkfs over an existing
+// volume. Needs `npm run build`.
 import { chmod, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { open as openLmdb } from 'lmdb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { findFreeBase } from '../helpers/free-ports.js';
 import { defaultVoldfsCommand, mountVoldfs, type VoldfsMount } from '../helpers/mount.js';
+import { isFuseMounted } from '../helpers/mountinfo.js';
 import { run } from '../helpers/run.js';
 import { makeTempDir } from '../helpers/temp-dir.js';
 
@@ -81,6 +85,65 @@ describe('mount points', () => {
     const r = await voldfs(['umount', dir], env());
     expect(r.stderr).toMatch(/is not mounted/);
   });
+});
+
+describe('a store that cannot be reached at mount time', () => {
+  // Ports nothing listens on (refused at once), and a server that accepts connections but
+  // never answers (the open must give up after its time limit, not hang).
+  let refused: number[] = [];
+  const silent = createServer((socket) => sockets.add(socket));
+  const sockets = new Set<Socket>();
+  let silentPort = 0;
+  beforeAll(async () => {
+    const base = await findFreeBase([0, 1, 2]);
+    refused = [base, base + 1, base + 2];
+    await new Promise<void>((resolve) => silent.listen({ host: '127.0.0.1', port: 0 }, resolve));
+    silentPort = (silent.address() as AddressInfo).port;
+  });
+  afterAll(async () => {
+    for (const socket of sockets) socket.destroy();
+    await new Promise<void>((resolve) => silent.close(() => resolve()));
+  });
+
+  /** `voldfs mount -f` on a fresh empty directory: must exit non-zero, unmounted, within `boundMs`. */
+  async function mountFails(name: string, env: Record<string, string>, boundMs: number): Promise<string> {
+    const dir = join(work, `unreachable-${name}`);
+    await mkdir(dir);
+    const started = Date.now();
+    const r = await voldfs(['mount', '-f', dir], { ...env, VOLDFS_STATE_DIR: join(work, 'state') });
+    const ms = Date.now() - started;
+    expect(r.code, r.stderr).toBe(1);
+    expect(ms, `${name}: the mount took ${ms} ms to fail`).toBeLessThan(boundMs);
+    expect(await isFuseMounted(dir)).toBe(false);
+    return r.stderr;
+  }
+
+  it('Redis: names the address, the reason and VOLDFS_REDIS_URL', async () => {
+    const stderr = await mountFails('redis', { VOLDFS_DB: 'redis', VOLDFS_REDIS_URL: `redis://127.0.0.1:${refused[0]}` }, 15_000);
+    expect(stderr).toMatch(new RegExp(`cannot open the Redis store: Redis redis://127\\.0\\.0\\.1:${refused[0]} is unavailable .*ECONNREFUSED.*correct VOLDFS_REDIS_URL`));
+  });
+
+  it('Redis Cluster: names the seed nodes and VOLDFS_REDIS_CLUSTER', async () => {
+    const nodes = refused.map((p) => `127.0.0.1:${p}`).join(',');
+    const stderr = await mountFails('redis-cluster', { VOLDFS_DB: 'redis', VOLDFS_REDIS_CLUSTER: nodes }, 15_000);
+    expect(stderr).toContain(`cannot open the Redis store: Redis cluster ${nodes} is unavailable`);
+    expect(stderr).toMatch(/None of startup nodes is available.*correct VOLDFS_REDIS_CLUSTER/);
+  });
+
+  it('etcd: names every member URL with its error, and VOLDFS_HTTP_URLS', async () => {
+    const urls = refused.map((p) => `http://127.0.0.1:${p}`);
+    const stderr = await mountFails('etcd', { VOLDFS_DB: 'http', VOLDFS_HTTP_DIALECT: 'etcd', VOLDFS_HTTP_URLS: urls.join(',') }, 20_000);
+    expect(stderr).toMatch(/cannot open the etcd store: no etcd endpoint could serve the connection check/);
+    for (const url of urls) expect(stderr).toContain(`${url}: connect ECONNREFUSED`);
+    expect(stderr).toMatch(/correct VOLDFS_HTTP_URLS/);
+  });
+
+  it('a server that accepts but never answers fails the mount after the time limit, saying so', async () => {
+    const redis = await mountFails('silent-redis', { VOLDFS_DB: 'redis', VOLDFS_REDIS_URL: `redis://127.0.0.1:${silentPort}`, VOLDFS_REDIS_TIMEOUT_MS: '1000' }, 15_000);
+    expect(redis).toMatch(/cannot open the Redis store: .* is unavailable .*no answer within \d+ ms.*VOLDFS_REDIS_URL/);
+    const etcd = await mountFails('silent-etcd', { VOLDFS_DB: 'http', VOLDFS_HTTP_DIALECT: 'etcd', VOLDFS_HTTP_URLS: `http://127.0.0.1:${silentPort}`, VOLDFS_HTTP_TIMEOUT_MS: '1000' }, 15_000);
+    expect(etcd).toMatch(/did not answer the connection check within 1000 ms.*VOLDFS_HTTP_TIMEOUT_MS/);
+  }, 60_000);
 });
 
 describe('mkfs over an existing volume', () => {
