@@ -1,3 +1,4 @@
+import type { ReplicatedStore } from '../../../src/cas/replicated-store.js';
 import { pino } from 'pino';
 import type { KvStore } from '../../../src/backends/kv-store.js';
 import { decodeRecord, encodeRecord } from '../../../src/cas/record-codec.js';
@@ -24,6 +25,8 @@ export interface FixtureOptions {
   readonly prefix?: string;
   /** For encrypted volumes; the KDF is made cheap. */
   readonly passphrase?: string;
+  /** The metadata-copies layer under `store`, when the store has several domains. */
+  readonly replication?: ReplicatedStore;
 }
 
 /** A volume built through the FileSystem, then damaged record by record. */
@@ -40,6 +43,7 @@ export class VolumeFixture {
     const volume = await Volume.open({
       store: options.store,
       dataStore: options.dataStore,
+      replication: options.replication,
       log: silent,
       prefix: options.prefix ?? 't:',
       graceMs: options.graceMs ?? 3_600_000,
@@ -96,7 +100,7 @@ export class VolumeFixture {
   }
 
   fsck(options: FsckOptions = {}): Promise<FsckReport> {
-    const stores = { store: this.store, dataStore: this.options.dataStore, prefix: this.keys.prefix };
+    const stores = { store: this.store, dataStore: this.options.dataStore, replication: this.options.replication, prefix: this.keys.prefix };
     return fsckVolume({ ...stores, ...VolumeFixture.unlocking(this.options) }, options);
   }
 
