@@ -27,6 +27,7 @@ Source tree (default: a fresh fixture from /usr/share/doc and /usr/lib/python3 p
   --source DIR          real tree to copy into the fixture (repeatable)
   --no-extras           leave out the generated extras
   --big-mib N           size of the large extra file in MiB (default 110; 0 to leave it out)
+  --wide-files N        files in the extras' wide directory (default 2000)
   --fixture DIR         build the fixture in DIR/tree, or reuse DIR/tree if DIR/ready exists
   --keep-fixture        do not delete a fixture built in a temp dir
 
@@ -45,6 +46,7 @@ interface Options {
   sources: string[];
   extras: boolean;
   bigMiB: number;
+  wideFiles: number;
   fixture?: string;
   keepFixture: boolean;
   targetDir?: string;
@@ -65,6 +67,7 @@ function parseOptions(argv: string[]): Options | undefined {
       source: { type: 'string', multiple: true },
       'no-extras': { type: 'boolean' },
       'big-mib': { type: 'string' },
+      'wide-files': { type: 'string' },
       fixture: { type: 'string' },
       'keep-fixture': { type: 'boolean' },
       'target-dir': { type: 'string' },
@@ -89,6 +92,7 @@ function parseOptions(argv: string[]): Options | undefined {
     sources: (values.source ?? ['/usr/share/doc', '/usr/lib/python3']).map((s) => resolve(s)),
     extras: !values['no-extras'],
     bigMiB: int('big-mib', values['big-mib'], 110),
+    wideFiles: int('wide-files', values['wide-files'], 2000),
     fixture: values.fixture === undefined ? undefined : resolve(values.fixture),
     keepFixture: values['keep-fixture'] ?? false,
     targetDir: values['target-dir'] === undefined ? undefined : resolve(values['target-dir']),
@@ -213,7 +217,7 @@ async function proof(opts: Options, cleanups: Array<() => Promise<void>>): Promi
     await rm(fixture, { recursive: true, force: true });
     log(`building fixture in ${fixture} from ${opts.sources.join(', ') || 'no real tree'}${opts.extras ? ' + extras' : ''}`);
     const t0 = process.hrtime.bigint();
-    await buildFixture(fixture, { sources: opts.sources, extras: opts.extras, bigMiB: opts.bigMiB });
+    await buildFixture(fixture, { sources: opts.sources, extras: opts.extras, bigMiB: opts.bigMiB, wideFiles: opts.wideFiles });
     await writeFile(join(fixtureBase, 'ready'), new Date().toISOString() + '\n');
     log(`fixture built in ${secondsSince(t0).toFixed(1)} s`);
   }
