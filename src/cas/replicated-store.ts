@@ -166,6 +166,7 @@ export class ReplicatedStore implements KvStore {
         return tagged(d, await this.inner.get(this.copyKey(key, d)));
       } catch (err) {
         if (!isUnreachable(err)) throw err;
+        this.unreachable(d);
         unreachable = err;
       }
     }
@@ -303,6 +304,7 @@ export class ReplicatedStore implements KvStore {
         return { domain: d, result: await op(this.copyKey(key, d), cond) };
       } catch (err) {
         if (!isUnreachable(err)) throw err;
+        this.unreachable(d);
         unreachable = err;
       }
     }
@@ -322,11 +324,18 @@ export class ReplicatedStore implements KvStore {
             this.log?.warn({ domain: d, err: err.message }, 'metadata domain missed a write: its copies are stale until voldfs fsck --repair');
           }
           this.missed.set(d, this.sentinelVersions[d]);
-          // Not read again before its sentinel is dealt with (demoteMissed).
-          if (this.states) this.states.states[d] = 'unknown';
+          this.unreachable(d);
         }
       }),
     );
+  }
+
+  /**
+   * Not read again before its sentinel has been read again: a server that failed may come
+   * back empty before the cached states expire, and must not answer "absent" meanwhile.
+   */
+  private unreachable(domain: number): void {
+    if (this.states) this.states.states[domain] = 'unknown';
   }
 
   private noCopy(key: string, domains: readonly number[], states: readonly DomainState[], unreachable: Error | undefined): Error {
