@@ -8,6 +8,7 @@
 // nothing at all after --repair), and every file, read from a fresh mount, is identical to its
 // source, among them every file whose copy had reported success.
 // Needs `npm run build`.
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startEtcd, type EtcdServers } from '../helpers/etcd-servers.js';
@@ -61,6 +62,11 @@ async function checkAfterFault(label: string, mount: VoldfsMount, env: Record<st
   // The store came back: most of the copies after the fault completed.
   const after = outcomes.filter((o) => o.afterFault);
   expect(after.filter((o) => o.error === undefined).length).toBeGreaterThan(after.length / 2);
+
+  // A copy that failed did so with a log line saying which store call failed and why.
+  const errorLines = (await readFile(mount.logFile, 'utf8')).split('\n').filter((l) => /"level":(40|50|60)/.test(l));
+  console.log(`[${label}] daemon warnings and errors (${errorLines.length}):\n${errorLines.slice(0, 8).map((l) => l.slice(0, 600)).join('\n')}`);
+  if (outcomes.some((o) => o.error !== undefined)) expect(errorLines.length).toBeGreaterThan(0);
 
   expect(await recopyFailed(src, dest, outcomes)).toEqual([]);
   await mount.unmount();
