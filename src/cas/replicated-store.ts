@@ -347,7 +347,8 @@ export class ReplicatedStore implements KvStore {
       );
     }
     return new IntegrityError(
-      `every domain holding a copy of ${key} (${domains.join(', ')}) lost its data (servers restarted empty?): run voldfs fsck`,
+      `the store has no record ${key}: every domain holding a copy of it (${domains.join(', ')}) has lost its data ` +
+        '(servers restarted empty?): run voldfs fsck',
     );
   }
 
