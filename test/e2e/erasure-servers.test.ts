@@ -9,11 +9,11 @@
  *  - The second is the product, through the CLI only: `voldfs mkfs --erasure 4+2 [--crypt]`,
  *    a FUSE mount of bin/voldfs.js, `voldfs fsck [--repair]`. Metadata records are kept in 3
  *    copies on distinct servers (src/cas/replicated-store.ts) and the memcached store starts
- *    with servers down, so: two servers killed (SIGKILL), a fresh mount reads every file; they
- *    restart empty, `voldfs fsck --repair` rewrites fragments and metadata copies (every
- *    server's item count is back to what it was, a second fsck is clean); two other servers
- *    hung (SIGSTOP), a fresh mount reads every file; fsck clean at the end. Pairs are drawn at
- *    random (printed).
+ *    with servers down, so: two servers killed (SIGKILL) under a mount, it and a fresh mount
+ *    read every file; they restart empty, `voldfs fsck --repair` rewrites fragments and
+ *    metadata copies (every server's item count is back to what it was, a second fsck is
+ *    clean); two other servers hung (SIGSTOP), a fresh mount reads every file; fsck clean at
+ *    the end. Pairs are drawn at random (printed).
  * Needs `npm run build` (the second describe runs the CLI from dist/).
  */
 import { randomBytes } from 'node:crypto';
@@ -176,7 +176,7 @@ async function expectAllIdentical(blocks: BlockStore, written: readonly Written[
 describe('erasure 4+2 through the CLI on six memcached servers: metadata copies, `voldfs fsck --repair`', () => {
   for (const stack of ['erasure 4+2', 'crypt+erasure 4+2'] as const) {
     it(
-      `${stack}: two servers killed, a fresh mount reads every file; restarted empty and repaired; two others hung: every file identical, fsck clean`,
+      `${stack}: two servers killed, the mount and a fresh one read every file; restarted empty and repaired; two others hung: every file identical, fsck clean`,
       async () => {
         const { first, second } = randomPairs();
         console.info(`CLI ${stack}: servers ${first.join(',')} killed, then ${second.join(',')} hung`);
@@ -222,8 +222,12 @@ describe('erasure 4+2 through the CLI on six memcached servers: metadata copies,
         expect(clean.code, JSON.stringify(clean.report.problems.slice(0, 3))).toBe(0);
         expect(clean.report.summary.problems).toBe(0);
 
-        // Killed: what they held is gone for good. A fresh mount starts without them.
+        // Killed under a running mount: what they held is gone for good. Then a fresh mount
+        // starts without them.
+        await m.remount();
         await Promise.all(first.map((i) => pool.servers[i].stop('SIGKILL')));
+        await expectTree(m.dir, expected, `servers ${first.join(',')} killed under the mount`, pool, 100);
+        await m.unmount();
         await m.remount();
         await expectTree(m.dir, expected, `servers ${first.join(',')} killed, fresh mount`, pool, 100);
         await m.unmount();
