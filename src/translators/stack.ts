@@ -6,6 +6,7 @@ import { EncryptedKvStore } from './crypt/encrypted-kv-store.js';
 import type { CryptSettings, Keyring } from './crypt/keyring.js';
 import { createCodec } from './erasure/codec.js';
 import { ErasureBlockStore } from './erasure/erasure-block-store.js';
+import { OffloadPool } from './offload/offload-pool.js';
 import { RawBlockStore } from './raw-block-store.js';
 
 /** Erasure coding of a volume, as stored in the superblock. */
@@ -36,6 +37,9 @@ export interface TranslatorSettings {
  * result's maxBlockBytes accounts for every layer's overhead.
  * @param keyring the unlocked keyring; required exactly when `settings.crypt` is set
  * @param keyPrefix prefix of the volume's block keys, e.g. `<volume>:b:`
+ * @param offload worker pool for crypt's and erasure's CPU work, off the calling thread; default
+ *   a new pool (its threads start on first use and end when idle); `false` keeps all of it on the
+ *   calling thread
  * @throws ConfigError when the keyring is missing (or given for a plain volume), or the erasure
  *   settings name an unknown codec or bad k/m
  */
@@ -44,16 +48,18 @@ export function buildBlockStack(
   keyring: Keyring | undefined,
   kvStore: KvStore,
   keyPrefix: string,
+  offload: OffloadPool | false = settings.crypt || settings.erasure ? new OffloadPool() : false,
 ): BlockStore {
   checkKeyring(settings, keyring);
+  const pool = offload === false ? undefined : offload;
   // With neither crypt nor erasure above it, raw is the only layer that can notice bit rot.
   const raw = new RawBlockStore(kvStore, keyPrefix, { checksum: !settings.crypt && !settings.erasure });
   let store: BlockStore = raw;
   if (settings.erasure) {
     const { k, m, codec, replicateBelow } = settings.erasure;
-    store = new ErasureBlockStore(raw, { codec: createCodec(codec, k, m), replicateBelow });
+    store = new ErasureBlockStore(raw, { codec: createCodec(codec, k, m), replicateBelow, offload: pool });
   }
-  if (settings.crypt && keyring) store = new CryptBlockStore(store, keyring.blockKey);
+  if (settings.crypt && keyring) store = new CryptBlockStore(store, keyring.blockKey, pool);
   return store;
 }
 

@@ -55,9 +55,12 @@ export function open(key: KeyObject, sealed: Buffer, aad: Buffer, what: string):
   } catch (err) {
     // Wipe what was decrypted so unauthenticated bytes cannot leak out by accident.
     plaintext.fill(0);
-    throw new IntegrityError(`${what} failed authentication (tampered, corrupt or misplaced)`, {
-      cause: err,
-    });
+    throw authenticationFailed(what, err);
   }
   return plaintext;
+}
+
+/** The error for a message that does not authenticate; `what` names it, e.g. `block <id>`. */
+export function authenticationFailed(what: string, cause?: unknown): IntegrityError {
+  return new IntegrityError(`${what} failed authentication (tampered, corrupt or misplaced)`, { cause });
 }

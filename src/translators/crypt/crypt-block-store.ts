@@ -1,7 +1,8 @@
 import type { KeyObject } from 'node:crypto';
 import { IntegrityError, ValueTooLarge } from '../../backends/errors.js';
 import type { BlockContext, BlockHealth, BlockRef, BlockStore } from '../block-store.js';
-import { AEAD_OVERHEAD, open, seal } from './aead.js';
+import { OFFLOAD_MIN_BYTES, type OffloadPool } from '../offload/offload-pool.js';
+import { AEAD_OVERHEAD, authenticationFailed, open, seal } from './aead.js';
 
 const AAD_MAGIC = 'voldfs block v1';
 
@@ -18,9 +19,14 @@ export class CryptBlockStore implements BlockStore {
   /** Inner limit less nonce (12) and tag (16). */
   readonly maxBlockBytes: number;
 
+  /**
+   * @param offload worker pool for blocks of OFFLOAD_MIN_BYTES and more; without it every block
+   *   is sealed and opened on the calling thread
+   */
   constructor(
     private readonly inner: BlockStore,
     private readonly key: KeyObject,
+    private readonly offload?: OffloadPool,
   ) {
     this.maxBlockBytes = inner.maxBlockBytes - AEAD_OVERHEAD;
     if (this.maxBlockBytes <= 0) {
@@ -31,7 +37,8 @@ export class CryptBlockStore implements BlockStore {
   /** @throws ValueTooLarge above maxBlockBytes; whatever the inner store throws */
   async put(id: string, data: Buffer, context: BlockContext): Promise<BlockRef> {
     if (data.length > this.maxBlockBytes) throw new ValueTooLarge(id, data.length, this.maxBlockBytes);
-    const sealed = seal(this.key, data, blockAad(context, id, data.length));
+    const aad = blockAad(context, id, data.length);
+    const sealed = this.offload && data.length >= OFFLOAD_MIN_BYTES ? await this.offload.seal(this.key, aad, data) : seal(this.key, data, aad);
     const innerRef = await this.inner.put(id, sealed, context);
     return innerRef.detail === undefined ? { id, length: data.length } : { id, length: data.length, detail: innerRef.detail };
   }
@@ -42,7 +49,11 @@ export class CryptBlockStore implements BlockStore {
     if (sealed.length !== ref.length + AEAD_OVERHEAD) {
       throw new IntegrityError(`block ${ref.id} holds ${sealed.length} encrypted bytes for ${ref.length} plain ones`);
     }
-    return open(this.key, sealed, blockAad(context, ref.id, ref.length), `block ${ref.id}`);
+    const aad = blockAad(context, ref.id, ref.length);
+    if (!this.offload || ref.length < OFFLOAD_MIN_BYTES) return open(this.key, sealed, aad, `block ${ref.id}`);
+    const plaintext = await this.offload.open(this.key, aad, sealed);
+    if (!plaintext) throw authenticationFailed(`block ${ref.id}`);
+    return plaintext;
   }
 
   async delete(ref: BlockRef): Promise<void> {

@@ -2,7 +2,8 @@ import { xxh64 } from '@node-rs/xxhash';
 import { IntegrityError, StoreTimeout, StoreUnavailable, ValueTooLarge } from '../../backends/errors.js';
 import { BlockMissing, type BlockContext, type BlockHealth, type BlockRef, type BlockStore } from '../block-store.js';
 import { checksumAll, checksumMatches } from './checksum.js';
-import type { ErasureCodec } from './codec.js';
+import { OFFLOAD_MIN_BYTES, type OffloadPool } from '../offload/offload-pool.js';
+import { RONOMON_CODEC_ID, type ErasureCodec } from './codec.js';
 import { fragmentCount, parseDetail, type ErasureDetail } from './erasure-detail.js';
 
 /** What erasure needs below it: a block store that can place records and overwrite for repair. */
@@ -23,6 +24,12 @@ export interface ErasureOptions {
    * {@link DEFAULT_REPLICATE_BELOW}; 0 stripes every block.
    */
   readonly replicateBelow?: number;
+  /**
+   * Worker pool that encodes and checksums stripes of OFFLOAD_MIN_BYTES and more (codec
+   * `ronomon-rs6` only) and provides the buffers healthy reads are joined into. Without it all of
+   * that runs on the calling thread (the codec itself always runs in the libuv threadpool).
+   */
+  readonly offload?: OffloadPool;
 }
 
 /**
@@ -50,12 +57,15 @@ export class ErasureBlockStore implements BlockStore {
   readonly maxBlockBytes: number;
   private readonly codec: ErasureCodec;
   private readonly replicateBelow: number;
+  private readonly offload?: OffloadPool;
 
   constructor(
     private readonly inner: FragmentStore,
     options: ErasureOptions,
   ) {
     this.codec = options.codec;
+    this.offload = options.offload;
+    this.offload?.reserve((length) => (this.codec.k + this.codec.m) * this.fragmentBytes(length));
     const { k, alignment } = this.codec;
     this.maxBlockBytes = k * Math.floor(inner.maxBlockBytes / alignment) * alignment;
     // A whole copy must fit in one inner record.
@@ -66,8 +76,7 @@ export class ErasureBlockStore implements BlockStore {
   async put(id: string, data: Buffer, context: BlockContext): Promise<BlockRef> {
     if (data.length > this.maxBlockBytes) throw new ValueTooLarge(id, data.length, this.maxBlockBytes);
     const copies = data.length < this.replicateBelow;
-    const fragments = copies ? new Array<Buffer>(this.codec.m + 1).fill(data) : await this.stripe(data);
-    const sums = copies ? Buffer.concat(new Array<Buffer>(fragments.length).fill(checksumAll([data]))) : checksumAll(fragments);
+    const { fragments, sums } = copies ? this.copiesOf(data) : await this.stripe(data);
     const ids = fragments.map((_, i) => this.placedId(id, i));
     const results = await Promise.allSettled(fragments.map((f, i) => this.inner.put(ids[i], f, context)));
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
@@ -103,9 +112,7 @@ export class ErasureBlockStore implements BlockStore {
     }
     const { k, m } = this.codec;
     const fetched = await Promise.all(range(0, k).map((i) => this.fetch(ref, detail, i, context)));
-    if (fetched.every((f) => f.state === 'ok')) {
-      return Buffer.concat(fetched.map((f) => (f as { bytes: Buffer }).bytes)).subarray(0, ref.length);
-    }
+    if (fetched.every((f) => f.state === 'ok')) return this.join(fetched.map((f) => (f as { bytes: Buffer }).bytes), ref.length);
     fetched.push(...(await Promise.all(range(k, k + m).map((i) => this.fetch(ref, detail, i, context)))));
     const targets = range(0, k).filter((i) => fetched[i].state !== 'ok');
     const { data } = await this.decode(ref, detail, fetched, targets);
@@ -158,17 +165,44 @@ export class ErasureBlockStore implements BlockStore {
     return { ...health, repaired: broken.length };
   }
 
-  private async stripe(data: Buffer): Promise<Buffer[]> {
-    const { k, m, alignment } = this.codec;
-    const size = Math.max(alignment, Math.ceil(Math.ceil(data.length / k) / alignment) * alignment);
+  private copiesOf(data: Buffer): { fragments: Buffer[]; sums: Buffer } {
+    const count = this.codec.m + 1;
+    return { fragments: new Array<Buffer>(count).fill(data), sums: Buffer.concat(new Array<Buffer>(count).fill(checksumAll([data]))) };
+  }
+
+  /** k data fragments of `data` (the last zero padded) and m parity fragments, with their checksums. */
+  private async stripe(data: Buffer): Promise<{ fragments: Buffer[]; sums: Buffer }> {
+    const { k, m } = this.codec;
+    const size = this.fragmentBytes(data.length);
+    const cut = (buffer: Buffer, count: number) => range(0, count).map((i) => buffer.subarray(i * size, (i + 1) * size));
+    if (this.offload && this.codec.id === RONOMON_CODEC_ID && data.length >= OFFLOAD_MIN_BYTES) {
+      const { stripe, sums } = await this.offload.encode(k, m, size, data);
+      return { fragments: cut(stripe, k + m), sums };
+    }
     const stripe = data.length === k * size ? data : Buffer.alloc(k * size);
     if (stripe !== data) data.copy(stripe);
     const parity = Buffer.alloc(m * size);
     await this.codec.run(stripe, parity, range(0, k), range(k, k + m));
-    return [
-      ...range(0, k).map((i) => stripe.subarray(i * size, (i + 1) * size)),
-      ...range(0, m).map((i) => parity.subarray(i * size, (i + 1) * size)),
-    ];
+    const fragments = [...cut(stripe, k), ...cut(parity, m)];
+    return { fragments, sums: checksumAll(fragments) };
+  }
+
+  /** Bytes of each fragment of a striped block of `length` bytes. */
+  private fragmentBytes(length: number): number {
+    const { k, alignment } = this.codec;
+    return Math.max(alignment, Math.ceil(Math.ceil(length / k) / alignment) * alignment);
+  }
+
+  /**
+   * The first `length` bytes of the data fragments, back to back. With a pool they go into one
+   * of its scratch buffers, handed over so that crypt above sends it to a worker without a copy.
+   */
+  private join(fragments: Buffer[], length: number): Buffer {
+    if (!this.offload || length < OFFLOAD_MIN_BYTES) return Buffer.concat(fragments).subarray(0, length);
+    const joined = this.offload.scratch(length);
+    let at = 0;
+    for (const f of fragments) at += f.copy(joined, at, 0, Math.min(f.length, length - at));
+    return this.offload.handOver(joined);
   }
 
   /** Rebuilds fragments `targets` from the intact ones among `fetched` and verifies them. */

@@ -1,0 +1,106 @@
+/**
+ * The body of an offload worker, as CommonJS source run with `new Worker(source, { eval: true })`.
+ * A string rather than a module file so the same worker runs from `dist/` and from the TypeScript
+ * sources under the test runner; it is kept small and has no imports of our own. It requires the
+ * native modules by the absolute paths the pool resolves (`workerData.xxhash`,
+ * `workerData.reedSolomon`).
+ *
+ * Protocol: each message is one task `{ id, op, ... , input, offset, length }` where `input` is
+ * an ArrayBuffer transferred to the worker; the reply `{ id, input, ... }` transfers `input` back
+ * (so the pool can reuse it) together with a freshly allocated `output` ArrayBuffer:
+ *   seal   { key, aad, capacity } -> output = nonce (12) || ciphertext || tag (16) (aead.ts format),
+ *                                    `outputLength` bytes at the front of a `capacity`-byte buffer
+ *   open   { key, aad }           -> output = plaintext, or `failed: true` when it does not authenticate
+ *   encode { k, m, size }         -> output = k data fragments (zero padded) || m parity fragments,
+ *                                    each `size` bytes; sums = XXH64 of each fragment, 8 bytes BE.
+ *                                    When `input` starts at offset 0 and has room for all of that,
+ *                                    it is encoded in place and comes back as `output`.
+ * Any other failure replies `{ id, error }` with a message.
+ */
+export const WORKER_SOURCE = String.raw`
+'use strict';
+const { parentPort, workerData } = require('node:worker_threads');
+const crypto = require('node:crypto');
+const { xxh64 } = require(workerData.xxhash);
+const rs = require(workerData.reedSolomon);
+
+const NONCE = 12;
+const TAG = 16;
+const contexts = new Map();
+
+// A Buffer that owns its whole ArrayBuffer, so it can be transferred; copies only if needed.
+function owned(buf) {
+  if (buf.byteOffset === 0 && buf.buffer.byteLength === buf.length) return buf;
+  const out = Buffer.allocUnsafeSlow(buf.length);
+  buf.copy(out);
+  return out;
+}
+
+function seal(t, input) {
+  const nonce = crypto.randomBytes(NONCE);
+  const cipher = crypto.createCipheriv('aes-256-gcm', t.key, nonce, { authTagLength: TAG });
+  cipher.setAAD(t.aad);
+  const length = input.length + NONCE + TAG;
+  const out = Buffer.allocUnsafeSlow(Math.max(length, t.capacity || 0));
+  nonce.copy(out, 0);
+  let at = NONCE + cipher.update(input).copy(out, NONCE);
+  at += cipher.final().copy(out, at);
+  cipher.getAuthTag().copy(out, at);
+  return { output: out.buffer, outputLength: length };
+}
+
+function open(t, input) {
+  const decipher = crypto.createDecipheriv('aes-256-gcm', t.key, input.subarray(0, NONCE), { authTagLength: TAG });
+  decipher.setAAD(t.aad);
+  decipher.setAuthTag(input.subarray(input.length - TAG));
+  const plain = owned(decipher.update(input.subarray(NONCE, input.length - TAG)));
+  try {
+    decipher.final();
+  } catch {
+    plain.fill(0);
+    return { failed: true };
+  }
+  return { output: plain.buffer };
+}
+
+function encode(t, input) {
+  const { k, m, size } = t;
+  const key = k + '+' + m;
+  let context = contexts.get(key);
+  if (!context) contexts.set(key, (context = rs.create(k, m)));
+  const inPlace = t.offset === 0 && t.input.byteLength >= (k + m) * size;
+  const out = inPlace ? Buffer.from(t.input, 0, (k + m) * size) : Buffer.allocUnsafeSlow((k + m) * size);
+  if (!inPlace) input.copy(out, 0);
+  out.fill(0, input.length, k * size);
+  let sources = 0;
+  let targets = 0;
+  for (let i = 0; i < k; i++) sources |= 1 << i;
+  for (let i = k; i < k + m; i++) targets |= 1 << i;
+  return new Promise((resolve, reject) => {
+    rs.encode(context, sources, targets, out, 0, k * size, out, k * size, m * size, (err) => {
+      if (err) return reject(err);
+      const sums = Buffer.alloc(8 * (k + m));
+      for (let i = 0; i < k + m; i++) sums.writeBigUInt64BE(xxh64(out.subarray(i * size, (i + 1) * size)), 8 * i);
+      resolve({ output: out.buffer, sums, inPlace });
+    });
+  });
+}
+
+const OPS = { seal, open, encode };
+
+parentPort.on('message', (t) => {
+  const input = Buffer.from(t.input, t.offset, t.length);
+  Promise.resolve()
+    .then(() => OPS[t.op](t, input))
+    .then(
+      (result) => {
+        // Encoded in place: the input is the output, sent back once.
+        const back = result.inPlace ? undefined : t.input;
+        const transfer = back ? [back] : [];
+        if (result.output) transfer.push(result.output);
+        parentPort.postMessage({ id: t.id, input: back, output: result.output, outputLength: result.outputLength, sums: result.sums, failed: result.failed }, transfer);
+      },
+      (err) => parentPort.postMessage({ id: t.id, error: String((err && err.message) || err) }),
+    );
+});
+`;

@@ -1,0 +1,159 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterEach, describe, expect, it } from 'vitest';
+import { IntegrityError } from '../../../src/backends/errors.js';
+import { MemoryStore } from '../../../src/backends/memory/index.js';
+import { open, seal } from '../../../src/translators/crypt/aead.js';
+import { createKeyring } from '../../../src/translators/crypt/keyring.js';
+import { checksumAll } from '../../../src/translators/erasure/checksum.js';
+import { createCodec, RONOMON_CODEC_ID } from '../../../src/translators/erasure/codec.js';
+import { OFFLOAD_MIN_BYTES, OffloadPool } from '../../../src/translators/offload/offload-pool.js';
+import { buildBlockStack, type TranslatorSettings } from '../../../src/translators/stack.js';
+import { BLOCK_PREFIX, bytes, CHEAP_KDF, context, ERASURE_4_2, fingerprint, PASSPHRASE, records } from './fixtures.js';
+
+const MiB = 1024 * 1024;
+const pools: OffloadPool[] = [];
+
+function pool(idleMs = 50): OffloadPool {
+  const made = new OffloadPool({ workers: 2, idleMs });
+  pools.push(made);
+  return made;
+}
+
+async function keys() {
+  const { keyring, settings } = await createKeyring(PASSPHRASE, { kdf: CHEAP_KDF });
+  return { keyring, crypt: settings };
+}
+
+afterEach(async () => {
+  // Every pool must end its threads by itself once idle.
+  for (let i = 0; i < 100 && pools.some((p) => p.threads > 0); i++) await sleep(20);
+  expect(pools.map((p) => p.threads)).toEqual(pools.map(() => 0));
+  pools.length = 0;
+});
+
+describe('offload pool', () => {
+  it('seals in the aead format: what a worker seals opens inline, and the reverse', async () => {
+    const { keyring } = await keys();
+    const p = pool();
+    const aad = Buffer.from('aad');
+    const data = bytes(MiB + 3, 5);
+    const sealed = await p.seal(keyring.blockKey, aad, data);
+    expect(open(keyring.blockKey, sealed, aad, 'test').equals(data)).toBe(true);
+    const inline = seal(keyring.blockKey, data, aad);
+    expect((await p.open(keyring.blockKey, aad, inline))?.equals(data)).toBe(true);
+    // The caller's buffers are copied, not taken.
+    expect(data.length).toBe(MiB + 3);
+    expect(inline.length).toBe(MiB + 3 + 28);
+  });
+
+  it('refuses a flipped bit or another aad, returning no bytes', async () => {
+    const { keyring } = await keys();
+    const p = pool();
+    const aad = Buffer.from('aad');
+    const sealed = seal(keyring.blockKey, bytes(200_000, 2), aad);
+    expect(await p.open(keyring.blockKey, Buffer.from('other'), sealed)).toBeUndefined();
+    sealed[100_000] ^= 1;
+    expect(await p.open(keyring.blockKey, aad, sealed)).toBeUndefined();
+  });
+
+  it('encodes the same fragments and checksums as the codec on the main thread', async () => {
+    const p = pool();
+    const codec = createCodec(RONOMON_CODEC_ID, 4, 2);
+    const size = 262_152;
+    const data = bytes(4 * size - 100, 9);
+    const { stripe, sums } = await p.encode(4, 2, size, data);
+    const padded = Buffer.alloc(4 * size);
+    data.copy(padded);
+    const parity = Buffer.alloc(2 * size);
+    await codec.run(padded, parity, [0, 1, 2, 3], [4, 5]);
+    expect(stripe.equals(Buffer.concat([padded, parity]))).toBe(true);
+    const fragments = Array.from({ length: 6 }, (_, i) => stripe.subarray(i * size, (i + 1) * size));
+    expect(sums.equals(checksumAll(fragments))).toBe(true);
+  });
+
+  it('takes a handed-over buffer without copying it, and reuses scratch buffers', async () => {
+    const { keyring } = await keys();
+    const p = pool();
+    const aad = Buffer.from('aad');
+    const sealed = await p.seal(keyring.blockKey, aad, bytes(MiB, 1));
+    await p.open(keyring.blockKey, aad, sealed);
+    // Transferred to the worker: this side's view is detached.
+    expect(sealed.length).toBe(0);
+    // The memory sent to the worker came back and is handed out again: a fresh buffer would
+    // be exactly as long as asked.
+    const a = p.scratch(MiB - 1000);
+    expect(a.length).toBe(MiB - 1000);
+    expect(a.buffer.byteLength).toBeGreaterThanOrEqual(MiB);
+  });
+
+  it('encodes in place a sealed block made with room for the stripe', async () => {
+    const { keyring } = await keys();
+    const p = pool();
+    const size = 262_152;
+    p.reserve(() => 6 * size);
+    const sealed = await p.seal(keyring.blockKey, Buffer.from('aad'), bytes(MiB, 6));
+    expect(sealed.buffer.byteLength).toBe(6 * size);
+    const copy = Buffer.from(sealed);
+    const { stripe, sums } = await p.encode(4, 2, size, sealed);
+    // The stripe is the sealed block's own memory: no second buffer was made.
+    expect(stripe.buffer.byteLength).toBe(6 * size);
+    const padded = Buffer.alloc(4 * size);
+    copy.copy(padded);
+    const parity = Buffer.alloc(2 * size);
+    await createCodec(RONOMON_CODEC_ID, 4, 2).run(padded, parity, [0, 1, 2, 3], [4, 5]);
+    expect(stripe.equals(Buffer.concat([padded, parity]))).toBe(true);
+    expect(sums.equals(checksumAll(Array.from({ length: 6 }, (_, i) => stripe.subarray(i * size, (i + 1) * size))))).toBe(true);
+  });
+
+  it('runs at most `workers` threads, which end once idle', async () => {
+    const p = pool(30);
+    const data = bytes(OFFLOAD_MIN_BYTES * 4, 3);
+    await Promise.all(Array.from({ length: 8 }, () => p.encode(4, 2, OFFLOAD_MIN_BYTES, data)));
+    expect(p.threads).toBeGreaterThan(0);
+    expect(p.threads).toBeLessThanOrEqual(2);
+  });
+});
+
+describe('block stacks with and without the pool', () => {
+  for (const kind of ['crypt', 'erasure', 'crypt+erasure'] as const) {
+    it(`${kind}: writes the same records either way, each reads the other's, for large and small blocks`, async () => {
+      const { keyring, crypt } = await keys();
+      const settings: TranslatorSettings = {
+        ...(kind.includes('crypt') ? { crypt } : {}),
+        ...(kind.includes('erasure') ? { erasure: ERASURE_4_2 } : {}),
+      };
+      const ring = settings.crypt ? keyring : undefined;
+      const store = new MemoryStore({ maxValueBytes: 2 * MiB });
+      const pooled = buildBlockStack(settings, ring, store, BLOCK_PREFIX, pool());
+      const inline = buildBlockStack(settings, ring, store, BLOCK_PREFIX, false);
+      for (const length of [MiB, OFFLOAD_MIN_BYTES, OFFLOAD_MIN_BYTES - 1, 20_000, 100]) {
+        const data = bytes(length, length);
+        const a = await pooled.put(`a${length}`, data, context());
+        const b = await inline.put(`b${length}`, data, context());
+        expect(data.length).toBe(length);
+        expect((await inline.get(a, context())).equals(data)).toBe(true);
+        expect((await pooled.get(b, context())).equals(data)).toBe(true);
+        expect((await pooled.get(a, context())).equals(data)).toBe(true);
+        expect(a).toMatchObject({ id: `a${length}`, length });
+      }
+      // Same records (ciphertexts differ by nonce, so compare keys and sizes).
+      const shape = async (p: string) =>
+        [...(await records(store, BLOCK_PREFIX + p)).entries()].map(([k, v]) => `${k.slice(BLOCK_PREFIX.length + 1)}=${v.length}`).sort();
+      expect(await shape('a')).toEqual(await shape('b'));
+    });
+  }
+
+  it('crypt+erasure with the pool: a tampered ciphertext is an IntegrityError, a lost fragment is rebuilt', async () => {
+    const { keyring, crypt } = await keys();
+    const store = new MemoryStore({ maxValueBytes: 2 * MiB });
+    const blocks = buildBlockStack({ crypt, erasure: ERASURE_4_2 }, keyring, store, BLOCK_PREFIX, pool());
+    const data = bytes(MiB, 4);
+    const ref = await blocks.put('t', data, context());
+    const before = await fingerprint(store);
+    const fragment0 = [...Object.keys(before)].sort()[0];
+    await store.delete(fragment0);
+    expect((await blocks.get(ref, context())).equals(data)).toBe(true);
+    await expect(blocks.get(ref, context({ ino: 43 }))).rejects.toThrow(IntegrityError);
+    await expect(blocks.get(ref, context({ ino: 43 }))).rejects.toThrow(/failed authentication/);
+  });
+});
