@@ -75,6 +75,8 @@ export class ReplicatedStore implements KvStore {
   private readonly domains: number;
   private readonly sentinels: string[];
   private readonly sentinelSet: Set<string>;
+  /** Prefix of the missed-write markers (`<sentinel>~M<domain>`, placed on the other domains). */
+  private readonly markerBase: string;
   private readonly everywhere: Set<string>;
   private readonly trustMs: number;
   private readonly now: () => number;
@@ -101,6 +103,7 @@ export class ReplicatedStore implements KvStore {
     this.capabilities = Object.freeze({ ...inner.capabilities, atomicCommit: false, maxCommitOps: 0 });
     this.sentinels = Array.from({ length: this.domains }, (_, d) => placement.keyInDomain(options.sentinelKey, d));
     this.sentinelSet = new Set(this.sentinels);
+    this.markerBase = `${options.sentinelKey}~M`;
     this.everywhere = new Set(options.everywhere ?? []);
     this.trustMs = options.trustMs ?? DEFAULT_TRUST_MS;
     this.now = options.now ?? Date.now;
@@ -156,7 +159,7 @@ export class ReplicatedStore implements KvStore {
   }
 
   async get(key: string): Promise<VersionedValue | undefined> {
-    if (this.sentinelSet.has(key)) return this.inner.get(key);
+    if (this.isLocal(key)) return this.inner.get(key);
     const states = await this.domainStates();
     const domains = this.replicaDomains(key);
     let unreachable: Error | undefined;
@@ -176,7 +179,7 @@ export class ReplicatedStore implements KvStore {
   async getMany(keys: readonly string[]): Promise<(VersionedValue | undefined)[]> {
     const states = await this.domainStates();
     const plan = keys.map((key) => {
-      if (this.sentinelSet.has(key)) return { key, domain: undefined };
+      if (this.isLocal(key)) return { key, domain: undefined };
       const domain = this.replicaDomains(key).find((d) => states[d] === 'ok');
       return domain === undefined ? undefined : { key: this.copyKey(key, domain), domain };
     });
@@ -196,7 +199,7 @@ export class ReplicatedStore implements KvStore {
   }
 
   async put(key: string, value: Buffer, condition: WriteCondition = UNCONDITIONAL): Promise<PutResult> {
-    if (this.sentinelSet.has(key)) return this.inner.put(key, value, condition);
+    if (this.isLocal(key)) return this.inner.put(key, value, condition);
     const acted = await this.act<PutResult>(key, (copy, cond) => this.inner.put(copy, value, cond), condition, { ok: false });
     if (!acted.result.ok) return acted.result;
     await this.toOthers(key, acted.domain, (copy) => this.inner.put(copy, value));
@@ -204,7 +207,7 @@ export class ReplicatedStore implements KvStore {
   }
 
   async delete(key: string, condition: WriteCondition = UNCONDITIONAL): Promise<boolean> {
-    if (this.sentinelSet.has(key)) return this.inner.delete(key, condition);
+    if (this.isLocal(key)) return this.inner.delete(key, condition);
     const acted = await this.act(key, (copy, cond) => this.inner.delete(copy, cond), condition, false);
     // An unconditional delete removes every copy, even one the primary no longer had.
     if (!acted.result && condition.kind !== 'none') return false;
@@ -219,9 +222,11 @@ export class ReplicatedStore implements KvStore {
   get scan(): ((prefix: string) => AsyncIterable<string>) | undefined {
     const scan = this.inner.scan?.bind(this.inner);
     if (!scan) return undefined;
+    const markerBase = this.markerBase;
     return async function* (prefix: string): AsyncIterable<string> {
       const seen = new Set<string>();
       for await (const key of scan(prefix)) {
+        if (key.startsWith(markerBase)) continue;
         const mark = key.indexOf(REPLICA_MARK);
         const logical = mark < 0 ? key : key.slice(0, mark);
         if (seen.has(logical)) continue;
@@ -250,7 +255,7 @@ export class ReplicatedStore implements KvStore {
    *   copy's domain lost its data
    */
   async resync(key: string, write = true): Promise<number> {
-    if (this.sentinelSet.has(key)) return 0;
+    if (this.isLocal(key)) return 0;
     const states = await this.domainStates();
     const domains = this.replicaDomains(key);
     const acting = domains.find((d) => states[d] === 'ok');
@@ -320,11 +325,12 @@ export class ReplicatedStore implements KvStore {
           await write(this.copyKey(key, d));
         } catch (err) {
           if (!isUnreachable(err)) throw err;
+          this.unreachable(d);
           if (!this.missed.has(d)) {
             this.log?.warn({ domain: d, err: err.message }, 'metadata domain missed a write: its copies are stale until voldfs fsck --repair');
+            this.missed.set(d, this.sentinelVersions[d]);
+            await this.writeMarker(d, this.sentinelVersions[d]);
           }
-          this.missed.set(d, this.sentinelVersions[d]);
-          this.unreachable(d);
         }
       }),
     );
@@ -363,12 +369,13 @@ export class ReplicatedStore implements KvStore {
         }
       }),
     );
+    const markers = await Promise.all(this.sentinels.map((_s, d) => this.readMarker(d)));
     const found = read.map((r) => (r === 'unknown' ? r : r ? 'present' : 'absent'));
     this.sentinelVersions = read.map((r) => (r === 'unknown' ? undefined : r?.version));
     // No sentinel anywhere: no volume yet (mkfs), so nothing can have been lost.
     const formatted = found.includes('present');
     const states = found.map((f): DomainState => (f === 'unknown' ? 'unknown' : formatted && f === 'absent' ? 'lost' : 'ok'));
-    await this.demoteMissed(states);
+    await this.demoteMissed(states, markers);
     const before = this.states?.states;
     for (const [d, s] of states.entries()) {
       if (before && before[d] !== s) this.log?.warn({ domain: d, state: s, was: before[d] }, 'metadata domain state changed');
@@ -382,26 +389,93 @@ export class ReplicatedStore implements KvStore {
    * deleted, so that every client (not only this one) treats it as having lost its data until
    * fsck --repair has copied the records back. Until it answers, this client skips it.
    */
-  private async demoteMissed(states: DomainState[]): Promise<void> {
-    for (const [d, seen] of [...this.missed]) {
+  private async demoteMissed(states: DomainState[], markers: readonly (Version | null | undefined)[]): Promise<void> {
+    const candidates = new Map<number, Version | undefined>();
+    markers.forEach((seen, d) => {
+      if (seen !== undefined) candidates.set(d, seen ?? undefined);
+    });
+    for (const [d, seen] of this.missed) candidates.set(d, seen);
+    for (const [d, seen] of candidates) {
       if (states[d] === 'unknown') continue;
       const current = this.sentinelVersions[d];
       // A sentinel planted again since the miss: fsck --repair refilled the domain meanwhile.
       if (states[d] === 'ok' && current !== undefined && (seen === undefined || seen === current)) {
+        let deleted: boolean;
         try {
           // Conditional: a repair that plants the sentinel meanwhile wins.
-          await this.inner.delete(this.sentinels[d], ifVersion(current));
+          deleted = await this.inner.delete(this.sentinels[d], ifVersion(current));
         } catch (err) {
           if (!isUnreachable(err)) throw err;
           states[d] = 'unknown';
           continue;
         }
-        states[d] = 'lost';
-        this.log?.warn({ domain: d }, 'metadata domain that missed writes is back: marked as having lost its data; run voldfs fsck --repair');
+        // Not deleted: another client demoted it, or a repair planted it again; read it again.
+        states[d] = deleted ? 'lost' : 'unknown';
+        if (deleted) this.log?.warn({ domain: d }, 'metadata domain that missed writes is back: marked as having lost its data; run voldfs fsck --repair');
       }
       this.missed.delete(d);
     }
     for (const d of this.missed.keys()) states[d] = 'unknown';
+  }
+
+  /**
+   * Deletes every missed-write marker (fsck --repair, once the domains they name have been
+   * refilled, just before their sentinels are planted again).
+   */
+  async clearMissedMarkers(): Promise<void> {
+    await Promise.all(
+      this.sentinels.flatMap((_s, d) =>
+        this.markerDomains(d).map(async (e) => {
+          await this.inner.delete(this.markerKey(d, e));
+        }),
+      ),
+    );
+  }
+
+  /**
+   * Records on every other domain that `domain` missed a write, with the version its sentinel
+   * had when last seen (empty: never seen), so that the next client to see it answer demotes
+   * it even if this one is gone by then.
+   */
+  private async writeMarker(domain: number, seen: Version | undefined): Promise<void> {
+    await Promise.all(
+      this.markerDomains(domain).map(async (e) => {
+        try {
+          await this.inner.put(this.markerKey(domain, e), Buffer.from(seen ?? '', 'utf8'));
+        } catch (err) {
+          if (!isUnreachable(err)) throw err;
+        }
+      }),
+    );
+  }
+
+  /** A marker of `domain` found on any other domain: the sentinel version it names (null: never seen), or undefined. */
+  private async readMarker(domain: number): Promise<Version | null | undefined> {
+    const found = await Promise.all(
+      this.markerDomains(domain).map(async (e) => {
+        try {
+          return await this.inner.get(this.markerKey(domain, e));
+        } catch (err) {
+          if (!isUnreachable(err)) throw err;
+          return undefined;
+        }
+      }),
+    );
+    const marker = found.find((f) => f !== undefined);
+    if (!marker) return undefined;
+    return marker.value.length === 0 ? null : marker.value.toString('utf8');
+  }
+
+  private markerDomains(domain: number): number[] {
+    return Array.from({ length: this.domains }, (_v, e) => e).filter((e) => e !== domain);
+  }
+
+  private markerKey(domain: number, on: number): string {
+    return this.inner.capabilities.placement.keyInDomain(`${this.markerBase}${domain}`, on);
+  }
+
+  private isLocal(key: string): boolean {
+    return this.sentinelSet.has(key) || key.startsWith(this.markerBase);
   }
 }
 

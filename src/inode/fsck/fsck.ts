@@ -1,4 +1,5 @@
 import type { KvStore } from '../../backends/kv-store.js';
+import type { ReplicatedStore } from '../../cas/replicated-store.js';
 import type { VolumeKeys } from '../keys.js';
 import { LossDetector } from '../loss-detector.js';
 import type { VolumeStores } from '../volume.js';
@@ -55,7 +56,13 @@ export interface FsckReport {
  * A domain (server) without the volume's marker record lost everything it held; the walk
  * reports what that broke. Planting the markers again, last, lets mounts in once repaired.
  */
-async function checkLossMarkers(meta: KvStore, keys: VolumeKeys, volumeId: string, problems: ProblemList): Promise<void> {
+async function checkLossMarkers(
+  meta: KvStore,
+  keys: VolumeKeys,
+  volumeId: string,
+  problems: ProblemList,
+  replication: ReplicatedStore | undefined,
+): Promise<void> {
   const detector = new LossDetector(meta, keys);
   const lost = await detector.lostDomains();
   if (lost.length === 0) return;
@@ -69,6 +76,8 @@ async function checkLossMarkers(meta: KvStore, keys: VolumeKeys, volumeId: strin
     {
       order: FIX_ORDER.lossMarkers,
       run: async () => {
+        // The domains that missed writes are refilled by now: their markers go before they are trusted again.
+        await replication?.clearMissedMarkers();
         await detector.plant(volumeId);
         return { outcome: 'repaired', done: 'marker records written again: mounts are allowed' };
       },
@@ -128,7 +137,7 @@ export async function fsckVolume(stores: VolumeStores, options: FsckOptions = {}
   await checkAllocator(ctx, highestInode(walk, census, garbage));
 
   await checkReplicas(ctx);
-  if (target.superblock) await checkLossMarkers(target.meta, target.keys, target.superblock.volumeId, problems);
+  if (target.superblock) await checkLossMarkers(target.meta, target.keys, target.superblock.volumeId, problems, target.replication);
 
   ctx.phase = 'repair';
   await runRepairs(ctx);

@@ -22,7 +22,8 @@ function client(data: MemoryData, hook?: FaultHook, down: ReadonlySet<number> = 
       await hook?.(call);
     },
   });
-  const copies = new ReplicatedStore(raw, { sentinelKey: SENTINEL, replicas: 3, trustMs: 0 });
+  // States read once per client: the crash points are the commit's own calls and their copies.
+  const copies = new ReplicatedStore(raw, { sentinelKey: SENTINEL, replicas: 3, trustMs: 3_600_000 });
   return { copies, intents: new IntentCommitStore(copies, { log: silentLog, lockTimeoutMs: 1 }) };
 }
 

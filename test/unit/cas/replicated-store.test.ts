@@ -209,6 +209,38 @@ describe('ReplicatedStore', () => {
     expect([a?.value.toString(), b?.value.toString()]).toEqual(['1', '2']);
   });
 
+  it('a domain that missed writes comes back stale after its writer is gone: the next client demotes it, and resync + markers cleared + sentinel planted make it whole', async () => {
+    const { store: writer, open, down, inner, plant, tick, copiesOf } = setup();
+    await plant();
+    // A key whose primary copy is on domain 2, the one that will be hung.
+    const key = Array.from({ length: 200 }, (_, i) => `v:i:${i}`).find((k) => writer.replicaDomains(k)[0] === 2) as string;
+    await writer.put(key, Buffer.from('old'));
+    down.add(2);
+    tick();
+    const read = await writer.get(key);
+    expect((await writer.put(key, Buffer.from('new'), ifVersion(read?.version ?? ''))).ok).toBe(true);
+    // The writer exits; domain 2 answers again with its old copy.
+    down.clear();
+    expect(await copiesOf(key)).toEqual(['old', 'new', 'new']);
+    const reader = open();
+    expect((await reader.get(key))?.value.toString()).toBe('new');
+    expect((await reader.domainStates())[2]).toBe('lost');
+    const placement = inner.capabilities.placement;
+    expect(await inner.get(placement.keyInDomain(SENTINEL, 2))).toBeUndefined();
+    // fsck --repair: copies, then markers, then the sentinel.
+    const fsck = open();
+    expect(await fsck.resync(key)).toBe(1);
+    await fsck.clearMissedMarkers();
+    await plant();
+    expect(await copiesOf(key)).toEqual(['new', 'new', 'new']);
+    const later = open();
+    expect((await later.domainStates())[2]).toBe('ok');
+    expect((await later.get(key))?.value.toString()).toBe('new');
+    const listed: string[] = [];
+    for await (const k of later.scan?.('v:') ?? []) listed.push(k);
+    expect(listed.filter((k) => k.includes('~M'))).toEqual([]);
+  });
+
   it('rejects a replica count outside [1, domains] and a single-domain store', () => {
     const { store } = setup();
     expect(() => store.setReplicas(0)).toThrow(RangeError);
@@ -264,6 +296,7 @@ describe('ReplicatedStore', () => {
         await wipe(first);
         const fsck = open();
         for await (const key of fsck.scan?.('v:') ?? []) await fsck.resync(key);
+        await fsck.clearMissedMarkers();
         await plant();
         store = open();
         for (const d of second) down.add(d);
