@@ -65,9 +65,11 @@ export function isUnreachable(err: unknown): err is StoreUnavailable | StoreTime
  * put or delete (versions are tagged with the domain that issued them, so a version from
  * another domain is a conflict, which callers already retry). Once it succeeded, every other
  * copy is overwritten unconditionally (or deleted), lost domains included (so a domain being
- * refilled by fsck does not miss records written meanwhile); an unreachable one is skipped
- * and logged. Not a quorum: clients that disagree on which domains are reachable can each act
- * on a different primary. See docs/replication.md for what a stale copy can do.
+ * refilled by fsck does not miss records written meanwhile). A domain that misses a copy write
+ * (unreachable) is recorded by a marker on every other domain; the first client to see it
+ * answer again deletes its sentinel, so every client treats it as lost until fsck --repair.
+ * Not a quorum: clients that disagree on which domains are reachable can each act on a
+ * different primary. See docs/replication.md for what a stale copy can still do.
  */
 export class ReplicatedStore implements KvStore {
   readonly name: string;
