@@ -114,6 +114,14 @@ export interface KvStore {
   getMany(keys: readonly string[]): Promise<(VersionedValue | undefined)[]>;
 
   /**
+   * The value of `key` copied into memory that `alloc` returns (called once, with the value's
+   * length; it must return exactly that many bytes), without a version; `undefined` if absent.
+   * For large immutable records (blocks): the caller can recycle that memory instead of having
+   * a fresh buffer allocated, and later collected, for every read. Optional.
+   */
+  getValueInto?(key: string, alloc: (bytes: number) => Buffer): Promise<Buffer | undefined>;
+
+  /**
    * Writes `value` under `key` if `condition` holds (default unconditional).
    * @throws ValueTooLarge above `capabilities.maxValueBytes`; StoreFull when the store refuses
    *   for lack of space; StoreUnavailable / StoreTimeout when it cannot be reached.

@@ -31,6 +31,8 @@ export interface ExpectedCapabilities {
   readonly maxCommitOps?: number;
   /** Checked when given: `capabilities.placement.domains`. */
   readonly domains?: number;
+  /** Whether `store.getValueInto` exists. Default false. */
+  readonly valueInto?: boolean;
 }
 
 export interface ContractSetup {
@@ -156,6 +158,7 @@ export function describeKvStoreContract(label: string, setup: ContractSetup): vo
         expect(store.capabilities.atomicCommit).toBe(expected.atomicCommit);
         expect(typeof store.commit === 'function').toBe(expected.atomicCommit);
         expect(typeof store.scan === 'function').toBe(expected.scan);
+        expect(typeof store.getValueInto === 'function').toBe(expected.valueInto ?? false);
         if (expected.maxCommitOps !== undefined) {
           expect(store.capabilities.maxCommitOps).toBe(expected.maxCommitOps);
         }
@@ -410,6 +413,52 @@ export function describeKvStoreContract(label: string, setup: ContractSetup): vo
         SLOW_TEST_MS,
       );
     });
+
+    if (expected.valueInto) {
+      describe('getValueInto', () => {
+        /** Memory handed out by the alloc under test, reused on purpose: dirty, as a pool's is. */
+        const arena = Buffer.alloc(expected.maxValueBytes, 0xee);
+        const calls: number[] = [];
+        const alloc = (bytes: number): Buffer => {
+          calls.push(bytes);
+          return arena.subarray(0, bytes);
+        };
+
+        it('copies values of every size into the memory alloc gives, asking once for the exact length', async () => {
+          const sizes = [0, 1, 4095, 32 * 1024 + 1, expected.maxValueBytes, 3];
+          for (const [i, size] of sizes.entries()) {
+            const value = patterned(size, 11 + i);
+            await mustPut(k(`into-${i}`), value);
+          }
+          for (const [i, size] of sizes.entries()) {
+            calls.length = 0;
+            const got = await within(OP_MS, 'getValueInto', store.getValueInto!(k(`into-${i}`), alloc));
+            expect(calls).toEqual([size]);
+            expect(got?.buffer).toBe(arena.buffer);
+            expect(got?.equals(patterned(size, 11 + i)), `value of ${size} bytes`).toBe(true);
+          }
+        }, SLOW_TEST_MS);
+
+        it('a missing key gives undefined without asking for memory', async () => {
+          calls.length = 0;
+          expect(await within(OP_MS, 'getValueInto', store.getValueInto!(k('absent'), alloc))).toBeUndefined();
+          expect(calls).toEqual([]);
+        });
+
+        it('a copy stays right after later reads and writes of other keys', async () => {
+          const a = patterned(Math.min(200_000, expected.maxValueBytes), 21);
+          const b = patterned(Math.min(300_000, expected.maxValueBytes), 22);
+          await mustPut(k('a'), a);
+          await mustPut(k('b'), b);
+          const own = (bytes: number) => Buffer.alloc(bytes);
+          const gotA = await store.getValueInto!(k('a'), own);
+          await store.getValueInto!(k('b'), own);
+          await store.get(k('b'));
+          await mustPut(k('a'), b);
+          expect(gotA?.equals(a)).toBe(true);
+        });
+      });
+    }
 
     describe('value size limit', () => {
       it(

@@ -3,7 +3,7 @@ import { describeKvStoreContract } from './kv-store-contract.js';
 
 describeKvStoreContract('memory', {
   open: async () => new MemoryStore(),
-  expected: { maxValueBytes: 1024 * 1024, atomicCommit: true, scan: true, maxCommitOps: 1024, domains: 1 },
+  expected: { maxValueBytes: 1024 * 1024, atomicCommit: true, scan: true, maxCommitOps: 1024, domains: 1, valueInto: true },
 });
 
 describeKvStoreContract('memory, 64 KiB values, 4 domains, slow calls', {
@@ -14,5 +14,5 @@ describeKvStoreContract('memory, 64 KiB values, 4 domains, slow calls', {
       // Random delays reorder concurrent calls, as a network would.
       beforeOperation: () => new Promise((resolve) => setTimeout(resolve, Math.random() * 3)),
     }),
-  expected: { maxValueBytes: 64 * 1024, atomicCommit: true, scan: true, domains: 4 },
+  expected: { maxValueBytes: 64 * 1024, atomicCommit: true, scan: true, domains: 4, valueInto: true },
 });

@@ -125,6 +125,26 @@ export class LmdbStore implements KvStore {
     return keys.map((key) => this.read(key));
   }
 
+  /** See {@link KvStore.getValueInto}: one copy, from LMDB's map into `alloc`'s memory. */
+  async getValueInto(key: string, alloc: (bytes: number) => Buffer): Promise<Buffer | undefined> {
+    this.ensureOpen();
+    // A block not in the page cache would otherwise be paged in by synchronous faults on the
+    // event loop, 128 KiB of disk at a time; lmdb-js's prefetch pages it in on a thread-pool
+    // thread, so the reads the file's readahead starts overlap with each other and with serving
+    // requests (cold sequential read measured here: ~160 MB/s without, 210-440 MB/s with).
+    await this.db.prefetch([key]);
+    this.ensureOpen(); // closed while the thread was paging
+    // A view of lmdb-js's reusable read buffer (or of the map), valid until the next read:
+    // copied before anything else can run.
+    const shared = this.db.getBinaryFast(key);
+    if (shared === undefined) return undefined;
+    const length = shared.length;
+    const out = alloc(length);
+    if (out.length !== length) throw new RangeError(`alloc(${length}) returned ${out.length} bytes`);
+    out.set(new Uint8Array(shared.buffer, shared.byteOffset, length));
+    return out;
+  }
+
   /**
    * See {@link KvStore.put}. The value is handed to LMDB's write thread without a copy: the
    * caller must not modify it until the returned promise settles (as with `fs.write`).

@@ -62,6 +62,16 @@ export class MemoryStore implements KvStore {
     return copy(this.data.get(key));
   }
 
+  async getValueInto(key: string, alloc: (bytes: number) => Buffer): Promise<Buffer | undefined> {
+    await this.enter('get', [key]);
+    const found = this.data.get(key);
+    if (!found) return undefined;
+    const out = alloc(found.value.length);
+    if (out.length !== found.value.length) throw new RangeError(`alloc(${found.value.length}) returned ${out.length} bytes`);
+    found.value.copy(out);
+    return out;
+  }
+
   async getMany(keys: readonly string[]): Promise<(VersionedValue | undefined)[]> {
     await this.enter('getMany', keys);
     return keys.map((key) => copy(this.data.get(key)));
