@@ -5,6 +5,7 @@ import type { RecordCache } from '../cas/record-cache.js';
 import { transact } from '../cas/transaction.js';
 import type { BlockContext, BlockRef, BlockStore } from '../translators/block-store.js';
 import { decodeRecord, encodeRecord } from '../cas/record-codec.js';
+import { BlockPool } from './block-pool.js';
 
 /** One chunk of a file's offset space: the block holding its bytes. */
 export interface ChunkMapRecord {
@@ -22,6 +23,8 @@ export interface FileDataOptions {
   readonly chunkSize: number;
   /** Bytes of decoded blocks kept for reads. Default 256 MiB. */
   readonly blockCacheBytes?: number;
+  /** Evicted block buffers kept for reuse by later reads. Default 64. */
+  readonly pooledBlocks?: number;
   /**
    * Called when a chunk map read for a read is missing: resolves if that is a hole, throws
    * (IntegrityError) if the store lost the record. Default: always a hole.
@@ -40,14 +43,18 @@ export interface FileDataOptions {
 export class FileData {
   readonly chunkSize: number;
   private readonly blockCache: LRUCache<string, Buffer>;
+  /** Memory of cached blocks read from the store; the cache owns it and recycles it. */
+  private readonly pool: BlockPool;
   /** Reads of the same block share one fetch. */
   private readonly inflight = new Map<string, Promise<Buffer>>();
 
   constructor(private readonly options: FileDataOptions) {
     this.chunkSize = options.chunkSize;
+    this.pool = new BlockPool(options.chunkSize, options.pooledBlocks ?? 64);
     this.blockCache = new LRUCache<string, Buffer>({
       maxSize: options.blockCacheBytes ?? 256 * 1024 * 1024,
       sizeCalculation: (b) => Math.max(1, b.length),
+      dispose: (evicted) => this.pool.recycle(evicted),
     });
   }
 
@@ -71,7 +78,11 @@ export class FileData {
     return found.map((f, i) => (f ? decodeRecord<ChunkMapRecord>(keys[i], f.value).block : undefined));
   }
 
-  /** A block's bytes, from the cache or the store. Blocks are immutable: the cache never goes stale. */
+  /**
+   * A block's bytes, from the cache or the store. Blocks are immutable: the cache never goes
+   * stale. The buffer may be recycled memory: copy what you need before the next `await`, and
+   * never keep it or hand it on.
+   */
   async readBlock(ref: BlockRef, ino: number, chunkIndex: number): Promise<Buffer> {
     const key = cacheKey(ref, ino, chunkIndex);
     const cached = this.blockCache.get(key);
@@ -79,7 +90,7 @@ export class FileData {
     const pending = this.inflight.get(key);
     if (pending) return pending;
     const fetch = this.options.blocks
-      .get(ref, this.context(ino, chunkIndex))
+      .get(ref, this.context(ino, chunkIndex), this.pool.take)
       .then((data) => {
         this.blockCache.set(key, data);
         return data;
@@ -89,7 +100,7 @@ export class FileData {
     return fetch;
   }
 
-  /** A block's bytes if they are cached, without waiting. */
+  /** A block's bytes if they are cached, without waiting; the rule of {@link readBlock} applies. */
   cachedBlock(ref: BlockRef, ino: number, chunkIndex: number): Buffer | undefined {
     return this.blockCache.get(cacheKey(ref, ino, chunkIndex));
   }
@@ -118,7 +129,9 @@ export class FileData {
       await transact(this.options.store, undefined, async (tx) => {
         const bytes = await tx.read(key);
         replaced = bytes ? decodeRecord<ChunkMapRecord>(key, bytes).block : undefined;
-        const current = replaced ? await this.readBlock(replaced, ino, chunkIndex) : undefined;
+        const cached = replaced ? await this.readBlock(replaced, ino, chunkIndex) : undefined;
+        // compose may return (part of) what it is given, which then lives on as the new block.
+        const current = cached && this.pool.owns(cached) ? Buffer.from(cached) : cached;
         const next = compose(current);
         const ref = await this.options.blocks.put(newBlockId(), next, this.context(ino, chunkIndex));
         written.push(ref);

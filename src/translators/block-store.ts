@@ -45,8 +45,10 @@ export interface BlockStore {
   /**
    * Reads a block back, verified. Never returns wrong bytes: a missing block throws
    * BlockMissing; a corrupt or tampered one that cannot be reconstructed throws IntegrityError.
+   * @param alloc memory for the result (see {@link KvStore.getValueInto}); a store that copies
+   *   the stored bytes out unchanged may use it, a translator producing new bytes ignores it
    */
-  get(ref: BlockRef, context: BlockContext): Promise<Buffer>;
+  get(ref: BlockRef, context: BlockContext, alloc?: (bytes: number) => Buffer): Promise<Buffer>;
 
   /** Removes the block and everything it is made of. Missing parts are not an error. */
   delete(ref: BlockRef): Promise<void>;

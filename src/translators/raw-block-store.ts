@@ -77,19 +77,19 @@ export class RawBlockStore implements BlockStore {
     return { id, length: data.length, detail };
   }
 
-  async get(ref: BlockRef, _context: BlockContext): Promise<Buffer> {
-    const found = await this.store.get(this.keyOf(ref.id));
-    if (!found) throw new BlockMissing(ref.id);
-    if (found.value.length !== ref.length) {
-      throw new IntegrityError(
-        `block ${ref.id} holds ${found.value.length} bytes where ${ref.length} were written`,
-      );
+  async get(ref: BlockRef, _context: BlockContext, alloc?: (bytes: number) => Buffer): Promise<Buffer> {
+    const key = this.keyOf(ref.id);
+    const value =
+      alloc && this.store.getValueInto ? await this.store.getValueInto(key, alloc) : (await this.store.get(key))?.value;
+    if (!value) throw new BlockMissing(ref.id);
+    if (value.length !== ref.length) {
+      throw new IntegrityError(`block ${ref.id} holds ${value.length} bytes where ${ref.length} were written`);
     }
     const sum = checksumOf(ref);
-    if (sum && !checksumMatches(sum, 0, found.value)) {
+    if (sum && !checksumMatches(sum, 0, value)) {
       throw new IntegrityError(`block ${ref.id} fails its checksum: the store holds corrupt bytes`);
     }
-    return found.value;
+    return value;
   }
 
   async delete(ref: BlockRef): Promise<void> {
