@@ -27,6 +27,8 @@ class OpenInode {
   readonly buffer: WriteBuffer;
   /** End of the last read, to recognise sequential reads for readahead. */
   lastReadEnd = -1;
+  /** The chunk whose reads last started readahead: the kernel reads a chunk in several pieces. */
+  readAheadAt = -1;
 
   constructor(
     volume: Volume,
@@ -55,6 +57,8 @@ interface Handle {
 const O_ACCMODE = 3;
 const O_RDONLY = 0;
 const READAHEAD_CHUNKS = 8;
+/** Chunk refs looked up at once by readahead: one store round trip per this many chunks. */
+const READAHEAD_REF_BATCH = 64;
 
 /**
  * Open files of this mount: handles, write-back buffers, readahead. Close-to-open consistency:
@@ -87,6 +91,7 @@ export class OpenFiles {
       this.inodes.set(ino, state);
     } else {
       state.refs.clear();
+      state.readAheadAt = -1;
     }
     state.handles += 1;
     const fh = this.nextHandle++;
@@ -122,7 +127,10 @@ export class OpenFiles {
     // read counts as sequential.
     const sequential = offset === 0 || Math.abs(offset - state.lastReadEnd) <= 2 * chunkSize;
     state.lastReadEnd = Math.max(end, sequential ? state.lastReadEnd : 0);
-    if (sequential) this.readAhead(state, last + 1, Math.floor((state.size - 1) / chunkSize));
+    if (sequential && last !== state.readAheadAt) {
+      state.readAheadAt = last;
+      this.readAhead(state, last + 1, Math.floor((state.size - 1) / chunkSize));
+    }
     let copied = 0;
     for (let index = first; index <= last; index++) {
       // Cached refs and blocks are used without an await: most reads of a sequential scan
@@ -299,7 +307,12 @@ export class OpenFiles {
   private readAhead(state: OpenInode, from: number, lastChunk: number): void {
     const indexes: number[] = [];
     for (let i = from; i <= Math.min(lastChunk, from + READAHEAD_CHUNKS - 1); i++) indexes.push(i);
-    const unknown = indexes.filter((i) => !state.refs.has(i));
+    const unknown: number[] = [];
+    if (indexes.some((i) => !state.refs.has(i))) {
+      for (let i = from; i <= Math.min(lastChunk, from + READAHEAD_REF_BATCH - 1); i++) {
+        if (!state.refs.has(i)) unknown.push(i);
+      }
+    }
     const lookup = unknown.length > 0 ? this.volume.data.chunkRefs(state.ino, unknown) : Promise.resolve([]);
     lookup
       .then((refs) => {
