@@ -17,7 +17,7 @@
  * Needs `npm run build` (the second describe runs the CLI from dist/).
  */
 import { randomBytes } from 'node:crypto';
-import { writeFile } from 'node:fs/promises';
+import { mkdir, rename, symlink, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { StoreTimeout, StoreUnavailable } from '../../src/backends/errors.js';
@@ -28,7 +28,7 @@ import { createKeyring, type KdfSettings } from '../../src/translators/crypt/key
 import { RONOMON_CODEC_ID } from '../../src/translators/erasure/codec.js';
 import { buildBlockStack, type TranslatorSettings } from '../../src/translators/stack.js';
 import { startMemcachedServers, type MemcachedPool } from '../helpers/memcached-servers.js';
-import { defaultVoldfsCommand, mountVoldfs } from '../helpers/mount.js';
+import { defaultVoldfsCommand, mountVoldfs, type VoldfsMount } from '../helpers/mount.js';
 import { run } from '../helpers/run.js';
 import { makeTempDir, removeTempDir } from '../helpers/temp-dir.js';
 import { buildSmallTree } from './translators/small-tree.js';
@@ -173,6 +173,63 @@ async function expectAllIdentical(blocks: BlockStore, written: readonly Written[
   }
 }
 
+/** The part of a CLI volume the scenarios share. */
+interface CliVolume {
+  readonly pool: MemcachedPool;
+  readonly work: string;
+  readonly m: VoldfsMount;
+  /** The source tree's digest, as copied onto the volume. */
+  readonly expected: TreeDigest;
+  fsck(args: string[]): Promise<{ code: number | null; report: FsckJson }>;
+}
+
+/**
+ * Six servers, `voldfs mkfs --erasure 4+2 [--crypt]`, a mount (then unmounted) of a small tree
+ * copied with cp -a.
+ */
+async function cliVolume(crypt: boolean): Promise<CliVolume> {
+  const pool = await startPool();
+  const work = await makeTempDir('erasure-cli');
+  cleanups.push(() => removeTempDir(work));
+  const source = join(work, 'source');
+  await buildSmallTree(source, { files: 80, bigBytes: 3 * 1024 * 1024 + 5 });
+  const expected = await digestTree(source);
+  const env: Record<string, string> = {
+    VOLDFS_DB: 'mc',
+    VOLDFS_MC_SERVERS: pool.serversValue,
+    VOLDFS_MC_TIMEOUT_MS: String(MC_TIMEOUT_MS),
+    VOLDFS_STATE_DIR: join(work, 'state'),
+    VOLDFS_LOG_LEVEL: 'warn',
+  };
+  if (crypt) {
+    const passFile = join(work, 'passphrase');
+    await writeFile(passFile, `${PASSPHRASE}\n`, { mode: 0o600 });
+    env.VOLDFS_PASSPHRASE_FILE = passFile;
+  }
+  const voldfs = async (args: string[]) => {
+    const [cmd, ...pre] = await defaultVoldfsCommand();
+    return run(cmd, [...pre, ...args], { env: { ...process.env, ...env }, timeoutMs: 120_000 });
+  };
+  const mk = await voldfs(['mkfs', '--erasure', '4+2', ...(crypt ? ['--crypt'] : [])]);
+  expect(mk.code, mk.stderr).toBe(0);
+  const m = await mountVoldfs({ env, mountpoint: join(work, 'mnt'), mkfs: false });
+  cleanups.push(() => m.unmount());
+  const cp = await run('cp', ['-a', `${source}/.`, m.dir], { timeoutMs: 240_000 });
+  expect(cp.code, cp.stderr).toBe(0);
+  await m.unmount();
+  return {
+    pool,
+    work,
+    m,
+    expected,
+    fsck: async (args) => {
+      const r = await voldfs(['fsck', '--json', ...args]);
+      if (!r.stdout.trim().startsWith('{')) throw new Error(`voldfs fsck ${args.join(' ')} printed no report (exit ${r.code}): ${r.stderr.slice(-2000)}`);
+      return { code: r.code, report: JSON.parse(r.stdout) as FsckJson };
+    },
+  };
+}
+
 describe('erasure 4+2 through the CLI on six memcached servers: metadata copies, `voldfs fsck --repair`', () => {
   for (const stack of ['erasure 4+2', 'crypt+erasure 4+2'] as const) {
     it(
@@ -180,42 +237,7 @@ describe('erasure 4+2 through the CLI on six memcached servers: metadata copies,
       async () => {
         const { first, second } = randomPairs();
         console.info(`CLI ${stack}: servers ${first.join(',')} killed, then ${second.join(',')} hung`);
-        const pool = await startPool();
-        const work = await makeTempDir('erasure-cli');
-        cleanups.push(() => removeTempDir(work));
-        const source = join(work, 'source');
-        await buildSmallTree(source, { files: 80, bigBytes: 3 * 1024 * 1024 + 5 });
-        const expected = await digestTree(source);
-        const env: Record<string, string> = {
-          VOLDFS_DB: 'mc',
-          VOLDFS_MC_SERVERS: pool.serversValue,
-          VOLDFS_MC_TIMEOUT_MS: String(MC_TIMEOUT_MS),
-          VOLDFS_STATE_DIR: join(work, 'state'),
-          VOLDFS_LOG_LEVEL: 'warn',
-        };
-        const crypt = stack.startsWith('crypt');
-        if (crypt) {
-          const passFile = join(work, 'passphrase');
-          await writeFile(passFile, `${PASSPHRASE}\n`, { mode: 0o600 });
-          env.VOLDFS_PASSPHRASE_FILE = passFile;
-        }
-        const voldfs = async (args: string[], timeoutMs = 120_000) => {
-          const [cmd, ...pre] = await defaultVoldfsCommand();
-          return run(cmd, [...pre, ...args], { env: { ...process.env, ...env }, timeoutMs });
-        };
-        const fsck = async (args: string[]): Promise<{ code: number | null; report: FsckJson }> => {
-          const r = await voldfs(['fsck', '--json', ...args]);
-          if (!r.stdout.trim().startsWith('{')) throw new Error(`voldfs fsck ${args.join(' ')} printed no report (exit ${r.code}): ${r.stderr.slice(-2000)}`);
-          return { code: r.code, report: JSON.parse(r.stdout) as FsckJson };
-        };
-
-        const mk = await voldfs(['mkfs', '--erasure', '4+2', ...(crypt ? ['--crypt'] : [])]);
-        expect(mk.code, mk.stderr).toBe(0);
-        const m = await mountVoldfs({ env, mountpoint: join(work, 'mnt'), mkfs: false });
-        cleanups.push(() => m.unmount());
-        const cp = await run('cp', ['-a', `${source}/.`, m.dir], { timeoutMs: 240_000 });
-        expect(cp.code, cp.stderr).toBe(0);
-        await m.unmount();
+        const { pool, m, fsck, expected } = await cliVolume(stack.startsWith('crypt'));
         const baseline = await itemCounts(pool);
         expect(baseline.every((n) => n > 0), baseline.join(',')).toBe(true);
         const clean = await fsck([]);
@@ -265,6 +287,53 @@ describe('erasure 4+2 through the CLI on six memcached servers: metadata copies,
       SCENARIO_MS,
     );
   }
+
+  it(
+    'erasure 4+2: two servers hung while names change and the mount exits; back with stale records, they are never read; fsck --repair; two others killed: the tree as changed',
+    async () => {
+      const { first, second } = randomPairs();
+      console.info(`CLI stale: servers ${first.join(',')} hung during changes, then ${second.join(',')} killed`);
+      const { pool, m, fsck, expected } = await cliVolume(false);
+      const files = [...expected].filter(([, what]) => what.startsWith('file ')).map(([path]) => path);
+      const [moved, removed] = [files[0], files[1]];
+      await m.remount();
+      await Promise.all(first.map((i) => pool.servers[i].pause()));
+      let changed: TreeDigest;
+      try {
+        // Metadata only (blocks are written whole on every server, so new data waits for them):
+        // new directory, empty files, a symlink, a rename and an unlink.
+        await mkdir(join(m.dir, 'late'));
+        for (let i = 0; i < 20; i++) await writeFile(join(m.dir, 'late', `empty-${i}`), '');
+        await symlink('../late/empty-0', join(m.dir, 'late', 'link'));
+        await rename(join(m.dir, moved), join(m.dir, 'late', 'moved'));
+        await unlink(join(m.dir, removed));
+        changed = await digestTree(m.dir);
+        await m.unmount();
+      } finally {
+        for (const i of first) pool.servers[i].resume();
+      }
+      expect(changed.get('./late/moved')).toBe(expected.get(moved));
+      expect(changed.has(moved) || changed.has(removed)).toBe(false);
+      expect(changed.get('./late/link')).toBe('link ../late/empty-0');
+      // Resumed with their old records: a fresh mount (a new client) must not serve them.
+      await m.remount();
+      expect(digestDiff(changed, await digestTree(m.dir)), `servers ${first.join(',')} resumed with stale records`).toEqual([]);
+      await m.unmount();
+      const repaired = await fsck(['--repair']);
+      expect(repaired.code, JSON.stringify(repaired.report.problems.slice(0, 5))).toBe(0);
+      expect(repaired.report.summary.byKind['store-lost-data']).toBe(1);
+      expect(repaired.report.summary.metadataCopiesRewritten).toBeGreaterThan(0);
+      const again = await fsck([]);
+      expect(again.code, JSON.stringify(again.report.problems.slice(0, 5))).toBe(0);
+      expect(again.report.summary.byKind['metadata-copies'] ?? 0).toBe(0);
+      expect(again.report.summary.byKind['store-lost-data'] ?? 0).toBe(0);
+      await Promise.all(second.map((i) => pool.servers[i].stop('SIGKILL')));
+      await m.remount();
+      expect(digestDiff(changed, await digestTree(m.dir)), `after the repair, servers ${second.join(',')} killed`).toEqual([]);
+      await m.unmount();
+    },
+    SCENARIO_MS,
+  );
 });
 
 /** The part of `voldfs fsck --json` this file reads. */
