@@ -13,7 +13,9 @@
  *    read every file; they restart empty, `voldfs fsck --repair` rewrites fragments and
  *    metadata copies (every server's item count is back to what it was, a second fsck is
  *    clean); two other servers hung (SIGSTOP), a fresh mount reads every file; fsck clean at
- *    the end. Pairs are drawn at random (printed).
+ *    the end. A third scenario hangs two servers while names change and the mount exits: they
+ *    come back with stale records, which a fresh mount must not serve (missed-write markers),
+ *    then fsck --repair, then two others killed. Pairs are drawn at random (printed).
  * Needs `npm run build` (the second describe runs the CLI from dist/).
  */
 import { randomBytes } from 'node:crypto';
