@@ -43,15 +43,19 @@ export class CryptBlockStore implements BlockStore {
     return innerRef.detail === undefined ? { id, length: data.length } : { id, length: data.length, detail: innerRef.detail };
   }
 
-  /** @throws IntegrityError if the block does not authenticate in this context; BlockMissing */
-  async get(ref: BlockRef, context: BlockContext): Promise<Buffer> {
+  /**
+   * `alloc` (memory its owner recycles, see BlockStore.get) receives the plaintext of blocks
+   * opened on the worker pool; blocks opened on the calling thread ignore it.
+   * @throws IntegrityError if the block does not authenticate in this context; BlockMissing
+   */
+  async get(ref: BlockRef, context: BlockContext, alloc?: (bytes: number) => Buffer): Promise<Buffer> {
     const sealed = await this.inner.get(innerRef(ref), context);
     if (sealed.length !== ref.length + AEAD_OVERHEAD) {
       throw new IntegrityError(`block ${ref.id} holds ${sealed.length} encrypted bytes for ${ref.length} plain ones`);
     }
     const aad = blockAad(context, ref.id, ref.length);
     if (!this.offload || ref.length < OFFLOAD_MIN_BYTES) return open(this.key, sealed, aad, `block ${ref.id}`);
-    const plaintext = await this.offload.open(this.key, aad, sealed);
+    const plaintext = await this.offload.open(this.key, aad, sealed, alloc);
     if (!plaintext) throw authenticationFailed(`block ${ref.id}`);
     return plaintext;
   }

@@ -98,8 +98,13 @@ export class ErasureBlockStore implements BlockStore {
     return { id, length: data.length, detail };
   }
 
-  /** @throws BlockMissing, IntegrityError, StoreUnavailable/StoreTimeout when too few fragments remain */
-  async get(ref: BlockRef, context: BlockContext): Promise<Buffer> {
+  /**
+   * A healthy striped read fetches the k data fragments straight into one buffer (through the
+   * inner store's `alloc`, one copy out of stores that offer it): `alloc`'s memory when given,
+   * else a scratch buffer of the pool, handed over to crypt above.
+   * @throws BlockMissing, IntegrityError, StoreUnavailable/StoreTimeout when too few fragments remain
+   */
+  async get(ref: BlockRef, context: BlockContext, alloc?: (bytes: number) => Buffer): Promise<Buffer> {
     const detail = parseDetail(ref, this.codec);
     if (detail.layout === 'copies') {
       const seen: Fetched[] = [];
@@ -111,8 +116,21 @@ export class ErasureBlockStore implements BlockStore {
       throw unreadable(ref, seen, 1);
     }
     const { k, m } = this.codec;
-    const fetched = await Promise.all(range(0, k).map((i) => this.fetch(ref, detail, i, context)));
-    if (fetched.every((f) => f.state === 'ok')) return this.join(fetched.map((f) => (f as { bytes: Buffer }).bytes), ref.length);
+    const size = detail.fragmentBytes;
+    const joined = this.joinBuffer(k * size, alloc);
+    const into = (i: number) =>
+      joined && ((bytes: number) => (bytes === size ? joined.subarray(i * size, (i + 1) * size) : Buffer.allocUnsafe(bytes)));
+    const fetched = await Promise.all(range(0, k).map((i) => this.fetch(ref, detail, i, context, into(i))));
+    if (fetched.every((f) => f.state === 'ok')) {
+      const fragments = fetched.map((f) => (f as { bytes: Buffer }).bytes);
+      if (!joined) return Buffer.concat(fragments).subarray(0, ref.length);
+      // Stores without getValueInto return their own buffers: copy those in.
+      fragments.forEach((f, i) => {
+        if (f.buffer !== joined.buffer || f.byteOffset !== joined.byteOffset + i * size) f.copy(joined, i * size);
+      });
+      const data = joined.subarray(0, ref.length);
+      return alloc || !this.offload ? data : this.offload.handOver(data);
+    }
     fetched.push(...(await Promise.all(range(k, k + m).map((i) => this.fetch(ref, detail, i, context)))));
     const targets = range(0, k).filter((i) => fetched[i].state !== 'ok');
     const { data } = await this.decode(ref, detail, fetched, targets);
@@ -193,16 +211,10 @@ export class ErasureBlockStore implements BlockStore {
     return Math.max(alignment, Math.ceil(Math.ceil(length / k) / alignment) * alignment);
   }
 
-  /**
-   * The first `length` bytes of the data fragments, back to back. With a pool they go into one
-   * of its scratch buffers, handed over so that crypt above sends it to a worker without a copy.
-   */
-  private join(fragments: Buffer[], length: number): Buffer {
-    if (!this.offload || length < OFFLOAD_MIN_BYTES) return Buffer.concat(fragments).subarray(0, length);
-    const joined = this.offload.scratch(length);
-    let at = 0;
-    for (const f of fragments) at += f.copy(joined, at, 0, Math.min(f.length, length - at));
-    return this.offload.handOver(joined);
+  /** Memory for the data fragments of a healthy read, or undefined to concatenate them after. */
+  private joinBuffer(bytes: number, alloc?: (bytes: number) => Buffer): Buffer | undefined {
+    if (alloc) return alloc(bytes);
+    return this.offload && bytes >= OFFLOAD_MIN_BYTES ? this.offload.scratch(bytes) : undefined;
   }
 
   /** Rebuilds fragments `targets` from the intact ones among `fetched` and verifies them. */
@@ -238,9 +250,15 @@ export class ErasureBlockStore implements BlockStore {
     return this.inner.idInDomain(defaultId(id, i), (start + i) % domains);
   }
 
-  private async fetch(ref: BlockRef, detail: ErasureDetail, i: number, context: BlockContext): Promise<Fetched> {
+  private async fetch(
+    ref: BlockRef,
+    detail: ErasureDetail,
+    i: number,
+    context: BlockContext,
+    alloc?: (bytes: number) => Buffer,
+  ): Promise<Fetched> {
     try {
-      const bytes = await this.inner.get(fragmentRef(ref, detail, i), context);
+      const bytes = await this.inner.get(fragmentRef(ref, detail, i), context, alloc);
       return checksumMatches(detail.sums, i, bytes) ? { state: 'ok', bytes } : { state: 'corrupt' };
     } catch (err) {
       if (err instanceof BlockMissing) return { state: 'missing' };

@@ -38,6 +38,7 @@ interface Reply {
   readonly input?: ArrayBuffer;
   readonly output?: ArrayBuffer;
   readonly outputLength?: number;
+  readonly outputOffset?: number;
   readonly sums?: Uint8Array;
   readonly failed?: boolean;
   readonly error?: string;
@@ -115,12 +116,20 @@ export class OffloadPool {
 
   /**
    * AES-256-GCM opening as aead.ts `open`; undefined when the message does not authenticate.
-   * `sealed` is detached if it was handed over.
+   * `sealed` is detached if it was handed over. With `alloc` the plaintext is copied into its
+   * memory (which its owner recycles) and the pool keeps the memory it travelled in.
    * @throws Error when the worker fails
    */
-  async open(key: KeyObject, aad: Buffer, sealed: Buffer): Promise<Buffer | undefined> {
+  async open(key: KeyObject, aad: Buffer, sealed: Buffer, alloc?: (bytes: number) => Buffer): Promise<Buffer | undefined> {
     const reply = await this.run({ op: 'open', key, aad }, sealed);
-    return reply.failed ? undefined : Buffer.from(outputOf(reply));
+    if (reply.failed) return undefined;
+    const output = outputOf(reply);
+    const plaintext = Buffer.from(output, reply.outputOffset ?? 0, reply.outputLength);
+    if (!alloc) return plaintext;
+    const out = alloc(plaintext.length);
+    plaintext.copy(out);
+    this.recycle(output);
+    return out;
   }
 
   /**

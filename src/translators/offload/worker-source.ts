@@ -10,7 +10,9 @@
  * (so the pool can reuse it) together with a freshly allocated `output` ArrayBuffer:
  *   seal   { key, aad, capacity } -> output = nonce (12) || ciphertext || tag (16) (aead.ts format),
  *                                    `outputLength` bytes at the front of a `capacity`-byte buffer
- *   open   { key, aad }           -> output = plaintext, or `failed: true` when it does not authenticate
+ *   open   { key, aad }           -> plaintext written over the input from `offset` on, which comes
+ *                                    back as `output` (`outputLength` bytes at `outputOffset`); `failed: true` (and
+ *                                    no output) when it does not authenticate
  *   encode { k, m, size }         -> output = k data fragments (zero padded) || m parity fragments,
  *                                    each `size` bytes; sums = XXH64 of each fragment, 8 bytes BE.
  *                                    When `input` starts at offset 0 and has room for all of that,
@@ -27,14 +29,6 @@ const rs = require(workerData.reedSolomon);
 const NONCE = 12;
 const TAG = 16;
 const contexts = new Map();
-
-// A Buffer that owns its whole ArrayBuffer, so it can be transferred; copies only if needed.
-function owned(buf) {
-  if (buf.byteOffset === 0 && buf.buffer.byteLength === buf.length) return buf;
-  const out = Buffer.allocUnsafeSlow(buf.length);
-  buf.copy(out);
-  return out;
-}
 
 function seal(t, input) {
   const nonce = crypto.randomBytes(NONCE);
@@ -53,14 +47,16 @@ function open(t, input) {
   const decipher = crypto.createDecipheriv('aes-256-gcm', t.key, input.subarray(0, NONCE), { authTagLength: TAG });
   decipher.setAAD(t.aad);
   decipher.setAuthTag(input.subarray(input.length - TAG));
-  const plain = owned(decipher.update(input.subarray(NONCE, input.length - TAG)));
+  const plain = decipher.update(input.subarray(NONCE, input.length - TAG));
   try {
     decipher.final();
   } catch {
     plain.fill(0);
     return { failed: true };
   }
-  return { output: plain.buffer };
+  // Over the ciphertext, so the plaintext goes back in memory the main thread already has.
+  plain.copy(input, 0);
+  return { inPlace: true, output: t.input, outputOffset: t.offset, outputLength: plain.length };
 }
 
 function encode(t, input) {
@@ -94,11 +90,11 @@ parentPort.on('message', (t) => {
     .then(() => OPS[t.op](t, input))
     .then(
       (result) => {
-        // Encoded in place: the input is the output, sent back once.
+        // Done in place: the input is the output, sent back once.
         const back = result.inPlace ? undefined : t.input;
         const transfer = back ? [back] : [];
         if (result.output) transfer.push(result.output);
-        parentPort.postMessage({ id: t.id, input: back, output: result.output, outputLength: result.outputLength, sums: result.sums, failed: result.failed }, transfer);
+        parentPort.postMessage({ id: t.id, input: back, output: result.output, outputLength: result.outputLength, outputOffset: result.outputOffset, sums: result.sums, failed: result.failed }, transfer);
       },
       (err) => parentPort.postMessage({ id: t.id, error: String((err && err.message) || err) }),
     );

@@ -143,6 +143,30 @@ describe('block stacks with and without the pool', () => {
     });
   }
 
+  for (const kind of ['erasure', 'crypt+erasure'] as const) {
+    it(`${kind}: a read given memory returns the block in it, healthy or rebuilt from parity`, async () => {
+      const { keyring, crypt } = await keys();
+      const store = new MemoryStore({ maxValueBytes: 2 * MiB });
+      const settings: TranslatorSettings = { erasure: ERASURE_4_2, ...(kind === 'crypt+erasure' ? { crypt } : {}) };
+      const blocks = buildBlockStack(settings, settings.crypt ? keyring : undefined, store, BLOCK_PREFIX, pool());
+      const data = bytes(MiB, 8);
+      const ref = await blocks.put('r', data, context());
+      const given: Buffer[] = [];
+      const alloc = (n: number) => {
+        const b = Buffer.alloc(n);
+        given.push(b);
+        return b;
+      };
+      const read = await blocks.get(ref, context(), alloc);
+      expect(read.equals(data)).toBe(true);
+      expect(given).toHaveLength(1);
+      expect(read.buffer).toBe(given[0].buffer);
+      const fragment1 = Object.keys(await fingerprint(store)).sort()[1];
+      await store.delete(fragment1);
+      expect((await blocks.get(ref, context(), alloc)).equals(data)).toBe(true);
+    });
+  }
+
   it('crypt+erasure with the pool: a tampered ciphertext is an IntegrityError, a lost fragment is rebuilt', async () => {
     const { keyring, crypt } = await keys();
     const store = new MemoryStore({ maxValueBytes: 2 * MiB });
