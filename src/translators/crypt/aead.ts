@@ -5,12 +5,14 @@ import { IntegrityError } from '../../backends/errors.js';
  * AES-256-GCM sealing with a fresh random 96-bit nonce per message. A sealed message is
  * `nonce (12) || ciphertext (same length as plaintext) || tag (16)`.
  *
- * node:crypto rather than WebCrypto, by measurement on this project's 2-core machine (1 MiB
- * messages): node:crypto seals at ~1.8-1.9 GB/s and opens at ~3.0 GB/s, costing the event loop
- * ~0.55 ms and ~0.35 ms per MiB; WebCrypto's subtle.encrypt/decrypt reach only 1.1-1.3 GB/s
- * (1.9 GB/s with 4 in flight on both cores) and still spend 0.14-0.45 ms per MiB on the main
- * thread copying buffers, so moving the cipher to the threadpool buys little and costs
- * throughput.
+ * These run on the calling thread: crypt uses them for blocks under 64 KiB and for metadata
+ * records; larger blocks go to the translators' worker pool (../offload), which runs the same
+ * node:crypto code there. Measured with scripts/bench-offload.ts on this 2-core machine under
+ * load (1 MiB messages, 16 in flight), main-thread CPU per MiB sealed / opened:
+ * node:crypto on the event loop 0.61-0.74 / 0.43 ms, WebCrypto's subtle.encrypt/decrypt (libuv
+ * threadpool) 0.41-0.47 / 0.31-0.33 ms (it still copies input and output on the main thread, and
+ * sealing needs one more copy to put the nonce in front), worker pool 0.18-0.25 / 0.18-0.21 ms.
+ * Throughput was alike (0.6-1.2 GB/s); so node:crypto on workers.
  */
 
 /** Bytes of the random nonce at the front of a sealed message. */
