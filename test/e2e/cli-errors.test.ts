@@ -138,6 +138,12 @@ describe('a store that cannot be reached at mount time', () => {
     expect(stderr).toMatch(/correct VOLDFS_HTTP_URLS/);
   });
 
+  it('memcached: every server of the pool down names a server, the reason and VOLDFS_MC_SERVERS', async () => {
+    const servers = refused.map((p) => `127.0.0.1:${p}`).join(',');
+    const stderr = await mountFails('memcached', { VOLDFS_DB: 'mc', VOLDFS_MC_SERVERS: servers }, 15_000);
+    expect(stderr).toMatch(/voldfs: cannot connect to memcached at 127\.0\.0\.1:\d+: ECONNREFUSED.*VOLDFS_MC_SERVERS/);
+  });
+
   it('a server that accepts but never answers fails the mount after the time limit, saying so', async () => {
     const redis = await mountFails('silent-redis', { VOLDFS_DB: 'redis', VOLDFS_REDIS_URL: `redis://127.0.0.1:${silentPort}`, VOLDFS_REDIS_TIMEOUT_MS: '1000' }, 15_000);
     expect(redis).toMatch(/cannot open the Redis store: .* is unavailable .*no answer within \d+ ms.*VOLDFS_REDIS_URL/);
