@@ -100,6 +100,14 @@ export class FileData {
     return fetch;
   }
 
+  /**
+   * Uninitialised memory for a chunk being written. Recycled memory when possible: once stored,
+   * a chunk's bytes become its cached block, whose memory the cache recycles on eviction.
+   */
+  chunkBuffer(bytes: number): Buffer {
+    return this.pool.take(bytes);
+  }
+
   /** A block's bytes if they are cached, without waiting; the rule of {@link readBlock} applies. */
   cachedBlock(ref: BlockRef, ino: number, chunkIndex: number): Buffer | undefined {
     return this.blockCache.get(cacheKey(ref, ino, chunkIndex));

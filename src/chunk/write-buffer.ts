@@ -97,7 +97,7 @@ export class WriteBuffer {
       while (this.inflight.has(index)) await this.inflight.get(index);
       let chunk = this.dirty.get(index);
       if (!chunk) {
-        chunk = new DirtyChunk(Buffer.allocUnsafe(size));
+        chunk = new DirtyChunk(this.data.chunkBuffer(size));
         this.dirty.set(index, chunk);
       }
       bytes.copy(chunk.bytes, within, done, done + n);

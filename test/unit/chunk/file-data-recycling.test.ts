@@ -7,6 +7,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { MemoryStore } from '../../../src/backends/memory/index.js';
 import { FileData } from '../../../src/chunk/file-data.js';
+import { WriteBuffer } from '../../../src/chunk/write-buffer.js';
 import { RecordCache } from '../../../src/cas/record-cache.js';
 import { RawBlockStore } from '../../../src/translators/raw-block-store.js';
 
@@ -82,6 +83,21 @@ describe('FileData with recycled block memory', () => {
     expect((await readChunk(data, 0))?.equals(cut)).toBe(true);
     expect((await readChunk(data, 3))?.equals(Buffer.alloc(CHUNK, 0x13))).toBe(true);
     expect((await readChunk(data, 0))?.equals(cut)).toBe(true);
+  });
+
+  it('chunks written through the write buffer, in recycled memory, read back after evictions and rewrites', async () => {
+    const data = makeFileData(new MemoryStore());
+    const buffer = new WriteBuffer(data, INO);
+    const content = (round: number, c: number) => Buffer.alloc(CHUNK, (round * 31 + c) & 0xff);
+    for (let round = 0; round < 4; round++) {
+      for (let c = 0; c < CHUNKS; c++) await buffer.write(c * CHUNK, content(round, c));
+      await buffer.flush();
+      await macrotask();
+      for (let c = CHUNKS - 1; c >= 0; c--) {
+        expect((await readChunk(data, c))?.equals(content(round, c)), `round ${round} chunk ${c}`).toBe(true);
+        await macrotask();
+      }
+    }
   });
 
   it('reads back what the model holds through evictions, rewrites and concurrent reads', async () => {
