@@ -9,10 +9,10 @@ import { IntegrityError } from '../../backends/errors.js';
  * records; larger blocks go to the translators' worker pool (../offload), which runs the same
  * node:crypto code there. Measured with scripts/bench-offload.ts on this 2-core machine under
  * load (1 MiB messages, 16 in flight), main-thread CPU per MiB sealed / opened:
- * node:crypto on the event loop 0.61-0.74 / 0.43 ms, WebCrypto's subtle.encrypt/decrypt (libuv
- * threadpool) 0.41-0.47 / 0.31-0.33 ms (it still copies input and output on the main thread, and
- * sealing needs one more copy to put the nonce in front), worker pool 0.18-0.25 / 0.18-0.21 ms.
- * Throughput was alike (0.6-1.2 GB/s); so node:crypto on workers.
+ * node:crypto on the event loop 0.45-0.74 / 0.35-0.43 ms, WebCrypto's subtle.encrypt/decrypt
+ * (libuv threadpool) 0.35-0.47 / 0.31-0.33 ms (it still copies input and output on the main
+ * thread, and sealing needs one more copy to put the nonce in front), worker pool 0.18-0.27 /
+ * 0.18-0.21 ms. Throughput was alike (0.6-2.9 GB/s); so node:crypto on workers.
  */
 
 /** Bytes of the random nonce at the front of a sealed message. */
