@@ -97,6 +97,13 @@ export interface StoreCapabilities {
   /** Largest number of ops + checks one commit takes (etcd: 128 by default). */
   readonly maxCommitOps: number;
   readonly placement: Placement;
+  /**
+   * True when the store keeps no reference to a value once {@link KvStore.put} has resolved
+   * (LMDB: written to its map), so the caller may reuse that memory. Absent or false: the store
+   * may hold on to the caller's buffer (MemoryStore keeps it), which must then never change.
+   * A put that rejects may still hold the value either way.
+   */
+  readonly putReleasesValue?: boolean;
 }
 
 export interface KvStore {

@@ -49,6 +49,11 @@ export class RawBlockStore implements BlockStore {
     return this.store.capabilities.placement.domains;
   }
 
+  /** True when the bytes given to {@link put} are unreferenced once it resolves (see StoreCapabilities). */
+  get releasesPutData(): boolean {
+    return this.store.capabilities.putReleasesValue === true;
+  }
+
   /**
    * A block id derived from `id` whose record lands on failure domain `domain`, so erasure can
    * spread fragments. Deterministic for a given store layout.

@@ -71,6 +71,8 @@ export class LmdbStore implements KvStore {
     atomicCommit: true,
     maxCommitOps: MAX_COMMIT_OPS,
     placement: SINGLE_DOMAIN,
+    // A resolved write has been committed into the map, which no longer needs the buffer.
+    putReleasesValue: true,
   });
   private closed = false;
 

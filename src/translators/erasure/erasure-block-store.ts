@@ -14,6 +14,11 @@ export interface FragmentStore extends BlockStore {
   idInDomain(id: string, domain: number): string;
   /** Unconditional overwrite, for rewriting a corrupt fragment with its original bytes. */
   replace(id: string, data: Buffer): Promise<void>;
+  /**
+   * True when the store keeps no reference to the bytes given to `put` once it resolves, so
+   * erasure may give a stripe's memory back to the worker pool. Absent: never reused.
+   */
+  readonly releasesPutData?: boolean;
 }
 
 export interface ErasureOptions {
@@ -76,10 +81,14 @@ export class ErasureBlockStore implements BlockStore {
   async put(id: string, data: Buffer, context: BlockContext): Promise<BlockRef> {
     if (data.length > this.maxBlockBytes) throw new ValueTooLarge(id, data.length, this.maxBlockBytes);
     const copies = data.length < this.replicateBelow;
-    const { fragments, sums } = copies ? this.copiesOf(data) : await this.stripe(data);
+    const { fragments, sums, pooled } = copies ? this.copiesOf(data) : await this.stripe(data);
     const ids = fragments.map((_, i) => this.placedId(id, i));
     const results = await Promise.allSettled(fragments.map((f, i) => this.inner.put(ids[i], f, context)));
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    // Every put resolved, so a store that releases its values holds none of the stripe: its
+    // memory goes back to the pool, sparing the next block a fresh 1.5 MiB (and the main
+    // thread the garbage collection). A failed put may still hold its fragment: never reused.
+    if (!failed && pooled && this.offload && this.inner.releasesPutData === true) this.offload.release(pooled);
     if (failed) {
       // Leave no partial block behind; what cannot be deleted now is garbage for fsck.
       await Promise.allSettled(
@@ -183,19 +192,22 @@ export class ErasureBlockStore implements BlockStore {
     return { ...health, repaired: broken.length };
   }
 
-  private copiesOf(data: Buffer): { fragments: Buffer[]; sums: Buffer } {
+  private copiesOf(data: Buffer): { fragments: Buffer[]; sums: Buffer; pooled?: Buffer } {
     const count = this.codec.m + 1;
     return { fragments: new Array<Buffer>(count).fill(data), sums: Buffer.concat(new Array<Buffer>(count).fill(checksumAll([data]))) };
   }
 
-  /** k data fragments of `data` (the last zero padded) and m parity fragments, with their checksums. */
-  private async stripe(data: Buffer): Promise<{ fragments: Buffer[]; sums: Buffer }> {
+  /**
+   * k data fragments of `data` (the last zero padded) and m parity fragments, with their
+   * checksums; `pooled` is the stripe when the worker pool made it (its memory may go back).
+   */
+  private async stripe(data: Buffer): Promise<{ fragments: Buffer[]; sums: Buffer; pooled?: Buffer }> {
     const { k, m } = this.codec;
     const size = this.fragmentBytes(data.length);
     const cut = (buffer: Buffer, count: number) => range(0, count).map((i) => buffer.subarray(i * size, (i + 1) * size));
     if (this.offload && this.codec.id === RONOMON_CODEC_ID && data.length >= OFFLOAD_MIN_BYTES) {
       const { stripe, sums } = await this.offload.encode(k, m, size, data);
-      return { fragments: cut(stripe, k + m), sums };
+      return { fragments: cut(stripe, k + m), sums, pooled: stripe };
     }
     const stripe = data.length === k * size ? data : Buffer.alloc(k * size);
     if (stripe !== data) data.copy(stripe);

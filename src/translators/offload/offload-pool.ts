@@ -97,20 +97,39 @@ export class OffloadPool {
     this.capacityFor = capacity;
   }
 
-  /** A buffer of `bytes` bytes (contents undefined) from the reuse list when one fits. */
+  /**
+   * A buffer of `bytes` bytes (contents undefined) from the reuse list when one fits: the
+   * smallest that does (a 1 MiB copy must not take the 1.5 MiB a stripe needs next), of those
+   * the most recently returned (its pages are the likeliest to be in cache).
+   */
   scratch(bytes: number): Buffer {
-    const i = this.free.findIndex((b) => b.byteLength >= bytes && b.byteLength <= 2 * bytes + OFFLOAD_MIN_BYTES);
+    let i = -1;
+    for (let j = this.free.length - 1; j >= 0; j--) {
+      const size = this.free[j].byteLength;
+      if (size >= bytes && size <= 2 * bytes + OFFLOAD_MIN_BYTES && (i < 0 || size < this.free[i].byteLength)) i = j;
+    }
     const buffer = i >= 0 ? this.free.splice(i, 1)[0] : Buffer.allocUnsafeSlow(bytes).buffer;
     return Buffer.from(buffer, 0, bytes);
   }
 
   /**
-   * AES-256-GCM sealing as aead.ts `seal`, same format. The result is handed over.
+   * Gives back memory this pool made (a stripe from {@link encode}, a sealed block) once nothing
+   * references it any more: later work reuses it. The caller must be sure of that; bytes still
+   * being written to a store would be overwritten.
+   */
+  release(buffer: Buffer): void {
+    if (buffer.buffer instanceof ArrayBuffer) this.recycle(buffer.buffer);
+  }
+
+  /**
+   * AES-256-GCM sealing as aead.ts `seal`, same format. The result is handed over; it is
+   * written into a scratch buffer of the reserved capacity sent along.
    * @throws Error when the worker fails
    */
   async seal(key: KeyObject, aad: Buffer, plaintext: Buffer): Promise<Buffer> {
     const capacity = this.capacityFor(plaintext.length + AEAD_OVERHEAD);
-    const reply = await this.run({ op: 'seal', key, aad, capacity }, plaintext);
+    const out = this.scratch(Math.max(capacity, plaintext.length + AEAD_OVERHEAD)).buffer as ArrayBuffer;
+    const reply = await this.run({ op: 'seal', key, aad, capacity, out }, plaintext, [out]);
     return this.handOver(Buffer.from(outputOf(reply), 0, reply.outputLength));
   }
 
@@ -147,7 +166,7 @@ export class OffloadPool {
   }
 
   /** Sends `data` to a worker: transferred if handed over, else copied into a scratch buffer. */
-  private async run(task: Record<string, unknown>, data: Buffer): Promise<Reply> {
+  private async run(task: Record<string, unknown>, data: Buffer, transfer: ArrayBuffer[] = []): Promise<Reply> {
     let input: Buffer;
     if (this.handedOver.has(data) && data.buffer instanceof ArrayBuffer) {
       input = data;
@@ -162,7 +181,7 @@ export class OffloadPool {
       if (slot.pending.size === 1) slot.worker.ref();
       clearTimeout(slot.idle);
       const buffer = input.buffer as ArrayBuffer;
-      slot.worker.postMessage({ ...task, id, input: buffer, offset: input.byteOffset, length: input.length }, [buffer]);
+      slot.worker.postMessage({ ...task, id, input: buffer, offset: input.byteOffset, length: input.length }, [buffer, ...transfer]);
     });
     if (reply.input) this.recycle(reply.input);
     if (reply.error !== undefined) throw new Error(`translator worker failed: ${reply.error}`);

@@ -8,8 +8,9 @@
  * Protocol: each message is one task `{ id, op, ... , input, offset, length }` where `input` is
  * an ArrayBuffer transferred to the worker; the reply `{ id, input, ... }` transfers `input` back
  * (so the pool can reuse it) together with a freshly allocated `output` ArrayBuffer:
- *   seal   { key, aad, capacity } -> output = nonce (12) || ciphertext || tag (16) (aead.ts format),
- *                                    `outputLength` bytes at the front of a `capacity`-byte buffer
+ *   seal   { key, aad, capacity, out } -> output = nonce (12) || ciphertext || tag (16) (aead.ts
+ *                                    format), `outputLength` bytes at the front of `out` (a transferred
+ *                                    ArrayBuffer, reused when it holds `capacity` bytes) or of a new one
  *   open   { key, aad }           -> plaintext written over the input from `offset` on, which comes
  *                                    back as `output` (`outputLength` bytes at `outputOffset`); `failed: true` (and
  *                                    no output) when it does not authenticate
@@ -35,11 +36,13 @@ function seal(t, input) {
   const cipher = crypto.createCipheriv('aes-256-gcm', t.key, nonce, { authTagLength: TAG });
   cipher.setAAD(t.aad);
   const length = input.length + NONCE + TAG;
-  const out = Buffer.allocUnsafeSlow(Math.max(length, t.capacity || 0));
+  const room = Math.max(length, t.capacity || 0);
+  const out = t.out && t.out.byteLength >= room ? Buffer.from(t.out, 0, room) : Buffer.allocUnsafeSlow(room);
   nonce.copy(out, 0);
   let at = NONCE + cipher.update(input).copy(out, NONCE);
   at += cipher.final().copy(out, at);
   cipher.getAuthTag().copy(out, at);
+  // A scratch buffer sent along but too small is dropped.
   return { output: out.buffer, outputLength: length };
 }
 

@@ -1,7 +1,9 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { IntegrityError } from '../../../src/backends/errors.js';
+import type { KvStore } from '../../../src/backends/kv-store.js';
 import { MemoryStore } from '../../../src/backends/memory/index.js';
+import type { BlockRef, BlockStore } from '../../../src/translators/block-store.js';
 import { open, seal } from '../../../src/translators/crypt/aead.js';
 import { createKeyring } from '../../../src/translators/crypt/keyring.js';
 import { checksumAll } from '../../../src/translators/erasure/checksum.js';
@@ -180,4 +182,62 @@ describe('block stacks with and without the pool', () => {
     await expect(blocks.get(ref, context({ ino: 43 }))).rejects.toThrow(IntegrityError);
     await expect(blocks.get(ref, context({ ino: 43 }))).rejects.toThrow(/failed authentication/);
   });
+});
+
+/**
+ * A MemoryStore wrapper that watches the buffers given to put. Each put holds the caller's
+ * buffer for 1-13 ms, as a store writing it out would, then compares it with a copy taken at
+ * the call. With `releases` it declares `putReleasesValue` and stores the copy (the caller may
+ * reuse its buffer once put resolves); without, it keeps the caller's buffer for good, and
+ * `changed()` also compares every buffer it kept.
+ */
+function watchingStore(releases: boolean): { store: KvStore; changed: () => string[] } {
+  const target = new MemoryStore({ maxValueBytes: 2 * MiB });
+  const seen: string[] = [];
+  const kept: { key: string; value: Buffer; copy: Buffer }[] = [];
+  let puts = 0;
+  const put: KvStore['put'] = async (key, value, condition) => {
+    const copy = Buffer.from(value);
+    await sleep(1 + (puts++ % 5) * 3);
+    if (!value.equals(copy)) seen.push(key);
+    if (!releases) kept.push({ key, value, copy });
+    return target.put(key, copy, condition);
+  };
+  const store = new Proxy(target, {
+    get(t, name) {
+      if (name === 'capabilities') return { ...t.capabilities, putReleasesValue: releases };
+      if (name === 'put') return put;
+      const value: unknown = Reflect.get(t, name, t);
+      return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(t) : value;
+    },
+  });
+  const changed = () => [...seen, ...kept.filter((k) => !k.value.equals(k.copy)).map((k) => k.key)];
+  return { store, changed };
+}
+
+/** Writes `count` 1 MiB blocks, three at a time, and reads each back. */
+async function writeInLanes(blocks: BlockStore, count: number): Promise<void> {
+  const refs: { ref: BlockRef; seed: number }[] = [];
+  let next = 0;
+  const lane = async () => {
+    for (let seed = next++; seed < count; seed = next++) refs.push({ ref: await blocks.put(`l${seed}`, bytes(MiB, seed), context()), seed });
+  };
+  await Promise.all([lane(), lane(), lane()]);
+  for (const { ref, seed } of refs) expect((await blocks.get(ref, context())).equals(bytes(MiB, seed)), `block ${seed}`).toBe(true);
+}
+
+describe('reuse of stripe memory', () => {
+  for (const releases of [true, false]) {
+    it(`reuses a stripe's memory ${releases ? 'only once every put of it resolved, on a store that releases values' : 'never, on a store that may keep it'}`, async () => {
+      const { keyring, crypt } = await keys();
+      const { store, changed } = watchingStore(releases);
+      const p = pool();
+      const release = vi.spyOn(p, 'release');
+      const blocks = buildBlockStack({ crypt, erasure: ERASURE_4_2 }, keyring, store, BLOCK_PREFIX, p);
+      await writeInLanes(blocks, 16);
+      expect(changed()).toEqual([]);
+      // Where allowed, every stripe's memory went back to the pool for later blocks.
+      expect(release).toHaveBeenCalledTimes(releases ? 16 : 0);
+    });
+  }
 });
