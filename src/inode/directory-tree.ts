@@ -123,7 +123,7 @@ export class DirectoryTree {
    */
   async hiddenOnly(tx: Transaction, dirIno: number): Promise<DirEntry[] | undefined> {
     const hidden: DirEntry[] = [];
-    for (const node of await this.allNodes(tx, dirIno)) {
+    for (const node of await readTreeNodes(tx, this.keys, dirIno)) {
       if (node.node.kind !== 'leaf') continue;
       for (const [name, entry] of Object.entries(node.node.entries)) {
         if (!isHiddenName(name)) return undefined;
@@ -135,26 +135,7 @@ export class DirectoryTree {
 
   /** Stages the deletion of every node of an (empty) directory. */
   async destroy(tx: Transaction, dirIno: number): Promise<void> {
-    for (const { key } of await this.allNodes(tx, dirIno)) tx.remove(key);
-  }
-
-  private async allNodes(tx: Transaction, dirIno: number): Promise<{ key: string; node: DirNode }[]> {
-    const out: { key: string; node: DirNode }[] = [];
-    let level = [this.keys.dirNode(dirIno, 'r')];
-    while (level.length > 0) {
-      const found = await tx.readMany(level);
-      const next: string[] = [];
-      found.forEach((bytes, i) => {
-        if (!bytes) return;
-        const node = decodeRecord<DirNode>(level[i], bytes);
-        out.push({ key: level[i], node });
-        if (node.kind === 'split') {
-          for (let c = 0; c < node.fanout; c++) next.push(this.keys.dirNode(dirIno, `${node.nonce}.${c}`));
-        }
-      });
-      level = next;
-    }
-    return out;
+    for (const { key } of await readTreeNodes(tx, this.keys, dirIno)) tx.remove(key);
   }
 
   private async findLeaf(tx: Transaction, dirIno: number, name: string): Promise<LeafAt> {
@@ -192,4 +173,36 @@ export class DirectoryTree {
     });
     tx.write(leaf.key, encodeRecord({ kind: 'split', nonce, fanout: FANOUT, depth: leaf.depth } satisfies DirNode));
   }
+}
+
+/** A node of a directory's tree and the key it is stored under. */
+export interface TreeNodeAt {
+  readonly key: string;
+  readonly node: DirNode;
+}
+
+/**
+ * Deepest tree {@link readTreeNodes} walks: far beyond any real directory (64-way splits), it
+ * only stops a corrupt tree whose splits point back at themselves.
+ */
+const MAX_TREE_DEPTH = 16;
+
+/** Every node of directory `dirIno`'s tree reachable from its root, read inside `tx`, level by level. */
+export async function readTreeNodes(tx: Transaction, keys: Pick<VolumeKeys, 'dirNode'>, dirIno: number): Promise<TreeNodeAt[]> {
+  const out: TreeNodeAt[] = [];
+  let level = [keys.dirNode(dirIno, 'r')];
+  for (let depth = 0; level.length > 0 && depth < MAX_TREE_DEPTH; depth++) {
+    const found = await tx.readMany(level);
+    const next: string[] = [];
+    found.forEach((bytes, i) => {
+      if (!bytes) return;
+      const node = decodeRecord<DirNode>(level[i], bytes);
+      out.push({ key: level[i], node });
+      if (node.kind === 'split') {
+        for (let c = 0; c < node.fanout; c++) next.push(keys.dirNode(dirIno, `${node.nonce}.${c}`));
+      }
+    });
+    level = next;
+  }
+  return out;
 }

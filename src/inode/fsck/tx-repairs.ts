@@ -14,6 +14,7 @@ import {
   type InodeRecord,
 } from '../records.js';
 import type { FsckContext } from './context.js';
+import { readTreeNodes, type TreeNodeAt } from '../directory-tree.js';
 
 /**
  * Repairs of metadata, each one transaction that re-reads what the check saw and changes
@@ -40,23 +41,8 @@ function writeInode(ctx: FsckContext, tx: Transaction, ino: number, record: Inod
 }
 
 /** Every node of a directory's tree reachable from its root, read inside `tx`. */
-export async function treeNodes(ctx: FsckContext, tx: Transaction, dirIno: number): Promise<{ key: string; node: DirNode }[]> {
-  const out: { key: string; node: DirNode }[] = [];
-  let level = [ctx.target.keys.dirNode(dirIno, 'r')];
-  for (let depth = 0; level.length > 0 && depth < 16; depth++) {
-    const found = await tx.readMany(level);
-    const next: string[] = [];
-    found.forEach((bytes, i) => {
-      if (!bytes) return;
-      const node = decodeRecord<DirNode>(level[i], bytes);
-      out.push({ key: level[i], node });
-      if (node.kind === 'split') {
-        for (let c = 0; c < node.fanout; c++) next.push(ctx.target.keys.dirNode(dirIno, `${node.nonce}.${c}`));
-      }
-    });
-    level = next;
-  }
-  return out;
+export function treeNodes(ctx: FsckContext, tx: Transaction, dirIno: number): Promise<TreeNodeAt[]> {
+  return readTreeNodes(tx, ctx.target.keys, dirIno);
 }
 
 /** Removes `dir/name` if it still names `ino` and `stillWrong` holds within the transaction. */
