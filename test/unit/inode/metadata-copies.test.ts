@@ -102,6 +102,18 @@ describe('a volume with metadata copies (erasure 4+2 on six domains)', () => {
     expect((err as Error).message).toMatch(/3 copies of its metadata.*VOLDFS_MC_SERVERS/);
   });
 
+  it('a volume keeping 3 copies opened on a pool of 2 servers is refused with a message naming the fix', async () => {
+    const { data, open } = pool();
+    const fx = await VolumeFixture.create({ ...open(), translators: { crypt: false, erasure: { k: 4, m: 2 } } });
+    await fx.close();
+    // The same records seen through a pool that lists only two of the six servers.
+    const two = new MemoryStore({ data, domains: 2, maxValueBytes: 256 * 1024 });
+    const replication = new ReplicatedStore(two, { sentinelKey: `${PREFIX}alive`, everywhere: [`${PREFIX}sb`], trustMs: 0, log: silent });
+    const err = await unlock({ store: withAtomicCommit(replication, { log: silent }), dataStore: two, replication, prefix: PREFIX }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as Error).message).toMatch(/3 copies of its metadata.*has only 2.*VOLDFS_MC_SERVERS/);
+  });
+
   it('without erasure the volume keeps one copy', async () => {
     const { open } = pool();
     const fx = await VolumeFixture.create(open());
