@@ -19,6 +19,8 @@ export interface Config {
   readonly logLevel: (typeof LOG_LEVELS)[number];
   /** VOLDFS_CACHE_SECONDS: kernel and record cache lifetime (default 1). */
   readonly cacheSeconds: number;
+  /** VOLDFS_READAHEAD_KB: the kernel's readahead window on the mount, KiB; 0 leaves it (default 1024). */
+  readonly readaheadKib: number;
   /** VOLDFS_STATE_DIR: pid and log files of background mounts. */
   readonly stateDir: string;
   /**
@@ -33,6 +35,7 @@ export const CONFIG_VARIABLES = [
   { name: 'VOLDFS_VOLUME', description: 'volume name: prefix of every key, so volumes can share a store', default: 'voldfs' },
   { name: 'VOLDFS_LOG_LEVEL', description: LOG_LEVELS.join(', '), default: 'info' },
   { name: 'VOLDFS_CACHE_SECONDS', description: 'attribute/entry cache lifetime in seconds (0 to 60)', default: '1' },
+  { name: 'VOLDFS_READAHEAD_KB', description: 'kernel readahead on the mount in KiB, 0 to 65536; 0 keeps the kernel default (needs root)', default: '1024' },
   { name: 'VOLDFS_STATE_DIR', description: 'where background mounts keep pid and log files', default: '~/.local/state/voldfs' },
   { name: 'VOLDFS_TRANSLATORS', description: 'none, crypt, erasure:K+M or crypt,erasure:K+M (chosen at mkfs)', default: 'none' },
   { name: 'VOLDFS_PASSPHRASE_FILE', description: 'file holding the passphrase of an encrypted volume (else asked on the terminal)' },
@@ -58,10 +61,15 @@ export function parseConfig(env: Env): Config {
   if (!Number.isFinite(cacheSeconds) || cacheSeconds < 0 || cacheSeconds > 60) {
     throw new ConfigError(`VOLDFS_CACHE_SECONDS=${cacheText} must be a number of seconds from 0 to 60`);
   }
+  const readaheadText = env.VOLDFS_READAHEAD_KB?.trim() || '1024';
+  const readaheadKib = Number(readaheadText);
+  if (!Number.isInteger(readaheadKib) || readaheadKib < 0 || readaheadKib > 65536) {
+    throw new ConfigError(`VOLDFS_READAHEAD_KB=${readaheadText} must be a whole number of KiB from 0 to 65536 (0 keeps the kernel's)`);
+  }
   const stateDir = parseStateDir(env);
   const translatorText = env.VOLDFS_TRANSLATORS?.trim();
   const translators = translatorText ? parseTranslatorRequest(translatorText, 'VOLDFS_TRANSLATORS') : undefined;
-  return Object.freeze({ db, backendOptions: backend.parseOptions(env), volume, logLevel, cacheSeconds, stateDir, translators });
+  return Object.freeze({ db, backendOptions: backend.parseOptions(env), volume, logLevel, cacheSeconds, readaheadKib, stateDir, translators });
 }
 
 /** VOLDFS_STATE_DIR alone: umount needs nothing else, not even a reachable store. */

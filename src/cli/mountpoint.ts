@@ -9,18 +9,31 @@ export class UsageError extends Error {
   }
 }
 
-/** Mount points as the kernel lists them (/proc/self/mountinfo, octal escapes decoded). */
-export async function mountedDirs(): Promise<Map<string, string>> {
-  const text = await readFile('/proc/self/mountinfo', 'utf8');
-  const out = new Map<string, string>();
+export interface MountEntry {
+  /** The mount point, octal escapes decoded. */
+  readonly dir: string;
+  /** Filesystem type, e.g. `fuse.voldfs`. */
+  readonly fstype: string;
+  /** `major:minor` of the mount's device, which names its backing-device entry in /sys/class/bdi. */
+  readonly device: string;
+}
+
+/** The entries of a /proc/PID/mountinfo text; the last mount of a directory wins. */
+export function parseMountinfo(text: string): Map<string, MountEntry> {
+  const out = new Map<string, MountEntry>();
   for (const line of text.split('\n')) {
     const fields = line.split(' ');
     const dash = fields.indexOf('-');
     if (dash < 0 || fields.length < 5) continue;
     const dir = fields[4].replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
-    out.set(dir, fields[dash + 1]);
+    out.set(dir, { dir, fstype: fields[dash + 1], device: fields[2] });
   }
   return out;
+}
+
+/** Mount points as the kernel lists them (/proc/self/mountinfo). */
+export async function mountedDirs(): Promise<Map<string, MountEntry>> {
+  return parseMountinfo(await readFile('/proc/self/mountinfo', 'utf8'));
 }
 
 export async function isMounted(dir: string): Promise<boolean> {

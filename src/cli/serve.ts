@@ -5,6 +5,7 @@ import { FuseMount } from '../fs/fuse-mount.js';
 import { FileSystem } from '../inode/filesystem.js';
 import { Volume } from '../inode/volume.js';
 import type { Config } from './config.js';
+import { setMountReadahead } from './mount-readahead.js';
 import { checkMountpoint, isMounted, stateFiles } from './mountpoint.js';
 import { openStore } from './open-store.js';
 
@@ -47,6 +48,7 @@ export async function serve(
     debug: config.logLevel === 'trace',
   });
   await mount.mount();
+  await setMountReadahead(path, config.readaheadKib, log);
   const { pid } = stateFiles(config.stateDir, path);
   await mkdir(dirname(pid), { recursive: true });
   await writeFile(pid, `${process.pid}\n`);
