@@ -11,6 +11,16 @@ import { stateFiles } from './mountpoint.js';
 export const READY_FD_VARIABLE = 'VOLDFS_READY_FD';
 
 /**
+ * Node flags of the background mount process. V8 starts the old generation's limit small and
+ * raises it slowly; the requests and worker replies in flight during a long write survive
+ * young collections and fill it, so a full collection ran every 20-30 MB: 15-24 of them per
+ * 512 MiB written with crypt+erasure against 5 with this starting limit (writes 238 -> 255
+ * MB/s, daemon CPU 2.87 -> 2.63 s, median of 4 runs each; no change without translators).
+ * The limit is not a cap: the heap still grows past it if it must.
+ */
+export const DAEMON_NODE_FLAGS: readonly string[] = ['--initial-old-space-size=128'];
+
+/**
  * `voldfs mount DIR` without -f: starts `voldfs mount -f DIR` detached, with its logs in a
  * file, and returns once the child reports the mount ready (or fails, with its message).
  */
@@ -19,7 +29,7 @@ export async function mountInBackground(dir: string, config: Config): Promise<{ 
   await mkdir(dirname(files.log), { recursive: true });
   const logFile = await open(files.log, 'a');
   const main = fileURLToPath(new URL('./main.js', import.meta.url));
-  const child = spawn(process.execPath, [main, 'mount', '-f', dir], {
+  const child = spawn(process.execPath, [...DAEMON_NODE_FLAGS, main, 'mount', '-f', dir], {
     detached: true,
     stdio: ['ignore', logFile.fd, logFile.fd, 'pipe'],
     env: { ...process.env, [READY_FD_VARIABLE]: '3' },

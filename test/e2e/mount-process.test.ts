@@ -1,12 +1,15 @@
-// The kernel readahead window voldfs gives its mount (VOLDFS_READAHEAD_KB, src/cli/mount-readahead.ts):
-// read back from the mount's backing-device entry in sysfs, which only root may change.
+// What a mount process sets up beyond the filesystem: the kernel readahead window of the mount
+// (VOLDFS_READAHEAD_KB, src/cli/mount-readahead.ts), read back from the mount's backing-device
+// entry in sysfs, which only root may change; and the node flags of a background mount.
 // Store: LMDB in a temp dir; `npm run build` first.
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { DAEMON_NODE_FLAGS } from '../../src/cli/daemon.js';
 import { readaheadFile } from '../../src/cli/mount-readahead.js';
 import { mountedDirs } from '../../src/cli/mountpoint.js';
 import { mountVoldfs, type VoldfsMount } from '../helpers/mount.js';
+import { processesMentioning } from '../helpers/processes.js';
 import { makeTempDir } from '../helpers/temp-dir.js';
 
 const isRoot = process.getuid?.() === 0;
@@ -40,5 +43,24 @@ describe.runIf(isRoot)('kernel readahead of the mount', () => {
     expect(await readaheadOf(wide.dir)).toBe(256);
     const kernel = await mount({ VOLDFS_READAHEAD_KB: '0' });
     expect(await readaheadOf(kernel.dir)).toBe(128);
+  });
+});
+
+describe('the background mount process', () => {
+  it('runs with the daemon node flags and serves files', async () => {
+    const work = await makeTempDir('daemon-flags');
+    const env = { VOLDFS_LMDB_PATH: join(work, 'store'), VOLDFS_STATE_DIR: join(work, 'state') };
+    const m = await mountVoldfs({ env, daemon: true });
+    try {
+      const daemons = await processesMentioning(m.dir);
+      expect(daemons.length).toBe(1);
+      const argv = daemons[0].argv;
+      const script = argv.findIndex((a) => a.endsWith('main.js'));
+      expect(argv.slice(1, script)).toEqual([...DAEMON_NODE_FLAGS]);
+      await writeFile(join(m.dir, 'f'), 'through the daemon');
+      expect(await readFile(join(m.dir, 'f'), 'utf8')).toBe('through the daemon');
+    } finally {
+      await m.unmount();
+    }
   });
 });
