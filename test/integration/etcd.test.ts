@@ -68,6 +68,62 @@ describe('etcd, three members', () => {
     expect(await store.get('huge:a')).toBeUndefined();
   });
 
+  it('a conditional write whose answer was lost, and which was resent, is reported as applied', async () => {
+    // A proxy in front of member 1 passes the write to etcd and then drops the connection
+    // instead of answering: etcd applied it, the client saw only the broken connection.
+    let lose = 0;
+    const proxy = createServer((req, res) => {
+      void (async () => {
+        const chunks: Buffer[] = [];
+        for await (const chunk of req) chunks.push(chunk as Buffer);
+        const answer = await fetch(servers.urls[1] + (req.url ?? ''), { method: req.method, body: Buffer.concat(chunks) });
+        const body = Buffer.from(await answer.arrayBuffer());
+        if (req.url?.endsWith('/kv/txn') && lose > 0) {
+          lose--;
+          req.socket.destroy();
+          return;
+        }
+        res.writeHead(answer.status, { 'content-type': 'application/json' }).end(body);
+      })();
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+    const proxyUrl = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+    // A fresh client per write: the first answer lost moves a client on to member 1 for good.
+    const withLostAnswer = async <T>(write: (lossy: KvStore) => Promise<T>): Promise<T> => {
+      const lossy = await open({ ...servers.env, VOLDFS_HTTP_URLS: `${proxyUrl},${servers.urls[1]}` });
+      try {
+        lose = 1;
+        const result = await write(lossy);
+        expect(lose).toBe(0);
+        return result;
+      } finally {
+        await lossy.close();
+      }
+    };
+    try {
+      const put = await withLostAnswer((lossy) => lossy.put('lost:a', Buffer.from('mine'), IF_ABSENT));
+      expect(put.ok).toBe(true);
+      const stored = await store.get('lost:a');
+      expect(stored?.value.toString()).toBe('mine');
+      if (put.ok) expect(put.version).toBe(stored?.version);
+
+      const committed = await withLostAnswer((lossy) =>
+        lossy.commit!([
+          { key: 'lost:b', value: Buffer.from('b'), condition: IF_ABSENT },
+          { key: 'lost:c', value: Buffer.from('c'), condition: IF_ABSENT },
+        ]),
+      );
+      expect(committed).toBe(true);
+
+      // A real conflict stays one: the key held someone else's value before the write.
+      await store.put('lost:d', Buffer.from('theirs'));
+      expect((await withLostAnswer((lossy) => lossy.put('lost:d', Buffer.from('mine'), IF_ABSENT))).ok).toBe(false);
+      expect((await store.get('lost:d'))?.value.toString()).toBe('theirs');
+    } finally {
+      await new Promise((resolve) => proxy.close(resolve));
+    }
+  });
+
   it('keeps working when the member it talks to is killed: it fails over to another', async () => {
     const first = await store.put('failover:k', Buffer.from('before'));
     if (!first.ok) throw new Error('put failed');

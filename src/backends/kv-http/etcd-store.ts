@@ -147,8 +147,10 @@ export class EtcdStore implements KvStore {
     if (condition.kind === 'ifAbsent') compare = absent(key);
     else if (isRevision(condition.version)) compare = modifiedAt(key, condition.version);
     else return { ok: false };
-    const reply = await this.call<EtcdTxnResponse>('kv/txn', { compare: [compare], success: [request] }, what, key, value.length);
-    return reply.succeeded ? { ok: true, version: revisionOf(reply.header?.revision, what) } : { ok: false };
+    const { reply, retried } = await this.exchange<EtcdTxnResponse>('kv/txn', { compare: [compare], success: [request] }, what, key, value.length);
+    if (reply.succeeded) return { ok: true, version: revisionOf(reply.header?.revision, what) };
+    const landed = retried ? await this.appliedRevision([{ key, value, condition }]) : undefined;
+    return landed ? { ok: true, version: landed } : { ok: false };
   }
 
   async delete(key: string, condition: WriteCondition = UNCONDITIONAL): Promise<boolean> {
@@ -211,8 +213,36 @@ export class EtcdStore implements KvStore {
           : { request_delete_range: { key: b64(op.key) } },
     );
     if (success.length === 0 && compare.length === 0) return true;
-    const reply = await this.call<EtcdTxnResponse>('kv/txn', { compare, success }, `commit of ${ops.length} ops`, ops[0]?.key, bytes);
-    return reply.succeeded === true;
+    const { reply, retried } = await this.exchange<EtcdTxnResponse>('kv/txn', { compare, success }, `commit of ${ops.length} ops`, ops[0]?.key, bytes);
+    if (reply.succeeded === true) return true;
+    return retried && (await this.appliedRevision(ops)) !== undefined;
+  }
+
+  /**
+   * After a write whose first attempt lost its connection and whose resend failed its compare:
+   * the revision at which that first attempt applied `ops`, or undefined if it did not.
+   * Applied means every written key holds our value at one and the same mod_revision (a
+   * transaction's writes share its revision) and every deleted key is gone. Without this, a
+   * create whose first attempt landed would be retried by the layers above, find its own name,
+   * and answer EEXIST. Ops that only delete cannot be told apart from someone else's delete:
+   * undefined, a conflict, as before.
+   */
+  private async appliedRevision(ops: readonly CommitOp[]): Promise<string | undefined> {
+    const written = ops.filter((op) => op.value !== null);
+    if (written.length === 0) return undefined;
+    const now = await this.getMany(ops.map((op) => op.key));
+    let revision: string | undefined;
+    for (const [i, op] of ops.entries()) {
+      const found = now[i];
+      if (op.value === null) {
+        if (found) return undefined;
+        continue;
+      }
+      if (!found || !found.value.equals(op.value)) return undefined;
+      if (revision !== undefined && found.version !== revision) return undefined;
+      revision = found.version;
+    }
+    return revision;
   }
 
   async *scan(prefix: string): AsyncIterable<string> {
@@ -242,6 +272,11 @@ export class EtcdStore implements KvStore {
    *   request too large
    */
   private async call<T>(path: string, body: unknown, what: string, key?: string, size?: number): Promise<T> {
+    return (await this.exchange<T>(path, body, what, key, size)).reply;
+  }
+
+  /** {@link call}, also telling whether the request was resent after a lost connection. */
+  private async exchange<T>(path: string, body: unknown, what: string, key?: string, size?: number): Promise<{ reply: T; retried: boolean }> {
     const response = await this.endpoints.request(
       {
         method: 'POST',
@@ -257,7 +292,7 @@ export class EtcdStore implements KvStore {
       }
       throw refusal(response, what);
     }
-    return JSON.parse(response.body.toString('utf8')) as T;
+    return { reply: JSON.parse(response.body.toString('utf8')) as T, retried: response.retried };
   }
 
   private checkSize(key: string, value: Buffer): void {

@@ -15,6 +15,11 @@ export interface HttpResponse {
   readonly body: Buffer;
   /** The base URL that answered. */
   readonly endpoint: string;
+  /**
+   * Whether the request was sent elsewhere first and lost there: a write it carried may already
+   * have been applied once (its connection broke after the server got it).
+   */
+  readonly retried: boolean;
 }
 
 export interface HttpEndpointsOptions {
@@ -46,8 +51,9 @@ export interface HttpEndpointsOptions {
  * repeat with growing pauses for up to `retryMs` (an etcd leader election takes about a second).
  *
  * Moving on after a connection error is safe for requests that never reached the server.
- * A request that reached it and lost its connection before the answer may run twice: callers
- * whose writes are conditional then see a conflict, which the contract allows as spurious.
+ * A request that reached it and lost its connection before the answer may run twice: the
+ * answer says so (`retried`), and callers whose writes are conditional check whether their
+ * first attempt applied before reporting a conflict.
  * A timeout is not retried elsewhere (the time limit would multiply), but the next request
  * starts at the next endpoint.
  */
@@ -85,7 +91,7 @@ export class HttpEndpoints {
     for (let round = 0; ; round++) {
       const delay = Math.min(100 * 2 ** round, 1000);
       const lastRound = this.closed || Date.now() - started + delay >= retryMs;
-      const outcome = await this.tryEach(request, what, lastRound);
+      const outcome = await this.tryEach(request, what, lastRound, round > 0);
       if (!Array.isArray(outcome)) return outcome;
       if (lastRound) {
         throw new StoreUnavailable(
@@ -101,7 +107,7 @@ export class HttpEndpoints {
    * One round over every endpoint: the first usable answer, or the reasons each endpoint
    * failed. In the last round an answer asking for failover is returned as it is.
    */
-  private async tryEach(request: HttpRequest, what: string, lastRound: boolean): Promise<HttpResponse | string[]> {
+  private async tryEach(request: HttpRequest, what: string, lastRound: boolean, sentBefore: boolean): Promise<HttpResponse | string[]> {
     const { urls, timeoutMs, label } = this.options;
     const failures: string[] = [];
     const start = this.current;
@@ -121,6 +127,7 @@ export class HttpEndpoints {
           headers: answer.headers,
           body: Buffer.from(await answer.arrayBuffer()),
           endpoint: base,
+          retried: sentBefore || failures.length > 0,
         };
       } catch (err) {
         this.current = (index + 1) % urls.length;
