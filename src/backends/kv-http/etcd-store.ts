@@ -228,8 +228,7 @@ export class EtcdStore implements KvStore {
    * undefined, a conflict, as before.
    */
   private async appliedRevision(ops: readonly CommitOp[]): Promise<string | undefined> {
-    const written = ops.filter((op) => op.value !== null);
-    if (written.length === 0) return undefined;
+    if (!ops.some((op) => op.value !== null)) return undefined;
     const now = await this.getMany(ops.map((op) => op.key));
     let revision: string | undefined;
     for (const [i, op] of ops.entries()) {

@@ -7,7 +7,8 @@
  *
  * Protocol: each message is one task `{ id, op, ... , input, offset, length }` where `input` is
  * an ArrayBuffer transferred to the worker; the reply `{ id, input, ... }` transfers `input` back
- * (so the pool can reuse it) together with a freshly allocated `output` ArrayBuffer:
+ * (so the pool can reuse it) together with an `output` ArrayBuffer, which is `input` itself for
+ * work done in place (then sent once):
  *   seal   { key, aad, capacity, out } -> output = nonce (12) || ciphertext || tag (16) (aead.ts
  *                                    format), `outputLength` bytes at the front of `out` (a transferred
  *                                    ArrayBuffer, reused when it holds `capacity` bytes) or of a new one

@@ -1,6 +1,24 @@
+import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../../../src/cli/config.js';
-import { parseMountinfo } from '../../../src/cli/mountpoint.js';
+import { readaheadFile, setMountReadahead } from '../../../src/cli/mount-readahead.js';
+import { mountedDirs, parseMountinfo } from '../../../src/cli/mountpoint.js';
+
+/** A logger whose lines land in `lines`, parsed. */
+function capture(): { log: pino.Logger; lines: { level: number; msg: string }[] } {
+  const lines: { level: number; msg: string }[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      lines.push(JSON.parse(chunk.toString()) as { level: number; msg: string });
+      done();
+    },
+  });
+  return { log: pino({ level: 'debug' }, sink), lines };
+}
 
 describe('parseMountinfo', () => {
   it('gives the device, type and decoded directory of each mount; the last mount of a directory wins', () => {
@@ -25,5 +43,41 @@ describe('VOLDFS_READAHEAD_KB', () => {
 
   it.each(['-1', '1.5', 'lots', '65537'])('refuses %s, naming the variable and the range', (value) => {
     expect(() => parseConfig({ ...env, VOLDFS_READAHEAD_KB: value })).toThrow(/VOLDFS_READAHEAD_KB=.* must be a whole number of KiB from 0 to 65536/);
+  });
+});
+
+describe('setMountReadahead', () => {
+  // '/' is always mounted; a scratch directory stands in for /sys.
+  it('writes the window into the mount\'s bdi entry', async () => {
+    const sysfs = await mkdtemp(join(tmpdir(), 'sysfs-'));
+    try {
+      const device = (await mountedDirs()).get('/')?.device ?? '';
+      await mkdir(join(sysfs, 'class', 'bdi', device), { recursive: true });
+      const { log } = capture();
+      await setMountReadahead('/', 768, log, sysfs);
+      expect(await readFile(readaheadFile(device, sysfs), 'utf8')).toBe('768\n');
+    } finally {
+      await rm(sysfs, { recursive: true, force: true });
+    }
+  });
+
+  it('keeps the kernel\'s window when the entry cannot be written, saying why and how to skip it', async () => {
+    const sysfs = await mkdtemp(join(tmpdir(), 'sysfs-'));
+    try {
+      const { log, lines } = capture();
+      await setMountReadahead('/', 1024, log, sysfs);
+      expect(lines).toHaveLength(1);
+      expect(lines[0].msg).toMatch(/kernel readahead left at its default: cannot write .*read_ahead_kb.*VOLDFS_READAHEAD_KB=0/);
+    } finally {
+      await rm(sysfs, { recursive: true, force: true });
+    }
+  });
+
+  it('warns when the directory is not a mount, and does nothing with 0', async () => {
+    const { log, lines } = capture();
+    await setMountReadahead('/no/such/mount', 1024, log);
+    expect(lines.map((l) => [l.level, l.msg])).toEqual([[40, 'readahead not set: the mount is missing from /proc/self/mountinfo']]);
+    await setMountReadahead('/no/such/mount', 0, log);
+    expect(lines).toHaveLength(1);
   });
 });
