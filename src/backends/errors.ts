@@ -17,6 +17,14 @@ export class StoreUnavailable extends StoreError {}
 /** The store did not answer within the configured time. */
 export class StoreTimeout extends StoreError {}
 
+/**
+ * Whether `err` says a server could not be reached (refused, lost, no answer in time), as
+ * opposed to refusing or failing a request: the record may still be there.
+ */
+export function isUnreachable(err: unknown): err is StoreUnavailable | StoreTimeout {
+  return err instanceof StoreUnavailable || err instanceof StoreTimeout;
+}
+
 /** A value exceeds the store's item size limit. */
 export class ValueTooLarge extends StoreError {
   constructor(

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { IntegrityError, StoreTimeout, StoreUnavailable } from '../backends/errors.js';
+import { IntegrityError, StoreUnavailable, isUnreachable } from '../backends/errors.js';
 import {
   IF_ABSENT,
   UNCONDITIONAL,
@@ -38,11 +38,6 @@ export interface ReplicationOptions {
   readonly trustMs?: number;
   readonly now?: () => number;
   readonly log?: Logger;
-}
-
-/** Whether `err` says a server could not be reached (as opposed to refusing or failing). */
-export function isUnreachable(err: unknown): err is StoreUnavailable | StoreTimeout {
-  return err instanceof StoreUnavailable || err instanceof StoreTimeout;
 }
 
 /**

@@ -1,6 +1,6 @@
 import { constants } from 'node:os';
 import type { Logger } from 'pino';
-import { IntegrityError, StoreFull, StoreTimeout, StoreUnavailable, ValueTooLarge } from '../backends/errors.js';
+import { IntegrityError, StoreFull, ValueTooLarge, isUnreachable } from '../backends/errors.js';
 import { ContentionError } from '../cas/transaction.js';
 import { FsError } from '../inode/fs-error.js';
 import { BlockMissing } from '../translators/block-store.js';
@@ -29,7 +29,7 @@ export function toErrno(err: unknown, log: Logger, op: string, path: string | nu
     log.error({ op, path, err: err.message }, 'data missing or corrupt in the store');
     return -errno.EIO;
   }
-  if (err instanceof StoreUnavailable || err instanceof StoreTimeout) {
+  if (isUnreachable(err)) {
     log.error({ op, path, err: err.message }, 'store unreachable');
     return -errno.EIO;
   }

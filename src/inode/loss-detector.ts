@@ -1,4 +1,4 @@
-import { IntegrityError, StoreTimeout, StoreUnavailable } from '../backends/errors.js';
+import { IntegrityError, isUnreachable } from '../backends/errors.js';
 import { IF_ABSENT, type KvStore } from '../backends/kv-store.js';
 import type { VolumeKeys } from './keys.js';
 
@@ -55,7 +55,7 @@ export class LossDetector {
         try {
           return (await this.store.get(key)) !== undefined;
         } catch (err) {
-          if (err instanceof StoreUnavailable || err instanceof StoreTimeout) return true;
+          if (isUnreachable(err)) return true;
           throw err;
         }
       }),

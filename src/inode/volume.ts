@@ -44,6 +44,7 @@ export interface VolumeStores {
    * that records copies cannot be opened without it (its copies would go stale).
    */
   readonly replication?: ReplicatedStore;
+  readonly log?: Logger;
 }
 
 export interface VolumeOptions extends VolumeStores {
@@ -134,7 +135,7 @@ export class Volume {
  * returns undefined for a store that holds no volume under the prefix.
  */
 export async function unlock(
-  options: VolumeStores & { translators?: TranslatorRequest; log?: Logger },
+  options: VolumeStores & { translators?: TranslatorRequest },
   refuseLostData = true,
 ): Promise<OpenedVolume | undefined> {
   const keys = new VolumeKeys(options.prefix);
@@ -215,7 +216,7 @@ function replicasFor(options: VolumeStores, settings: TranslatorSettings): numbe
 function assemble(options: VolumeStores, keys: VolumeKeys, superblock: SuperblockRecord, keyring: Keyring | undefined): OpenedVolume {
   const settings = superblock.translators as TranslatorSettings;
   const meta = buildMetadataStore(settings, keyring, options.store, (key) => key === keys.superblock());
-  const blocks = buildBlockStack(settings, keyring, options.dataStore ?? options.store, keys.blockPrefix());
+  const blocks = buildBlockStack(settings, keyring, options.dataStore ?? options.store, keys.blockPrefix(), undefined, options.log);
   return { superblock, meta, blocks, keys };
 }
 

@@ -1,4 +1,5 @@
 import { ConfigError } from '../backends/errors.js';
+import type { Logger } from 'pino';
 import type { KvStore } from '../backends/kv-store.js';
 import type { BlockStore } from './block-store.js';
 import { CryptBlockStore } from './crypt/crypt-block-store.js';
@@ -40,6 +41,7 @@ export interface TranslatorSettings {
  * @param offload worker pool for crypt's and erasure's CPU work, off the calling thread; default
  *   a new pool (its threads start on first use and end when idle); `false` keeps all of it on the
  *   calling thread
+ * @param log where erasure reports blocks stored without fragments on unreachable servers
  * @throws ConfigError when the keyring is missing (or given for a plain volume), or the erasure
  *   settings name an unknown codec or bad k/m
  */
@@ -49,6 +51,7 @@ export function buildBlockStack(
   kvStore: KvStore,
   keyPrefix: string,
   offload: OffloadPool | false = settings.crypt || settings.erasure ? new OffloadPool() : false,
+  log?: Logger,
 ): BlockStore {
   checkKeyring(settings, keyring);
   const pool = offload === false ? undefined : offload;
@@ -57,7 +60,7 @@ export function buildBlockStack(
   let store: BlockStore = raw;
   if (settings.erasure) {
     const { k, m, codec, replicateBelow } = settings.erasure;
-    store = new ErasureBlockStore(raw, { codec: createCodec(codec, k, m), replicateBelow, offload: pool });
+    store = new ErasureBlockStore(raw, { codec: createCodec(codec, k, m), replicateBelow, offload: pool, log });
   }
   if (settings.crypt && keyring) store = new CryptBlockStore(store, keyring.blockKey, pool);
   return store;

@@ -1,4 +1,4 @@
-import { StoreError, StoreTimeout, StoreUnavailable, ValueTooLarge } from '../errors.js';
+import { StoreError, StoreTimeout, StoreUnavailable, ValueTooLarge, isUnreachable } from '../errors.js';
 import {
   UNCONDITIONAL,
   type KvStore,
@@ -89,7 +89,7 @@ export class VoldemortStore implements KvStore {
       return store;
     } catch (err) {
       endpoints.close();
-      if (err instanceof StoreUnavailable || err instanceof StoreTimeout) {
+      if (isUnreachable(err)) {
         throw new StoreUnavailable(`cannot open the Voldemort store: ${err.message}`, { cause: err });
       }
       throw err;

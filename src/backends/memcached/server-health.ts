@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { StoreTimeout, StoreUnavailable } from '../errors.js';
+import { StoreTimeout, StoreUnavailable, isUnreachable } from '../errors.js';
 import type { BinaryConnection } from './connection.js';
 import { checkServerSettings, readServerSettings, type ServerSettings } from './server-settings.js';
 
@@ -115,7 +115,7 @@ export class ServerHealth {
     } catch (err) {
       // Unreachable again (the latest reason is what callers are told), or answering with
       // settings voldfs refuses: stays down.
-      if (err instanceof StoreUnavailable || err instanceof StoreTimeout) {
+      if (isUnreachable(err)) {
         this.down = err;
       } else {
         this.options.log.error({ server: this.connection.label, err: err instanceof Error ? err.message : String(err) }, 'memcached server answers but cannot be used');

@@ -1,4 +1,4 @@
-import { IntegrityError, StoreError, StoreFull, StoreTimeout, StoreUnavailable } from '../errors.js';
+import { IntegrityError, StoreError, StoreFull, StoreTimeout, StoreUnavailable, isUnreachable } from '../errors.js';
 
 /** What a failed Redis call means for the caller. */
 export type FailureKind = 'unavailable' | 'timeout' | 'full' | 'foreign' | 'other';
@@ -53,7 +53,7 @@ export function toStoreError(
   context: ErrorContext,
   connectionError?: Error,
 ): StoreError {
-  if (err instanceof StoreError && !(err instanceof StoreUnavailable || err instanceof StoreTimeout)) return err;
+  if (err instanceof StoreError && !isUnreachable(err)) return err;
   let detail = err instanceof Error ? err.message : String(err);
   // "Connection is closed." alone does not say why; the socket error behind it does.
   if (connectionError && connectionError.message !== detail) detail += `; last connection error: ${connectionError.message}`;

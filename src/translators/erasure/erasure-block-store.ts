@@ -1,7 +1,9 @@
 import { xxh64 } from '@node-rs/xxhash';
-import { IntegrityError, StoreTimeout, StoreUnavailable, ValueTooLarge } from '../../backends/errors.js';
+import type { Logger } from 'pino';
+import { IntegrityError, isUnreachable, ValueTooLarge } from '../../backends/errors.js';
 import { BlockMissing, type BlockContext, type BlockHealth, type BlockRef, type BlockStore } from '../block-store.js';
 import { checksumAll, checksumMatches } from './checksum.js';
+import { DegradedWriteLog } from './degraded-writes.js';
 import { OFFLOAD_MIN_BYTES, type OffloadPool } from '../offload/offload-pool.js';
 import { RONOMON_CODEC_ID, type ErasureCodec } from './codec.js';
 import { fragmentCount, parseDetail, type ErasureDetail } from './erasure-detail.js';
@@ -35,6 +37,8 @@ export interface ErasureOptions {
    * that runs on the calling thread (the codec itself always runs in the libuv threadpool).
    */
   readonly offload?: OffloadPool;
+  /** Where blocks stored without some fragments (servers unreachable) are reported. */
+  readonly log?: Pick<Logger, 'warn'>;
 }
 
 /**
@@ -63,6 +67,7 @@ export class ErasureBlockStore implements BlockStore {
   private readonly codec: ErasureCodec;
   private readonly replicateBelow: number;
   private readonly offload?: OffloadPool;
+  private readonly degraded?: DegradedWriteLog;
 
   constructor(
     private readonly inner: FragmentStore,
@@ -70,6 +75,7 @@ export class ErasureBlockStore implements BlockStore {
   ) {
     this.codec = options.codec;
     this.offload = options.offload;
+    this.degraded = options.log && new DegradedWriteLog(options.log);
     this.offload?.reserve((length) => (this.codec.k + this.codec.m) * this.fragmentBytes(length));
     const { k, alignment } = this.codec;
     this.maxBlockBytes = k * Math.floor(inner.maxBlockBytes / alignment) * alignment;
@@ -77,32 +83,44 @@ export class ErasureBlockStore implements BlockStore {
     this.replicateBelow = Math.min(options.replicateBelow ?? DEFAULT_REPLICATE_BELOW, inner.maxBlockBytes + 1);
   }
 
-  /** @throws ValueTooLarge above maxBlockBytes; the inner store's errors (nothing is left behind) */
+  /**
+   * Writes the k+m fragments (or m+1 copies) in parallel. When some cannot reach their server
+   * (StoreUnavailable, StoreTimeout) but enough are stored to read the block (k fragments, one
+   * copy), the block is kept with the others: it reads as after a loss of those fragments, fsck
+   * reports it damaged, and `fsck --repair` writes the missing ones once their servers are back.
+   * So a volume takes writes with up to m servers down, as its metadata copies do.
+   * @throws ValueTooLarge above maxBlockBytes; the inner store's errors when too few fragments
+   *   are stored or a put failed for another reason (nothing is left behind then)
+   */
   async put(id: string, data: Buffer, context: BlockContext): Promise<BlockRef> {
     if (data.length > this.maxBlockBytes) throw new ValueTooLarge(id, data.length, this.maxBlockBytes);
     const copies = data.length < this.replicateBelow;
     const { fragments, sums, pooled } = copies ? this.copiesOf(data) : await this.stripe(data);
     const ids = fragments.map((_, i) => this.placedId(id, i));
     const results = await Promise.allSettled(fragments.map((f, i) => this.inner.put(ids[i], f, context)));
-    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    const missing = range(0, results.length).filter((i) => results[i].status === 'rejected');
+    const reasons = missing.map((i) => (results[i] as PromiseRejectedResult).reason as unknown);
+    const readable = results.length - missing.length >= (copies ? 1 : this.codec.k);
     // Every put resolved, so a store that releases its values holds none of the stripe: its
     // memory goes back to the pool, sparing the next block a fresh 1.5 MiB (and the main
     // thread the garbage collection). A failed put may still hold its fragment: never reused.
-    if (!failed && pooled && this.offload && this.inner.releasesPutData === true) this.offload.release(pooled);
-    if (failed) {
+    if (missing.length === 0 && pooled && this.offload && this.inner.releasesPutData === true) this.offload.release(pooled);
+    if (missing.length > 0 && !(readable && reasons.every(isUnreachable))) {
       // Leave no partial block behind; what cannot be deleted now is garbage for fsck.
       await Promise.allSettled(
         results.flatMap((r) => (r.status === 'fulfilled' ? [this.inner.delete(r.value)] : [])),
       );
-      throw failed.reason;
+      throw reasons.find((r) => !isUnreachable(r)) ?? reasons[0];
     }
-    const innerRefs = results.map((r) => (r as PromiseFulfilledResult<BlockRef>).value);
+    if (missing.length > 0) this.degraded?.record(id, missing, reasons[0] as Error);
+    // A fragment not stored has no inner ref: its id and length are in the detail already.
+    const innerRefs = results.map((r) => (r.status === 'fulfilled' ? r.value : undefined));
     const detail: ErasureDetail = {
       layout: copies ? 'copies' : 'rs',
       fragmentBytes: fragments[0].length,
       sums,
       ...(ids.some((fid, i) => fid !== defaultId(id, i)) ? { ids } : {}),
-      ...(innerRefs.some((r) => r.detail !== undefined) ? { inner: innerRefs.map((r) => r.detail) } : {}),
+      ...(innerRefs.some((r) => r?.detail !== undefined) ? { inner: innerRefs.map((r) => r?.detail) } : {}),
     };
     return { id, length: data.length, detail };
   }
@@ -275,7 +293,7 @@ export class ErasureBlockStore implements BlockStore {
     } catch (err) {
       if (err instanceof BlockMissing) return { state: 'missing' };
       if (err instanceof IntegrityError) return { state: 'corrupt' };
-      if (err instanceof StoreUnavailable || err instanceof StoreTimeout) return { state: 'unavailable', error: err };
+      if (isUnreachable(err)) return { state: 'unavailable', error: err };
       throw err;
     }
   }

@@ -1,6 +1,6 @@
 import { pack, unpack } from 'msgpackr';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, IntegrityError, StoreUnavailable } from '../../../src/backends/errors.js';
+import { ConfigError, IntegrityError, StoreFull, StoreTimeout, StoreUnavailable } from '../../../src/backends/errors.js';
 import { MemoryStore, type OperationCall } from '../../../src/backends/memory/index.js';
 import { BlockMissing, type BlockRef } from '../../../src/translators/block-store.js';
 import { createCodec, RONOMON_CODEC_ID } from '../../../src/translators/erasure/codec.js';
@@ -207,15 +207,81 @@ describe('erasure block store (4+2, ronomon-rs6)', () => {
     await expect(blocks.get(ref, context())).rejects.toThrow(StoreUnavailable);
   });
 
-  it('removes every fragment it wrote when one put fails', async () => {
-    let puts = 0;
-    const { store, blocks } = setup({
-      hook: (call) => {
-        if (call.op === 'put' && ++puts === 3) throw new StoreUnavailable('server went away');
+  it('keeps a block whose fragments on up to m unreachable servers were not written: it reads, and repair writes them', async () => {
+    let down = new Set([1, 4]);
+    const hook = (call: OperationCall) => {
+      if (call.op !== 'put' && call.op !== 'get') return;
+      for (const key of call.keys) {
+        if (down.has(Number(/@(\d+)$/.exec(key)?.[1]))) throw new StoreUnavailable(`server ${key} is down`);
+      }
+    };
+    const warnings: unknown[] = [];
+    const store = new MemoryStore({ maxValueBytes: 64 * 1024, domains: N, beforeOperation: hook });
+    const blocks = new ErasureBlockStore(new RawBlockStore(store, BLOCK_PREFIX), {
+      codec: createCodec(RONOMON_CODEC_ID, K, M),
+      replicateBelow: 0,
+      log: { warn: (...args: unknown[]) => void warnings.push(args) } as never,
+    });
+    const { data, ref } = await writeOne(blocks);
+    await writeOne(blocks, 5000, 'blk2');
+    expect((await records(store, BLOCK_PREFIX)).size).toBe(2 * (N - 2));
+    // One line for the outage, not one per block.
+    expect(warnings).toHaveLength(1);
+    expect(JSON.stringify(warnings[0])).toMatch(/fsck --repair/);
+    expect((await blocks.get(ref, context())).equals(data)).toBe(true);
+
+    // Back, and empty where the fragments were never written.
+    down = new Set();
+    expect((await blocks.get(ref, context())).equals(data)).toBe(true);
+    expect(await blocks.check(ref, context(), true)).toEqual({ readable: true, damaged: 2, repaired: 2 });
+    expect(await blocks.check(ref, context(), false)).toEqual({ readable: true, damaged: 0, repaired: 0 });
+    const written = await fragmentKeys(store);
+    expect(written.filter((key) => key.startsWith(`${BLOCK_PREFIX}blk1.`))).toHaveLength(N);
+    // The two rewritten fragments are the ones the ref's checksums describe.
+    const stripeOnly = new ErasureBlockStore(new RawBlockStore(store, BLOCK_PREFIX), { codec: createCodec(RONOMON_CODEC_ID, K, M) });
+    for (const lost of combinations(N, M)) {
+      down = new Set(lost);
+      expect((await stripeOnly.get(ref, context())).equals(data), `domains ${lost.join(',')} down`).toBe(true);
+    }
+  });
+
+  it('keeps a small block as long as one copy was written', async () => {
+    const down = new Set([0, 1]);
+    const store = new MemoryStore({
+      domains: 3,
+      beforeOperation: (call) => {
+        if (call.op === 'put' && call.keys.some((key) => down.has(Number(/@(\d+)$/.exec(key)?.[1])))) throw new StoreTimeout('no answer');
       },
     });
-    await expect(writeOne(blocks)).rejects.toThrow(StoreUnavailable);
-    expect((await records(store)).size).toBe(0);
+    const blocks = new ErasureBlockStore(new RawBlockStore(store, BLOCK_PREFIX), { codec: createCodec(RONOMON_CODEC_ID, K, M), replicateBelow: 1000 });
+    const { data, ref } = await writeOne(blocks, 999);
+    expect((ref.detail as ErasureDetail).layout).toBe('copies');
+    expect((await records(store, BLOCK_PREFIX)).size).toBe(1);
+    expect((await blocks.get(ref, context())).equals(data)).toBe(true);
+    down.clear();
+    expect(await blocks.check(ref, context(), true)).toEqual({ readable: true, damaged: 2, repaired: 2 });
+  });
+
+  it('removes every fragment it wrote when more than m servers are unreachable, or one put fails otherwise', async () => {
+    const down = new Set([0, 2, 5]);
+    const unreachable = setup({
+      domains: N,
+      hook: (call) => {
+        if (call.op === 'put' && call.keys.some((key) => down.has(Number(/@(\d+)$/.exec(key)?.[1])))) throw new StoreUnavailable('server went away');
+      },
+    });
+    await expect(writeOne(unreachable.blocks)).rejects.toThrow(StoreUnavailable);
+    expect((await records(unreachable.store)).size).toBe(0);
+
+    // A refusal is not an outage: one full server fails the write, even with k+m-1 stored.
+    let puts = 0;
+    const full = setup({
+      hook: (call) => {
+        if (call.op === 'put' && ++puts === 3) throw new StoreFull('out of memory');
+      },
+    });
+    await expect(writeOne(full.blocks)).rejects.toThrow(StoreFull);
+    expect((await records(full.store)).size).toBe(0);
   });
 
   it('deletes every fragment of a block', async () => {
