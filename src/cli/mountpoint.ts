@@ -16,19 +16,30 @@ export interface MountEntry {
   readonly fstype: string;
   /** `major:minor` of the mount's device, which names its backing-device entry in /sys/class/bdi. */
   readonly device: string;
+  /** Mount source, octal escapes decoded (for FUSE, the fsname option). */
+  readonly source: string;
 }
 
-/** The entries of a /proc/PID/mountinfo text; the last mount of a directory wins. */
-export function parseMountinfo(text: string): Map<string, MountEntry> {
-  const out = new Map<string, MountEntry>();
+/** Every line of a /proc/PID/mountinfo text, in order (stacked mounts of a directory included). */
+export function mountEntries(text: string): MountEntry[] {
+  const out: MountEntry[] = [];
   for (const line of text.split('\n')) {
+    // id parent maj:min root mountpoint opts [optional...] - fstype source superopts
     const fields = line.split(' ');
-    const dash = fields.indexOf('-');
-    if (dash < 0 || fields.length < 5) continue;
-    const dir = fields[4].replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
-    out.set(dir, { dir, fstype: fields[dash + 1], device: fields[2] });
+    const dash = fields.indexOf('-', 6);
+    if (dash < 0 || dash + 2 >= fields.length) continue;
+    out.push({ dir: unescapeField(fields[4]), fstype: fields[dash + 1], device: fields[2], source: unescapeField(fields[dash + 2]) });
   }
   return out;
+}
+
+/** The entries of a /proc/PID/mountinfo text by directory; the last mount of a directory wins. */
+export function parseMountinfo(text: string): Map<string, MountEntry> {
+  return new Map(mountEntries(text).map((entry) => [entry.dir, entry]));
+}
+
+function unescapeField(field: string): string {
+  return field.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
 }
 
 /** Mount points as the kernel lists them (/proc/self/mountinfo). */

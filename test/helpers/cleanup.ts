@@ -20,11 +20,11 @@ export interface CleanupReport {
 export async function cleanupTree(root: string): Promise<CleanupReport> {
   const report: CleanupReport = { mounts: [], pids: [] };
   for (const m of await mountsUnder(root)) {
-    report.mounts.push(`${m.mountPoint} (${m.fsType})`);
-    const r = isFuseType(m.fsType)
-      ? await run('fusermount', ['-uz', m.mountPoint], { timeoutMs: 15_000 })
-      : await run('umount', ['-l', m.mountPoint], { timeoutMs: 15_000 });
-    if (r.code !== 0) throw new Error(`cannot detach ${m.mountPoint}: ${r.stderr.trim()}`);
+    report.mounts.push(`${m.dir} (${m.fstype})`);
+    const r = isFuseType(m.fstype)
+      ? await run('fusermount', ['-uz', m.dir], { timeoutMs: 15_000 })
+      : await run('umount', ['-l', m.dir], { timeoutMs: 15_000 });
+    if (r.code !== 0) throw new Error(`cannot detach ${m.dir}: ${r.stderr.trim()}`);
   }
   const procs = await processesMentioning(root);
   for (const p of procs) {
@@ -35,7 +35,7 @@ export async function cleanupTree(root: string): Promise<CleanupReport> {
   while (procs.some((p) => processExists(p.pid)) && Date.now() < deadline) await sleep(50);
   for (const p of procs) if (processExists(p.pid)) killGroup(p.pid, 'SIGKILL');
   const left = await mountsUnder(root);
-  if (left.length > 0) throw new Error(`still mounted under ${root}: ${left.map((m) => m.mountPoint).join(', ')}`);
+  if (left.length > 0) throw new Error(`still mounted under ${root}: ${left.map((m) => m.dir).join(', ')}`);
   await removeTempDir(root);
   return report;
 }

@@ -248,7 +248,7 @@ async function waitForMount(
     if (dead !== undefined) throw new Error(`mounting voldfs at ${dir}: ${dead}\n${tail(await readLog(logFile))}`);
     if (Date.now() > deadline) {
       const other = await mountAt(dir);
-      const what = other === undefined ? 'nothing is mounted there' : `found ${other.fsType} instead`;
+      const what = other === undefined ? 'nothing is mounted there' : `found ${other.fstype} instead`;
       throw new Error(`mounting voldfs at ${dir}: no FUSE mount after ${timeoutMs} ms (${what})\n${tail(await readLog(logFile))}`);
     }
     await sleep(50);

@@ -6,7 +6,7 @@ import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../../../src/cli/config.js';
 import { readaheadFile, setMountReadahead } from '../../../src/cli/mount-readahead.js';
-import { mountedDirs, parseMountinfo } from '../../../src/cli/mountpoint.js';
+import { mountEntries, mountedDirs, parseMountinfo } from '../../../src/cli/mountpoint.js';
 
 /** A logger whose lines land in `lines`, parsed. */
 function capture(): { log: pino.Logger; lines: { level: number; msg: string }[] } {
@@ -21,16 +21,17 @@ function capture(): { log: pino.Logger; lines: { level: number; msg: string }[] 
 }
 
 describe('parseMountinfo', () => {
-  it('gives the device, type and decoded directory of each mount; the last mount of a directory wins', () => {
+  it('gives the device, type, source and decoded directory of each mount; the last mount of a directory wins', () => {
     const text = [
       '22 1 254:0 / / rw,relatime shared:1 - ext4 /dev/vda rw',
       '95 22 0:52 / /tmp/a\\040b rw,nosuid,nodev,relatime shared:50 - fuse.voldfs voldfs rw,user_id=0,group_id=0',
-      '96 95 0:53 / /tmp/a\\040b rw,relatime shared:51 - fuse.voldfs voldfs rw,user_id=0,group_id=0',
+      '96 95 0:53 / /tmp/a\\040b rw,relatime shared:51 - fuse.voldfs my\\040vol rw,user_id=0,group_id=0',
       'garbage',
     ].join('\n');
     const mounts = parseMountinfo(text);
     expect([...mounts.keys()]).toEqual(['/', '/tmp/a b']);
-    expect(mounts.get('/tmp/a b')).toEqual({ dir: '/tmp/a b', fstype: 'fuse.voldfs', device: '0:53' });
+    expect(mounts.get('/tmp/a b')).toEqual({ dir: '/tmp/a b', fstype: 'fuse.voldfs', device: '0:53', source: 'my vol' });
+    expect(mountEntries(text).map((m) => m.device)).toEqual(['254:0', '0:52', '0:53']);
   });
 });
 
