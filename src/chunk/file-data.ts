@@ -42,6 +42,8 @@ export interface FileDataOptions {
  */
 export class FileData {
   readonly chunkSize: number;
+  /** Bytes of blocks the cache holds at most. */
+  readonly blockCacheBytes: number;
   private readonly blockCache: LRUCache<string, Buffer>;
   /** Memory of cached blocks read from the store; the cache owns it and recycles it. */
   private readonly pool: BlockPool;
@@ -51,8 +53,9 @@ export class FileData {
   constructor(private readonly options: FileDataOptions) {
     this.chunkSize = options.chunkSize;
     this.pool = new BlockPool(options.chunkSize, options.pooledBlocks ?? 64);
+    this.blockCacheBytes = options.blockCacheBytes ?? 256 * 1024 * 1024;
     this.blockCache = new LRUCache<string, Buffer>({
-      maxSize: options.blockCacheBytes ?? 256 * 1024 * 1024,
+      maxSize: this.blockCacheBytes,
       sizeCalculation: (b) => Math.max(1, b.length),
       dispose: (evicted) => this.pool.recycle(evicted),
     });
@@ -111,6 +114,14 @@ export class FileData {
   /** A block's bytes if they are cached, without waiting; the rule of {@link readBlock} applies. */
   cachedBlock(ref: BlockRef, ino: number, chunkIndex: number): Buffer | undefined {
     return this.blockCache.get(cacheKey(ref, ino, chunkIndex));
+  }
+
+  /**
+   * Removes a block from the cache (its memory goes back to the pool once current readers are
+   * done with it, as on eviction); a later read fetches it again.
+   */
+  dropCached(ref: BlockRef, ino: number, chunkIndex: number): void {
+    this.blockCache.delete(cacheKey(ref, ino, chunkIndex));
   }
 
   /** Starts fetching a block into the cache (readahead); errors surface on the real read. */

