@@ -28,7 +28,9 @@ describe.runIf(isRoot)('kernel readahead of the mount', () => {
   const mount = async (extra: Record<string, string>): Promise<VoldfsMount> => {
     const work = await makeTempDir('readahead');
     const env = { VOLDFS_LMDB_PATH: join(work, 'store'), VOLDFS_STATE_DIR: join(work, 'state'), ...extra };
-    const m = await mountVoldfs({ env });
+    // `voldfs mount` returns after the daemon has set the readahead; a foreground mount is seen
+    // in mountinfo before that, so reading then would race the daemon's write.
+    const m = await mountVoldfs({ env, daemon: true });
     live.push(m);
     return m;
   };
