@@ -1,3 +1,5 @@
+import type { BlockMemory } from '../translators/block-store.js';
+
 /**
  * Recycled memory for blocks read from the store. A sequential read goes through a block
  * (1 MiB) per chunk; a fresh buffer for each costs fresh pages from the kernel and, above all,
@@ -9,7 +11,7 @@
  * checkpoint, because they copy out of it without awaiting; so a recycled buffer is
  * quarantined until the next macrotask before it is reused.
  */
-export class BlockPool {
+export class BlockPool implements BlockMemory {
   private readonly free: ArrayBufferLike[] = [];
   private quarantined: ArrayBufferLike[] = [];
   /** Memory this pool made, so that foreign buffers are never taken in. */
@@ -19,8 +21,8 @@ export class BlockPool {
   private releasing = false;
 
   /**
-   * @param capacity bytes of each pooled buffer (the chunk size); larger requests get
-   *   ordinary memory
+   * @param capacity bytes of each pooled buffer (a chunk, with the room a block store needs to
+   *   read one in place: BlockStore.readRoom); larger requests get ordinary memory
    * @param maxFree buffers kept for reuse; more are left to the garbage collector
    */
   constructor(

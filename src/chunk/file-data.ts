@@ -52,7 +52,8 @@ export class FileData {
 
   constructor(private readonly options: FileDataOptions) {
     this.chunkSize = options.chunkSize;
-    this.pool = new BlockPool(options.chunkSize, options.pooledBlocks ?? 64);
+    // Room for a block's stored form too: translators turn it into the block in place.
+    this.pool = new BlockPool(options.blocks.readRoom(options.chunkSize), options.pooledBlocks ?? 64);
     this.blockCacheBytes = options.blockCacheBytes ?? 256 * 1024 * 1024;
     this.blockCache = new LRUCache<string, Buffer>({
       maxSize: this.blockCacheBytes,
@@ -93,7 +94,7 @@ export class FileData {
     const pending = this.inflight.get(key);
     if (pending) return pending;
     const fetch = this.options.blocks
-      .get(ref, this.context(ino, chunkIndex), this.pool.take)
+      .get(ref, this.context(ino, chunkIndex), this.pool)
       .then((data) => {
         this.blockCache.set(key, data);
         return data;

@@ -45,10 +45,17 @@ export interface BlockStore {
   /**
    * Reads a block back, verified. Never returns wrong bytes: a missing block throws
    * BlockMissing; a corrupt or tampered one that cannot be reconstructed throws IntegrityError.
-   * @param alloc memory for the result (see {@link KvStore.getValueInto}); a store that copies
-   *   the stored bytes out unchanged may use it, a translator producing new bytes ignores it
+   * @param memory where the result should go; a store copying the stored bytes out (see
+   *   {@link KvStore.getValueInto}) or producing them in place uses it, others ignore it
    */
-  get(ref: BlockRef, context: BlockContext, alloc?: (bytes: number) => Buffer): Promise<Buffer>;
+  get(ref: BlockRef, context: BlockContext, memory?: BlockMemory): Promise<Buffer>;
+
+  /**
+   * Bytes of memory `get` needs to produce a block of `length` bytes in the memory it is
+   * given: translators read their stored form (sealed, striped) into it and turn it into the
+   * block in place.
+   */
+  readRoom(length: number): number;
 
   /** Removes the block and everything it is made of. Missing parts are not an error. */
   delete(ref: BlockRef): Promise<void>;
@@ -58,6 +65,17 @@ export interface BlockStore {
    * corrupt parts where the translator can (erasure). Used by `voldfs fsck`.
    */
   check(ref: BlockRef, context: BlockContext, repair: boolean): Promise<BlockHealth>;
+}
+
+/**
+ * Memory a reader lends for the blocks it reads, and recycles (the chunk layer's block pool).
+ * The result of a read may be any part of memory `take` gave.
+ */
+export interface BlockMemory {
+  /** `bytes` bytes of uninitialised memory for a result. */
+  take(bytes: number): Buffer;
+  /** Whether `buffer` is memory `take` gave, which a translator may overwrite in place. */
+  owns(buffer: Buffer): boolean;
 }
 
 export interface BlockHealth {

@@ -1,4 +1,4 @@
-import { BlockMissing, type BlockContext, type BlockRef, type BlockStore } from './block-store.js';
+import { BlockMissing, type BlockContext, type BlockMemory, type BlockRef, type BlockStore } from './block-store.js';
 import { IntegrityError } from '../backends/errors.js';
 import { IF_ABSENT, UNCONDITIONAL, type KvStore } from '../backends/kv-store.js';
 import { checksumAll, checksumMatches, CHECKSUM_BYTES } from './erasure/checksum.js';
@@ -82,10 +82,10 @@ export class RawBlockStore implements BlockStore {
     return { id, length: data.length, detail };
   }
 
-  async get(ref: BlockRef, _context: BlockContext, alloc?: (bytes: number) => Buffer): Promise<Buffer> {
+  async get(ref: BlockRef, _context: BlockContext, memory?: BlockMemory): Promise<Buffer> {
     const key = this.keyOf(ref.id);
     const value =
-      alloc && this.store.getValueInto ? await this.store.getValueInto(key, alloc) : (await this.store.get(key))?.value;
+      memory && this.store.getValueInto ? await this.store.getValueInto(key, (bytes) => memory.take(bytes)) : (await this.store.get(key))?.value;
     if (!value) throw new BlockMissing(ref.id);
     if (value.length !== ref.length) {
       throw new IntegrityError(`block ${ref.id} holds ${value.length} bytes where ${ref.length} were written`);
@@ -95,6 +95,10 @@ export class RawBlockStore implements BlockStore {
       throw new IntegrityError(`block ${ref.id} fails its checksum: the store holds corrupt bytes`);
     }
     return value;
+  }
+
+  readRoom(length: number): number {
+    return length;
   }
 
   async delete(ref: BlockRef): Promise<void> {

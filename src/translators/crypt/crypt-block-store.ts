@@ -1,8 +1,9 @@
 import type { KeyObject } from 'node:crypto';
 import { IntegrityError, ValueTooLarge } from '../../backends/errors.js';
-import type { BlockContext, BlockHealth, BlockRef, BlockStore } from '../block-store.js';
+import type { BlockContext, BlockHealth, BlockMemory, BlockRef, BlockStore } from '../block-store.js';
 import { OFFLOAD_MIN_BYTES, type OffloadPool } from '../offload/offload-pool.js';
-import { AEAD_OVERHEAD, authenticationFailed, open, seal } from './aead.js';
+import { AEAD_OVERHEAD, authenticationFailed, NONCE_BYTES, open, seal } from './aead.js';
+import { loadAddon, openInto, sealInto } from './block-cipher.js';
 
 const AAD_MAGIC = 'voldfs block v1';
 
@@ -18,16 +19,23 @@ const AAD_MAGIC = 'voldfs block v1';
 export class CryptBlockStore implements BlockStore {
   /** Inner limit less nonce (12) and tag (16). */
   readonly maxBlockBytes: number;
+  /** The key's bytes, for the threadpool cipher (block-cipher.ts). */
+  private readonly rawKey: Buffer;
 
   /**
-   * @param offload worker pool for blocks of OFFLOAD_MIN_BYTES and more; without it every block
-   *   is sealed and opened on the calling thread
+   * Blocks of OFFLOAD_MIN_BYTES and more are sealed and opened on libuv's threadpool
+   * (block-cipher.ts), smaller ones on the calling thread.
+   * @throws ConfigError when the threadpool cipher's addon is not built
+   * @param offload the translators' pool: with it, large blocks are sealed into its scratch
+   *   memory with the room the next translator reserved, and handed over to it
    */
   constructor(
     private readonly inner: BlockStore,
     private readonly key: KeyObject,
     private readonly offload?: OffloadPool,
   ) {
+    loadAddon();
+    this.rawKey = key.export();
     this.maxBlockBytes = inner.maxBlockBytes - AEAD_OVERHEAD;
     if (this.maxBlockBytes <= 0) {
       throw new RangeError(`inner block store limit ${inner.maxBlockBytes} leaves no room for encryption`);
@@ -38,26 +46,48 @@ export class CryptBlockStore implements BlockStore {
   async put(id: string, data: Buffer, context: BlockContext): Promise<BlockRef> {
     if (data.length > this.maxBlockBytes) throw new ValueTooLarge(id, data.length, this.maxBlockBytes);
     const aad = blockAad(context, id, data.length);
-    const sealed = this.offload && data.length >= OFFLOAD_MIN_BYTES ? await this.offload.seal(this.key, aad, data) : seal(this.key, data, aad);
+    const sealed = data.length >= OFFLOAD_MIN_BYTES ? await this.sealLarge(aad, data) : seal(this.key, data, aad);
     const innerRef = await this.inner.put(id, sealed, context);
     return innerRef.detail === undefined ? { id, length: data.length } : { id, length: data.length, detail: innerRef.detail };
   }
 
   /**
-   * `alloc` (memory its owner recycles, see BlockStore.get) receives the plaintext of blocks
-   * opened on the worker pool; blocks opened on the calling thread ignore it.
+   * Large blocks are read into `memory` (see BlockStore.get) and opened in place there; small
+   * ones, opened on the calling thread, ignore it.
    * @throws IntegrityError if the block does not authenticate in this context; BlockMissing
    */
-  async get(ref: BlockRef, context: BlockContext, alloc?: (bytes: number) => Buffer): Promise<Buffer> {
-    const sealed = await this.inner.get(innerRef(ref), context);
+  async get(ref: BlockRef, context: BlockContext, memory?: BlockMemory): Promise<Buffer> {
+    const large = ref.length >= OFFLOAD_MIN_BYTES;
+    const sealed = await this.inner.get(innerRef(ref), context, large ? memory : undefined);
     if (sealed.length !== ref.length + AEAD_OVERHEAD) {
       throw new IntegrityError(`block ${ref.id} holds ${sealed.length} encrypted bytes for ${ref.length} plain ones`);
     }
     const aad = blockAad(context, ref.id, ref.length);
-    if (!this.offload || ref.length < OFFLOAD_MIN_BYTES) return open(this.key, sealed, aad, `block ${ref.id}`);
-    const plaintext = await this.offload.open(this.key, aad, sealed, alloc);
+    if (!large) return open(this.key, sealed, aad, `block ${ref.id}`);
+    // In place only in memory that is ours to overwrite: lent by the reader, or made by the
+    // translator below for us. A store may return the very buffer it keeps.
+    const ours = memory?.owns(sealed) === true || this.offload?.isHandedOver(sealed) === true;
+    const plaintext = ours
+      ? await openInto(this.rawKey, aad, sealed, sealed, NONCE_BYTES)
+      : await openInto(this.rawKey, aad, sealed, memory?.take(ref.length) ?? Buffer.allocUnsafeSlow(ref.length), 0);
     if (!plaintext) throw authenticationFailed(`block ${ref.id}`);
     return plaintext;
+  }
+
+  /**
+   * Seals a large block on the threadpool, into the pool's scratch memory with the room the
+   * translator below reserved (erasure encodes the stripe in it), handed over to that one.
+   */
+  private async sealLarge(aad: Buffer, data: Buffer): Promise<Buffer> {
+    const length = data.length + AEAD_OVERHEAD;
+    if (!this.offload) return sealInto(this.rawKey, aad, data, Buffer.allocUnsafeSlow(length));
+    const out = this.offload.scratch(Math.max(this.offload.room(length), length));
+    return this.offload.handOver(await sealInto(this.rawKey, aad, data, out));
+  }
+
+  /** Room for the sealed block, which is opened in place. */
+  readRoom(length: number): number {
+    return this.inner.readRoom(length + AEAD_OVERHEAD);
   }
 
   async delete(ref: BlockRef): Promise<void> {

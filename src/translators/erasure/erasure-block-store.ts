@@ -1,7 +1,7 @@
 import { xxh64 } from '@node-rs/xxhash';
 import type { Logger } from 'pino';
 import { IntegrityError, isUnreachable, ValueTooLarge } from '../../backends/errors.js';
-import { BlockMissing, type BlockContext, type BlockHealth, type BlockRef, type BlockStore } from '../block-store.js';
+import { BlockMissing, type BlockContext, type BlockHealth, type BlockMemory, type BlockRef, type BlockStore } from '../block-store.js';
 import { checksumAll, checksumMatches } from './checksum.js';
 import { DegradedWriteLog } from './degraded-writes.js';
 import { OFFLOAD_MIN_BYTES, type OffloadPool } from '../offload/offload-pool.js';
@@ -127,11 +127,11 @@ export class ErasureBlockStore implements BlockStore {
 
   /**
    * A healthy striped read fetches the k data fragments straight into one buffer (through the
-   * inner store's `alloc`, one copy out of stores that offer it): `alloc`'s memory when given,
+   * inner store's `getValueInto`, one copy out of stores that offer it): `memory` when given,
    * else a scratch buffer of the pool, handed over to crypt above.
    * @throws BlockMissing, IntegrityError, StoreUnavailable/StoreTimeout when too few fragments remain
    */
-  async get(ref: BlockRef, context: BlockContext, alloc?: (bytes: number) => Buffer): Promise<Buffer> {
+  async get(ref: BlockRef, context: BlockContext, memory?: BlockMemory): Promise<Buffer> {
     const detail = parseDetail(ref, this.codec);
     if (detail.layout === 'copies') {
       const seen: Fetched[] = [];
@@ -144,9 +144,12 @@ export class ErasureBlockStore implements BlockStore {
     }
     const { k, m } = this.codec;
     const size = detail.fragmentBytes;
-    const joined = this.joinBuffer(k * size, alloc);
-    const into = (i: number) =>
-      joined && ((bytes: number) => (bytes === size ? joined.subarray(i * size, (i + 1) * size) : Buffer.allocUnsafe(bytes)));
+    const joined = this.joinBuffer(k * size, memory);
+    const into = (i: number): BlockMemory | undefined =>
+      joined && {
+        take: (bytes) => (bytes === size ? joined.subarray(i * size, (i + 1) * size) : Buffer.allocUnsafe(bytes)),
+        owns: () => false,
+      };
     const fetched = await Promise.all(range(0, k).map((i) => this.fetch(ref, detail, i, context, into(i))));
     if (fetched.every((f) => f.state === 'ok')) {
       const fragments = fetched.map((f) => (f as { bytes: Buffer }).bytes);
@@ -156,12 +159,18 @@ export class ErasureBlockStore implements BlockStore {
         if (f.buffer !== joined.buffer || f.byteOffset !== joined.byteOffset + i * size) f.copy(joined, i * size);
       });
       const data = joined.subarray(0, ref.length);
-      return alloc || !this.offload ? data : this.offload.handOver(data);
+      return memory || !this.offload ? data : this.offload.handOver(data);
     }
     fetched.push(...(await Promise.all(range(k, k + m).map((i) => this.fetch(ref, detail, i, context)))));
     const targets = range(0, k).filter((i) => fetched[i].state !== 'ok');
     const { data } = await this.decode(ref, detail, fetched, targets);
     return data.subarray(0, ref.length);
+  }
+
+  /** Room for the k data fragments of a striped block, which a healthy read joins in place. */
+  readRoom(length: number): number {
+    if (length < this.replicateBelow) return this.inner.readRoom(length);
+    return Math.max(length, this.codec.k * this.inner.readRoom(this.fragmentBytes(length)));
   }
 
   async delete(ref: BlockRef): Promise<void> {
@@ -242,8 +251,8 @@ export class ErasureBlockStore implements BlockStore {
   }
 
   /** Memory for the data fragments of a healthy read, or undefined to concatenate them after. */
-  private joinBuffer(bytes: number, alloc?: (bytes: number) => Buffer): Buffer | undefined {
-    if (alloc) return alloc(bytes);
+  private joinBuffer(bytes: number, memory?: BlockMemory): Buffer | undefined {
+    if (memory) return memory.take(bytes);
     return this.offload && bytes >= OFFLOAD_MIN_BYTES ? this.offload.scratch(bytes) : undefined;
   }
 
@@ -285,10 +294,10 @@ export class ErasureBlockStore implements BlockStore {
     detail: ErasureDetail,
     i: number,
     context: BlockContext,
-    alloc?: (bytes: number) => Buffer,
+    memory?: BlockMemory,
   ): Promise<Fetched> {
     try {
-      const bytes = await this.inner.get(fragmentRef(ref, detail, i), context, alloc);
+      const bytes = await this.inner.get(fragmentRef(ref, detail, i), context, memory);
       return checksumMatches(detail.sums, i, bytes) ? { state: 'ok', bytes } : { state: 'corrupt' };
     } catch (err) {
       if (err instanceof BlockMissing) return { state: 'missing' };

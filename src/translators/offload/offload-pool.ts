@@ -1,14 +1,14 @@
-import type { KeyObject } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
-import { AEAD_OVERHEAD } from '../crypt/aead.js';
 import { WORKER_SOURCE } from './worker-source.js';
 
 /**
- * Runs the translators' CPU work (AES-256-GCM, Reed-Solomon encoding, fragment checksums) on a
- * few worker threads, so that it overlaps with FUSE requests and store I/O on the main thread
- * instead of stalling them. One pool per block stack; crypt and erasure share it.
+ * Runs erasure's CPU work (Reed-Solomon encoding, fragment checksums) on a few worker threads,
+ * so that it overlaps with FUSE requests and store I/O on the main thread instead of stalling
+ * them, and keeps the scratch memory the translators pass blocks in. One pool per block stack;
+ * crypt and erasure share it (crypt's cipher runs on libuv's threadpool, crypt/block-cipher.ts,
+ * and seals into this pool's scratch memory).
  *
  * Bytes cross by transfer, never by structured clone. The main thread touches a block's bytes at
  * most once: data it does not own (the chunk layer keeps its plaintext in the block cache; a
@@ -38,9 +38,7 @@ interface Reply {
   readonly input?: ArrayBuffer;
   readonly output?: ArrayBuffer;
   readonly outputLength?: number;
-  readonly outputOffset?: number;
   readonly sums?: Uint8Array;
-  readonly failed?: boolean;
   readonly error?: string;
 }
 
@@ -88,6 +86,11 @@ export class OffloadPool {
     return buffer;
   }
 
+  /** Whether `buffer` was marked by {@link handOver}: its receiver may overwrite or detach it. */
+  isHandedOver(buffer: Buffer): boolean {
+    return this.handedOver.has(buffer);
+  }
+
   /**
    * Tells the pool how much room the next layer wants in a buffer handed over to it: `capacity`
    * of a block of `length` bytes. Erasure asks for its whole stripe (data, padding and parity),
@@ -95,6 +98,11 @@ export class OffloadPool {
    */
   reserve(capacity: (length: number) => number): void {
     this.capacityFor = capacity;
+  }
+
+  /** Bytes the next layer reserved (see {@link reserve}) for a handed-over block of `length` bytes. */
+  room(length: number): number {
+    return this.capacityFor(length);
   }
 
   /**
@@ -119,36 +127,6 @@ export class OffloadPool {
    */
   release(buffer: Buffer): void {
     if (buffer.buffer instanceof ArrayBuffer) this.recycle(buffer.buffer);
-  }
-
-  /**
-   * AES-256-GCM sealing as aead.ts `seal`, same format. The result is handed over; it is
-   * written into a scratch buffer of the reserved capacity sent along.
-   * @throws Error when the worker fails
-   */
-  async seal(key: KeyObject, aad: Buffer, plaintext: Buffer): Promise<Buffer> {
-    const capacity = this.capacityFor(plaintext.length + AEAD_OVERHEAD);
-    const out = this.scratch(Math.max(capacity, plaintext.length + AEAD_OVERHEAD)).buffer as ArrayBuffer;
-    const reply = await this.run({ op: 'seal', key, aad, capacity, out }, plaintext, [out]);
-    return this.handOver(Buffer.from(outputOf(reply), 0, reply.outputLength));
-  }
-
-  /**
-   * AES-256-GCM opening as aead.ts `open`; undefined when the message does not authenticate.
-   * `sealed` is detached if it was handed over. With `alloc` the plaintext is copied into its
-   * memory (which its owner recycles) and the pool keeps the memory it travelled in.
-   * @throws Error when the worker fails
-   */
-  async open(key: KeyObject, aad: Buffer, sealed: Buffer, alloc?: (bytes: number) => Buffer): Promise<Buffer | undefined> {
-    const reply = await this.run({ op: 'open', key, aad }, sealed);
-    if (reply.failed) return undefined;
-    const output = outputOf(reply);
-    const plaintext = Buffer.from(output, reply.outputOffset ?? 0, reply.outputLength);
-    if (!alloc) return plaintext;
-    const out = alloc(plaintext.length);
-    plaintext.copy(out);
-    this.recycle(output);
-    return out;
   }
 
   /**

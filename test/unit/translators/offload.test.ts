@@ -2,9 +2,11 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { IntegrityError } from '../../../src/backends/errors.js';
 import type { KvStore } from '../../../src/backends/kv-store.js';
+import { BlockPool } from '../../../src/chunk/block-pool.js';
 import { MemoryStore } from '../../../src/backends/memory/index.js';
 import type { BlockRef, BlockStore } from '../../../src/translators/block-store.js';
-import { open, seal } from '../../../src/translators/crypt/aead.js';
+import { AEAD_OVERHEAD } from '../../../src/translators/crypt/aead.js';
+import { sealInto } from '../../../src/translators/crypt/block-cipher.js';
 import { createKeyring } from '../../../src/translators/crypt/keyring.js';
 import { checksumAll } from '../../../src/translators/erasure/checksum.js';
 import { createCodec, RONOMON_CODEC_ID } from '../../../src/translators/erasure/codec.js';
@@ -34,30 +36,6 @@ afterEach(async () => {
 });
 
 describe('offload pool', () => {
-  it('seals in the aead format: what a worker seals opens inline, and the reverse', async () => {
-    const { keyring } = await keys();
-    const p = pool();
-    const aad = Buffer.from('aad');
-    const data = bytes(MiB + 3, 5);
-    const sealed = await p.seal(keyring.blockKey, aad, data);
-    expect(open(keyring.blockKey, sealed, aad, 'test').equals(data)).toBe(true);
-    const inline = seal(keyring.blockKey, data, aad);
-    expect((await p.open(keyring.blockKey, aad, inline))?.equals(data)).toBe(true);
-    // The caller's buffers are copied, not taken.
-    expect(data.length).toBe(MiB + 3);
-    expect(inline.length).toBe(MiB + 3 + 28);
-  });
-
-  it('refuses a flipped bit or another aad, returning no bytes', async () => {
-    const { keyring } = await keys();
-    const p = pool();
-    const aad = Buffer.from('aad');
-    const sealed = seal(keyring.blockKey, bytes(200_000, 2), aad);
-    expect(await p.open(keyring.blockKey, Buffer.from('other'), sealed)).toBeUndefined();
-    sealed[100_000] ^= 1;
-    expect(await p.open(keyring.blockKey, aad, sealed)).toBeUndefined();
-  });
-
   it('encodes the same fragments and checksums as the codec on the main thread', async () => {
     const p = pool();
     const codec = createCodec(RONOMON_CODEC_ID, 4, 2);
@@ -74,13 +52,13 @@ describe('offload pool', () => {
   });
 
   it('takes a handed-over buffer without copying it, and reuses scratch buffers', async () => {
-    const { keyring } = await keys();
     const p = pool();
-    const aad = Buffer.from('aad');
-    const sealed = await p.seal(keyring.blockKey, aad, bytes(MiB, 1));
-    await p.open(keyring.blockKey, aad, sealed);
+    const size = 262_144;
+    const data = p.handOver(p.scratch(4 * size));
+    bytes(4 * size, 1).copy(data);
+    await p.encode(4, 2, size, data);
     // Transferred to the worker: this side's view is detached.
-    expect(sealed.length).toBe(0);
+    expect(data.length).toBe(0);
     // The memory sent to the worker came back and is handed out again: a fresh buffer would
     // be exactly as long as asked.
     const a = p.scratch(MiB - 1000);
@@ -88,12 +66,14 @@ describe('offload pool', () => {
     expect(a.buffer.byteLength).toBeGreaterThanOrEqual(MiB);
   });
 
-  it('encodes in place a sealed block made with room for the stripe', async () => {
+  it('encodes in place a block crypt sealed into the room erasure reserved', async () => {
     const { keyring } = await keys();
     const p = pool();
     const size = 262_152;
     p.reserve(() => 6 * size);
-    const sealed = await p.seal(keyring.blockKey, Buffer.from('aad'), bytes(MiB, 6));
+    const length = MiB + AEAD_OVERHEAD;
+    const sealed = p.handOver(await sealInto(keyring.blockKey.export(), Buffer.from('aad'), bytes(MiB, 6), p.scratch(p.room(length))));
+    expect(sealed.length).toBe(length);
     expect(sealed.buffer.byteLength).toBe(6 * size);
     const copy = Buffer.from(sealed);
     const { stripe, sums } = await p.encode(4, 2, size, sealed);
@@ -146,26 +126,24 @@ describe('block stacks with and without the pool', () => {
   }
 
   for (const kind of ['erasure', 'crypt+erasure'] as const) {
-    it(`${kind}: a read given memory returns the block in it, healthy or rebuilt from parity`, async () => {
+    it(`${kind}: a read given memory returns the block in it, taken once, healthy or rebuilt from parity`, async () => {
       const { keyring, crypt } = await keys();
       const store = new MemoryStore({ maxValueBytes: 2 * MiB });
       const settings: TranslatorSettings = { erasure: ERASURE_4_2, ...(kind === 'crypt+erasure' ? { crypt } : {}) };
       const blocks = buildBlockStack(settings, settings.crypt ? keyring : undefined, store, BLOCK_PREFIX, pool());
       const data = bytes(MiB, 8);
       const ref = await blocks.put('r', data, context());
-      const given: Buffer[] = [];
-      const alloc = (n: number) => {
-        const b = Buffer.alloc(n);
-        given.push(b);
-        return b;
-      };
-      const read = await blocks.get(ref, context(), alloc);
+      const memory = new BlockPool(blocks.readRoom(MiB), 4);
+      const take = vi.spyOn(memory, 'take');
+      const read = await blocks.get(ref, context(), memory);
       expect(read.equals(data)).toBe(true);
-      expect(given).toHaveLength(1);
-      expect(read.buffer).toBe(given[0].buffer);
+      // Fragments joined and (with crypt) opened where they landed: no second buffer, no copy.
+      expect(take).toHaveBeenCalledTimes(1);
+      expect(memory.owns(read)).toBe(true);
+      expect(read.buffer.byteLength).toBe(memory.capacity);
       const fragment1 = Object.keys(await fingerprint(store)).sort()[1];
       await store.delete(fragment1);
-      expect((await blocks.get(ref, context(), alloc)).equals(data)).toBe(true);
+      expect((await blocks.get(ref, context(), memory)).equals(data)).toBe(true);
     });
   }
 
@@ -175,12 +153,18 @@ describe('block stacks with and without the pool', () => {
     const blocks = buildBlockStack({ crypt, erasure: ERASURE_4_2 }, keyring, store, BLOCK_PREFIX, pool());
     const data = bytes(MiB, 4);
     const ref = await blocks.put('t', data, context());
+    // Opened in place in lent memory: a block that fails authentication gives no bytes either.
+    const memory = new BlockPool(blocks.readRoom(MiB), 4);
+    await expect(blocks.get(ref, context({ ino: 43 }), memory)).rejects.toThrow(/failed authentication/);
+    expect((await blocks.get(ref, context(), memory)).equals(data)).toBe(true);
     const before = await fingerprint(store);
     const fragment0 = [...Object.keys(before)].sort()[0];
     await store.delete(fragment0);
     expect((await blocks.get(ref, context())).equals(data)).toBe(true);
     await expect(blocks.get(ref, context({ ino: 43 }))).rejects.toThrow(IntegrityError);
     await expect(blocks.get(ref, context({ ino: 43 }))).rejects.toThrow(/failed authentication/);
+    await expect(blocks.get(ref, context({ ino: 43 }), memory)).rejects.toThrow(/failed authentication/);
+    expect((await blocks.get(ref, context(), memory)).equals(data)).toBe(true);
   });
 });
 
