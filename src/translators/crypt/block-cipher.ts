@@ -1,6 +1,5 @@
 import { randomFillSync } from 'node:crypto';
-import { createRequire } from 'node:module';
-import { ConfigError } from '../../backends/errors.js';
+import { requireNativeAddon } from '../native-addon.js';
 import { AEAD_OVERHEAD, KEY_BYTES, NONCE_BYTES, TAG_BYTES } from './aead.js';
 
 /**
@@ -26,17 +25,8 @@ let addon: Addon | undefined;
  * @throws ConfigError when the addon is not built, saying how to build it
  */
 export function loadAddon(): Addon {
-  if (addon) return addon;
-  try {
-    addon = createRequire(import.meta.url)('@ronomon/crypto-async') as Addon;
-    return addon;
-  } catch (err) {
-    throw new ConfigError(
-      `crypt needs the native addon @ronomon/crypto-async, which is not built ` +
-        `(${(err as Error).message.split('\n')[0]}): run ` +
-        '"(cd node_modules/@ronomon/crypto-async && npx node-gyp rebuild --nodedir=/usr)"',
-    );
-  }
+  addon ??= requireNativeAddon<Addon>('@ronomon/crypto-async', 'crypt');
+  return addon;
 }
 
 /**

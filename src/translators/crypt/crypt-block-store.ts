@@ -81,7 +81,7 @@ export class CryptBlockStore implements BlockStore {
   private async sealLarge(aad: Buffer, data: Buffer): Promise<Buffer> {
     const length = data.length + AEAD_OVERHEAD;
     if (!this.offload) return sealInto(this.rawKey, aad, data, Buffer.allocUnsafeSlow(length));
-    const out = this.offload.scratch(Math.max(this.offload.room(length), length));
+    const out = this.offload.scratch(this.offload.room(length));
     return this.offload.handOver(await sealInto(this.rawKey, aad, data, out));
   }
 

@@ -1,5 +1,5 @@
-import { createRequire } from 'node:module';
 import { ConfigError } from '../../backends/errors.js';
+import { requireNativeAddon } from '../native-addon.js';
 
 /**
  * Systematic Reed-Solomon codecs, named by id in the superblock because two libraries' parity
@@ -73,14 +73,5 @@ function mask(indices: readonly number[]): number {
 }
 
 function loadRonomon(): typeof import('@ronomon/reed-solomon') {
-  const require = createRequire(import.meta.url);
-  try {
-    return require('@ronomon/reed-solomon') as typeof import('@ronomon/reed-solomon');
-  } catch (err) {
-    throw new ConfigError(
-      `erasure codec ${RONOMON_CODEC_ID} needs the native addon @ronomon/reed-solomon, which is not built ` +
-        `(${(err as Error).message.split('\n')[0]}): run ` +
-        '"(cd node_modules/@ronomon/reed-solomon && npx node-gyp rebuild --nodedir=/usr)"',
-    );
-  }
+  return requireNativeAddon<typeof import('@ronomon/reed-solomon')>('@ronomon/reed-solomon', `erasure codec ${RONOMON_CODEC_ID}`);
 }

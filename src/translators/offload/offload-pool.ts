@@ -27,7 +27,10 @@ export interface OffloadOptions {
   readonly idleMs?: number;
 }
 
-/** Blocks below this many bytes are cheaper to handle inline than to send to a worker. */
+/**
+ * Blocks below this many bytes are cheaper to handle inline than on another thread (a worker,
+ * libuv's threadpool).
+ */
 export const OFFLOAD_MIN_BYTES = 64 * 1024;
 
 /** Scratch buffers kept for reuse, at most (enough for the write buffer's 16 blocks in flight). */
@@ -37,7 +40,6 @@ interface Reply {
   readonly id: number;
   readonly input?: ArrayBuffer;
   readonly output?: ArrayBuffer;
-  readonly outputLength?: number;
   readonly sums?: Uint8Array;
   readonly error?: string;
 }
@@ -100,9 +102,12 @@ export class OffloadPool {
     this.capacityFor = capacity;
   }
 
-  /** Bytes the next layer reserved (see {@link reserve}) for a handed-over block of `length` bytes. */
+  /**
+   * Bytes of a buffer to hand over a block of `length` bytes in: at least `length`, and the room
+   * the next layer reserved (see {@link reserve}).
+   */
   room(length: number): number {
-    return this.capacityFor(length);
+    return Math.max(length, this.capacityFor(length));
   }
 
   /**
