@@ -94,6 +94,12 @@ export interface StoreCapabilities {
    * condition on each. Stores without it get crash-atomicity from intent records (src/cas).
    */
   readonly atomicCommit: boolean;
+  /**
+   * True when {@link KvStore.commit} is built from intent records over single-key CAS (several
+   * round trips) rather than the store's own transaction: callers then prefer single-key
+   * updates where order alone keeps them safe.
+   */
+  readonly commitByIntents?: boolean;
   /** Largest number of ops + checks one commit takes (etcd: 128 by default). */
   readonly maxCommitOps: number;
   readonly placement: Placement;

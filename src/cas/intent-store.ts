@@ -188,6 +188,7 @@ export class IntentCommitStore implements KvStore {
     this.capabilities = Object.freeze({
       maxValueBytes,
       atomicCommit: true,
+      commitByIntents: true,
       maxCommitOps,
       placement: inner.capabilities.placement,
     });

@@ -2,15 +2,35 @@ import { randomBytes } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import type { KvStore } from '../backends/kv-store.js';
 import type { RecordCache } from '../cas/record-cache.js';
-import { transact } from '../cas/transaction.js';
+import { transact, type Transaction } from '../cas/transaction.js';
 import type { BlockContext, BlockRef, BlockStore } from '../translators/block-store.js';
 import { decodeRecord, encodeRecord } from '../cas/record-codec.js';
 import { BlockPool } from './block-pool.js';
 
-/** One chunk of a file's offset space: the block holding its bytes. */
-export interface ChunkMapRecord {
-  block: BlockRef;
+/**
+ * One chunk of a file's offset space: the block holding its bytes, or, for a chunk of at most
+ * `inlineMaxBytes`, the bytes themselves (no block record, no second store write).
+ */
+export type ChunkMapRecord = { block: BlockRef; inline?: undefined } | { inline: Buffer; block?: undefined };
+
+/** Where a chunk's bytes are: a block, or inline in its chunk map record. */
+export type ChunkRef = BlockRef | InlineChunk;
+
+export interface InlineChunk {
+  readonly inline: Buffer;
 }
+
+export function isInline(ref: ChunkRef): ref is InlineChunk {
+  return (ref as Partial<InlineChunk>).inline !== undefined;
+}
+
+/** The chunk a chunk map record points at. */
+export function chunkOf(record: ChunkMapRecord): ChunkRef {
+  return record.inline !== undefined ? { inline: record.inline } : record.block;
+}
+
+/** Stages more writes in the transaction that swaps a chunk map; returns what to do once it committed. */
+export type AlongsideChunk = (tx: Transaction) => Promise<() => void>;
 
 export interface FileDataOptions {
   readonly store: KvStore;
@@ -32,7 +52,15 @@ export interface FileDataOptions {
   readonly checkMissing?: (key: string) => Promise<void>;
   /** Called with block refs that a chunk no longer uses, to be deleted after a grace period. */
   readonly retire: (refs: BlockRef[]) => void;
+  /**
+   * Chunks of at most this many bytes are stored inline in their chunk map record. Default
+   * {@link DEFAULT_INLINE_MAX_BYTES}; 0 stores every chunk as a block.
+   */
+  readonly inlineMaxBytes?: number;
 }
+
+/** Small files fit whole in their chunk map record: one store write instead of two. */
+export const DEFAULT_INLINE_MAX_BYTES = 4096;
 
 /**
  * The data path: a file's offset space cut into fixed-size chunks, each chunk's bytes in one
@@ -42,6 +70,7 @@ export interface FileDataOptions {
  */
 export class FileData {
   readonly chunkSize: number;
+  readonly inlineMaxBytes: number;
   /** Bytes of blocks the cache holds at most. */
   readonly blockCacheBytes: number;
   private readonly blockCache: LRUCache<string, Buffer>;
@@ -52,6 +81,7 @@ export class FileData {
 
   constructor(private readonly options: FileDataOptions) {
     this.chunkSize = options.chunkSize;
+    this.inlineMaxBytes = Math.min(options.inlineMaxBytes ?? DEFAULT_INLINE_MAX_BYTES, options.chunkSize);
     // Room for a block's stored form too: translators turn it into the block in place.
     this.pool = new BlockPool(options.blocks.readRoom(options.chunkSize), options.pooledBlocks ?? 64);
     this.blockCacheBytes = options.blockCacheBytes ?? 256 * 1024 * 1024;
@@ -66,20 +96,30 @@ export class FileData {
     return { volumeId: this.options.volumeId, ino, chunkIndex };
   }
 
-  /** The block ref of a chunk, or undefined for a hole. Always asks the store. */
-  async chunkRef(ino: number, chunkIndex: number): Promise<BlockRef | undefined> {
+  /** Where a chunk's bytes are, or undefined for a hole. Always asks the store. */
+  async chunkRef(ino: number, chunkIndex: number): Promise<ChunkRef | undefined> {
     const key = this.options.chunkKey(ino, chunkIndex);
     const found = await this.options.store.get(key);
     if (!found) await this.options.checkMissing?.(key);
-    return found ? decodeRecord<ChunkMapRecord>(key, found.value).block : undefined;
+    return found ? chunkOf(decodeRecord<ChunkMapRecord>(key, found.value)) : undefined;
   }
 
   /** Refs of several chunks in one batched read. */
-  async chunkRefs(ino: number, chunkIndexes: readonly number[]): Promise<(BlockRef | undefined)[]> {
+  async chunkRefs(ino: number, chunkIndexes: readonly number[]): Promise<(ChunkRef | undefined)[]> {
     const keys = chunkIndexes.map((i) => this.options.chunkKey(ino, i));
     const found = await this.options.store.getMany(keys);
     for (const [i, f] of found.entries()) if (!f) await this.options.checkMissing?.(keys[i]);
-    return found.map((f, i) => (f ? decodeRecord<ChunkMapRecord>(keys[i], f.value).block : undefined));
+    return found.map((f, i) => (f ? chunkOf(decodeRecord<ChunkMapRecord>(keys[i], f.value)) : undefined));
+  }
+
+  /** A chunk's bytes: inline, or its block (see {@link readBlock} for the rules on that memory). */
+  readChunk(ref: ChunkRef, ino: number, chunkIndex: number): Promise<Buffer> {
+    return isInline(ref) ? Promise.resolve(ref.inline) : this.readBlock(ref, ino, chunkIndex);
+  }
+
+  /** A chunk's bytes if inline or cached, without waiting. */
+  cachedChunk(ref: ChunkRef, ino: number, chunkIndex: number): Buffer | undefined {
+    return isInline(ref) ? ref.inline : this.cachedBlock(ref, ino, chunkIndex);
   }
 
   /**
@@ -121,12 +161,13 @@ export class FileData {
    * Removes a block from the cache (its memory goes back to the pool once current readers are
    * done with it, as on eviction); a later read fetches it again.
    */
-  dropCached(ref: BlockRef, ino: number, chunkIndex: number): void {
-    this.blockCache.delete(cacheKey(ref, ino, chunkIndex));
+  dropCached(ref: ChunkRef, ino: number, chunkIndex: number): void {
+    if (!isInline(ref)) this.blockCache.delete(cacheKey(ref, ino, chunkIndex));
   }
 
   /** Starts fetching a block into the cache (readahead); errors surface on the real read. */
-  prefetch(ref: BlockRef, ino: number, chunkIndex: number): void {
+  prefetch(ref: ChunkRef, ino: number, chunkIndex: number): void {
+    if (isInline(ref)) return;
     const key = cacheKey(ref, ino, chunkIndex);
     if (this.blockCache.has(key) || this.inflight.has(key)) return;
     this.readBlock(ref, ino, chunkIndex).catch(() => undefined);
@@ -135,50 +176,69 @@ export class FileData {
   /**
    * Replaces a chunk's content. `compose` receives the chunk's current bytes (undefined for a
    * hole) and returns the new bytes; it runs again if another writer changed the chunk
-   * meanwhile, so concurrent writers to disjoint ranges of one chunk both survive.
+   * meanwhile, so concurrent writers to disjoint ranges of one chunk both survive. `alongside`
+   * stages further writes (the inode's size) in the same commit; its result runs once that
+   * commit has succeeded.
    */
   async rewriteChunk(
     ino: number,
     chunkIndex: number,
     compose: (current: Buffer | undefined) => Buffer,
+    alongside?: AlongsideChunk,
   ): Promise<void> {
     const key = this.options.chunkKey(ino, chunkIndex);
     const written: BlockRef[] = [];
-    let replaced: BlockRef | undefined;
+    let replaced: ChunkRef | undefined;
+    let committed: (() => void) | undefined;
+    let stored: BlockRef | undefined;
+    let inlined: Buffer | undefined;
     try {
       await transact(this.options.store, undefined, async (tx) => {
         const bytes = await tx.read(key);
-        replaced = bytes ? decodeRecord<ChunkMapRecord>(key, bytes).block : undefined;
-        const cached = replaced ? await this.readBlock(replaced, ino, chunkIndex) : undefined;
+        replaced = bytes ? chunkOf(decodeRecord<ChunkMapRecord>(key, bytes)) : undefined;
+        const cached = replaced ? await this.readChunk(replaced, ino, chunkIndex) : undefined;
         // compose may return (part of) what it is given, which then lives on as the new block.
         const current = cached && this.pool.owns(cached) ? Buffer.from(cached) : cached;
         const next = compose(current);
-        const ref = await this.options.blocks.put(newBlockId(), next, this.context(ino, chunkIndex));
-        written.push(ref);
-        tx.write(key, encodeRecord({ block: ref } satisfies ChunkMapRecord));
-        this.blockCache.set(cacheKey(ref, ino, chunkIndex), next);
+        stored = undefined;
+        inlined = undefined;
+        if (next.length <= this.inlineMaxBytes) {
+          inlined = next;
+          // Copied: `next` may be recycled block memory, and the record outlives it.
+          tx.write(key, encodeRecord({ inline: Buffer.from(next) } satisfies ChunkMapRecord));
+        } else {
+          const ref = await this.options.blocks.put(newBlockId(), next, this.context(ino, chunkIndex));
+          written.push(ref);
+          stored = ref;
+          tx.write(key, encodeRecord({ block: ref } satisfies ChunkMapRecord));
+          this.blockCache.set(cacheKey(ref, ino, chunkIndex), next);
+        }
+        committed = alongside ? await alongside(tx) : undefined;
       });
     } catch (err) {
       // No block written here is referenced: retire them all.
       if (written.length > 0) this.options.retire(written);
       throw err;
     }
+    committed?.();
+    // The chunk's write memory did not become a cached block: it goes back to the pool.
+    if (inlined && this.pool.owns(inlined)) this.pool.recycle(inlined);
     // Blocks of attempts that lost a race are unreferenced; the replaced one may still be read.
-    const losers = written.slice(0, -1);
-    if (replaced) losers.push(replaced);
+    const losers = written.filter((ref) => ref !== stored);
+    if (replaced && !isInline(replaced)) losers.push(replaced);
     if (losers.length > 0) this.options.retire(losers);
   }
 
   /** Removes a chunk's map record (truncate, delete) and retires its block. */
   async dropChunk(ino: number, chunkIndex: number): Promise<void> {
     const key = this.options.chunkKey(ino, chunkIndex);
-    let dropped: BlockRef | undefined;
+    let dropped: ChunkRef | undefined;
     await transact(this.options.store, undefined, async (tx) => {
       const bytes = await tx.read(key);
-      dropped = bytes ? decodeRecord<ChunkMapRecord>(key, bytes).block : undefined;
+      dropped = bytes ? chunkOf(decodeRecord<ChunkMapRecord>(key, bytes)) : undefined;
       if (bytes) tx.remove(key);
     });
-    if (dropped) this.options.retire([dropped]);
+    if (dropped && !isInline(dropped)) this.options.retire([dropped]);
   }
 
   /**

@@ -1,4 +1,4 @@
-import type { FileData } from './file-data.js';
+import type { AlongsideChunk, FileData } from './file-data.js';
 
 /** Byte ranges written into one chunk and not yet stored, kept sorted and merged. */
 class DirtyChunk {
@@ -51,6 +51,12 @@ export interface WriteBufferOptions {
    * zeros at the end of a file, never bytes past its end that a later growth would expose.
    */
   readonly beforeStore?: (end: number) => Promise<void>;
+  /**
+   * For a file whose last dirty chunk is stored alone (a small file's close): writes to commit
+   * with that chunk's map instead of `beforeStore`, so size and data land in one commit.
+   * Undefined, or returning undefined: `beforeStore` then the chunk, as for any other chunk.
+   */
+  readonly alongside?: () => AlongsideChunk | undefined;
 }
 
 /**
@@ -68,6 +74,7 @@ export class WriteBuffer {
   private readonly maxDirty: number;
   private readonly onChunkStored: (index: number) => void;
   private readonly beforeStore: (end: number) => Promise<void>;
+  private readonly alongside: () => AlongsideChunk | undefined;
 
   constructor(
     private readonly data: FileData,
@@ -78,6 +85,7 @@ export class WriteBuffer {
     this.maxDirty = options.maxDirtyChunks ?? 64;
     this.onChunkStored = options.onChunkStored ?? (() => undefined);
     this.beforeStore = options.beforeStore ?? (async () => undefined);
+    this.alongside = options.alongside ?? (() => undefined);
   }
 
   /** Copies `bytes` (FUSE's buffer is reused after we answer) into the chunks it spans. */
@@ -121,7 +129,8 @@ export class WriteBuffer {
 
   /** Stores every dirty chunk and waits for all; throws the first failure. */
   async flush(): Promise<void> {
-    for (const index of [...this.dirty.keys()]) await this.startFlush(index);
+    const alone = this.dirty.size === 1 && this.inflight.size === 0;
+    for (const index of [...this.dirty.keys()]) await this.startFlush(index, alone);
     await Promise.all(this.inflight.values());
     this.throwFailure();
   }
@@ -142,15 +151,16 @@ export class WriteBuffer {
     }
   }
 
-  private async startFlush(index: number): Promise<void> {
+  private async startFlush(index: number, alone = false): Promise<void> {
     while (this.inflight.size >= this.maxInflight) await Promise.race(this.inflight.values());
     await this.inflight.get(index);
     const chunk = this.dirty.get(index);
     if (!chunk) return;
     this.dirty.delete(index);
     const end = index * this.data.chunkSize + chunk.ranges[chunk.ranges.length - 1][1];
-    const job = this.beforeStore(end)
-      .then(() => this.data.rewriteChunk(this.ino, index, (current) => chunk.compose(current)))
+    const alongside = alone && this.inflight.size === 0 ? this.alongside() : undefined;
+    const job = (alongside ? Promise.resolve() : this.beforeStore(end))
+      .then(() => this.data.rewriteChunk(this.ino, index, (current) => chunk.compose(current), alongside))
       .then(() => this.onChunkStored(index))
       .catch((err: unknown) => {
         this.failure ??= err;

@@ -4,7 +4,7 @@ import type { KvStore } from '../backends/kv-store.js';
 import { IF_ABSENT } from '../backends/kv-store.js';
 import { decodeRecord, encodeRecord } from '../cas/record-codec.js';
 import type { FileData } from '../chunk/file-data.js';
-import { mapBounded } from '../chunk/file-data.js';
+import { isInline, mapBounded } from '../chunk/file-data.js';
 import type { BlockRef, BlockStore } from '../translators/block-store.js';
 import type { VolumeKeys } from './keys.js';
 import type { GarbageRecord } from './records.js';
@@ -91,7 +91,7 @@ export class GarbageCollector {
     const refs = await this.fileData.chunkRefs(ino, indexes);
     await mapBounded(indexes, 16, async (i) => {
       const ref = refs[i];
-      if (ref) await this.options.blocks.delete(ref);
+      if (ref && !isInline(ref)) await this.options.blocks.delete(ref);
       await this.options.store.delete(this.options.keys.chunkMap(ino, i));
     });
   }

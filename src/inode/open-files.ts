@@ -1,6 +1,6 @@
-import { transact } from '../cas/transaction.js';
+import { transact, type Transaction } from '../cas/transaction.js';
 import { WriteBuffer } from '../chunk/write-buffer.js';
-import type { BlockRef } from '../translators/block-store.js';
+import type { AlongsideChunk, ChunkRef } from '../chunk/file-data.js';
 import { FsError } from './fs-error.js';
 import type { InodeTable } from './inode-table.js';
 import { isDir, isReg, type InodeRecord } from './records.js';
@@ -23,7 +23,7 @@ class OpenInode {
   growing: Promise<void> | undefined;
   mtime: Timespec | undefined;
   /** Chunk refs read while open; dropped when this mount rewrites the chunk. */
-  readonly refs = new Map<number, BlockRef | undefined>();
+  readonly refs = new Map<number, ChunkRef | undefined>();
   readonly buffer: WriteBuffer;
   /** End of the last read, to recognise sequential reads for readahead. */
   lastReadEnd = -1;
@@ -37,12 +37,14 @@ class OpenInode {
     readonly ino: number,
     record: InodeRecord,
     grow: (state: OpenInode, end: number) => Promise<void>,
+    alongside: ((state: OpenInode) => AlongsideChunk) | undefined,
   ) {
     this.size = record.size;
     this.storedSize = record.size;
     this.buffer = new WriteBuffer(volume.data, ino, {
       onChunkStored: (i) => this.refs.delete(i),
       beforeStore: (end) => grow(this, end),
+      alongside: alongside && (() => alongside(this)),
     });
   }
 }
@@ -95,7 +97,9 @@ export class OpenFiles {
     if (!state) {
       const record = await transact(this.volume.store, this.volume.cache, (tx) => this.table.read(tx, ino));
       if (isDir(record.mode)) throw new FsError('EISDIR');
-      state = this.inodes.get(ino) ?? new OpenInode(this.volume, ino, record, (st, end) => this.grow(st, end));
+      state =
+        this.inodes.get(ino) ??
+        new OpenInode(this.volume, ino, record, (st, end) => this.grow(st, end), this.sizeInChunkCommit());
       this.inodes.set(ino, state);
     } else {
       state.refs.clear();
@@ -149,7 +153,7 @@ export class OpenFiles {
       const from = Math.max(offset, chunkStart) - chunkStart;
       const to = Math.min(end, chunkStart + chunkSize) - chunkStart;
       const ref = state.refs.has(index) ? state.refs.get(index) : await this.refOf(state, index);
-      const data = ref ? (this.volume.data.cachedBlock(ref, state.ino, index) ?? (await this.volume.data.readBlock(ref, state.ino, index))) : undefined;
+      const data = ref ? (this.volume.data.cachedChunk(ref, state.ino, index) ?? (await this.volume.data.readChunk(ref, state.ino, index))) : undefined;
       const available = data ? Math.max(0, Math.min(to, data.length) - from) : 0;
       if (data && available > 0) data.copy(into, copied, from, from + available);
       // Holes and the tail past a short block read as zeros.
@@ -283,6 +287,34 @@ export class OpenFiles {
     }
   }
 
+  /**
+   * On a store with its own multi-key transactions, the last chunk of a file is stored in one
+   * commit with the inode's size and mtime (a small file's close is one commit). Stores that
+   * build commits from intent records keep two single-key updates, size first.
+   */
+  private sizeInChunkCommit(): ((state: OpenInode) => AlongsideChunk) | undefined {
+    return this.volume.store.capabilities.commitByIntents ? undefined : (state) => (tx) => this.stageSize(state, tx);
+  }
+
+  /** Stages the inode update that persist() would make; returns what to note once committed. */
+  private async stageSize(state: OpenInode, tx: Transaction): Promise<() => void> {
+    const size = state.size;
+    const mtime = state.mtime;
+    const key = this.volume.keys.inode(state.ino);
+    const record = await this.table.find(tx, state.ino);
+    if (record && (record.size < size || mtime)) {
+      record.size = Math.max(record.size, size);
+      if (mtime) record.mtime = record.ctime = mtime;
+      this.table.write(tx, state.ino, record);
+    }
+    return () => {
+      this.volume.cache.invalidate(key);
+      state.storedSize = Math.max(state.storedSize, size);
+      if (state.size === size) state.sizeDirty = false;
+      if (mtime && state.mtime === mtime) state.mtime = undefined;
+    };
+  }
+
   private async persist(state: OpenInode): Promise<void> {
     await state.buffer.flush();
     if (!state.sizeDirty && !state.mtime) return;
@@ -306,7 +338,7 @@ export class OpenFiles {
     return state;
   }
 
-  private async refOf(state: OpenInode, index: number): Promise<BlockRef | undefined> {
+  private async refOf(state: OpenInode, index: number): Promise<ChunkRef | undefined> {
     if (state.refs.has(index)) return state.refs.get(index);
     const ref = await this.volume.data.chunkRef(state.ino, index);
     state.refs.set(index, ref);

@@ -54,6 +54,8 @@ export interface VolumeOptions extends VolumeStores {
   readonly graceMs?: number;
   /** Bytes of file blocks kept in memory for reads; default FileData's (256 MiB). */
   readonly blockCacheBytes?: number;
+  /** Chunks up to this size live in their chunk map record; default FileData's, 0 never. */
+  readonly inlineMaxBytes?: number;
   /**
    * Translators asked for: used when an empty store is formatted, and checked against the
    * superblock of an existing volume (a mismatch is refused). Undefined: take the volume's.
@@ -121,6 +123,7 @@ export class Volume {
       chunkSize: superblock.chunkSize,
       retire: (refs) => garbage.retire(refs),
       blockCacheBytes: options.blockCacheBytes,
+      inlineMaxBytes: options.inlineMaxBytes,
       checkMissing: (key) => loss.checkMissing(key, 'chunk map'),
     });
     garbage.attach(data);

@@ -50,7 +50,7 @@ describe('fsck on memcached', () => {
     expect(clean.summary).toMatchObject({ directories: 3, files: 21, blocksChecked: 23, listed: true });
 
     const victim = await fx.fs.resolve('/d/e/f7');
-    const { block } = await fx.chunkMap(victim, 0);
+    const block = await fx.chunkBlock(victim, 0);
     expect(await raw.delete(fx.keys.blockPrefix() + block.id)).toBe(true);
     const damaged = await check();
     expect(damaged.problems).toMatchObject([{ kind: 'block-lost', path: '/d/e/f7', ino: victim, action: 'not-repairable' }]);

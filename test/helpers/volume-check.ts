@@ -251,8 +251,8 @@ async function checkOpened(raw: KvStore, meta: KvStore, keys: VolumeKeys, repair
       const record = inodes.get(c.ino);
       if (record && isReg(record.mode) && c.index * chunkSize >= Math.max(record.size, 1)) {
         notes.push(`chunk map ${c.key} lies wholly past the end of inode ${c.ino} (size ${record.size})`);
-      } else if (record && isReg(record.mode) && c.index * chunkSize + c.record.block.length > record.size) {
-        notes.push(`chunk map ${c.key} holds ${c.index * chunkSize + c.record.block.length - record.size} bytes past the end of inode ${c.ino} (size ${record.size})`);
+      } else if (record && isReg(record.mode) && c.index * chunkSize + chunkLength(c.record) > record.size) {
+        notes.push(`chunk map ${c.key} holds ${c.index * chunkSize + chunkLength(c.record) - record.size} bytes past the end of inode ${c.ino} (size ${record.size})`);
       }
     }
   }
@@ -276,7 +276,12 @@ async function checkOpened(raw: KvStore, meta: KvStore, keys: VolumeKeys, repair
 
 /** Ids of the block records a chunk map refers to (one block, or its erasure fragments). */
 function blockIds(record: ChunkMapRecord): string[] {
-  return [record.block.id];
+  return record.block ? [record.block.id] : [];
+}
+
+/** Bytes a chunk map holds: its block's length, or its inline bytes. */
+function chunkLength(record: ChunkMapRecord): number {
+  return record.block ? record.block.length : record.inline.length;
 }
 
 function mergeReports(reports: RecoveryReport[]): RecoveryReport {

@@ -2,23 +2,27 @@ import { ifVersion } from '../../backends/kv-store.js';
 import { IntegrityError } from '../../backends/errors.js';
 import { transact } from '../../cas/transaction.js';
 import { decodeRecord, encodeRecord } from '../../cas/record-codec.js';
-import { mapBounded, type ChunkMapRecord } from '../../chunk/file-data.js';
-import type { BlockRef } from '../../translators/block-store.js';
+import { isInline, mapBounded, type ChunkMapRecord, type ChunkRef } from '../../chunk/file-data.js';
 import { isReg, type InodeRecord } from '../records.js';
 import type { FsckContext } from './context.js';
 import type { RepairResult } from './tx-repairs.js';
 
 /**
- * The block ref of a chunk map record, or undefined when the record is malformed (a length
- * outside [0, chunkSize], no id).
+ * What a chunk map record points at (a block ref, or its inline bytes), or undefined when the
+ * record is malformed (a length outside [0, chunkSize], no id).
  */
-export function chunkRefOf(ctx: FsckContext, key: string, bytes: Buffer): BlockRef | undefined {
+export function chunkRefOf(ctx: FsckContext, key: string, bytes: Buffer): ChunkRef | undefined {
   let record: Partial<ChunkMapRecord> | null;
   try {
     record = decodeRecord<Partial<ChunkMapRecord> | null>(key, bytes);
   } catch (err) {
     if (err instanceof IntegrityError) return undefined;
     throw err;
+  }
+  const inline: unknown = record?.inline;
+  if (inline !== undefined) {
+    if (!Buffer.isBuffer(inline) || (ctx.chunkSize !== undefined && inline.length > ctx.chunkSize)) return undefined;
+    return { inline };
   }
   const ref = record?.block;
   if (!ref || typeof ref.id !== 'string' || ref.id.length === 0 || !Number.isSafeInteger(ref.length) || ref.length < 0) return undefined;
@@ -43,7 +47,7 @@ export async function deleteChunkMaps(ctx: FsckContext, ino: number, indexes: re
       const ref = chunkRefOf(ctx, key, f.value);
       if (!(await meta.delete(key, ifVersion(f.version)))) return;
       deleted++;
-      if (ref && blocks && !keep.has(ref.id)) await blocks.delete(ref);
+      if (ref && !isInline(ref) && blocks && !keep.has(ref.id)) await blocks.delete(ref);
     },
   );
   return deleted;

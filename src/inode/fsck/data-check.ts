@@ -1,5 +1,5 @@
 import { IntegrityError } from '../../backends/errors.js';
-import { mapBounded } from '../../chunk/file-data.js';
+import { isInline, mapBounded, type ChunkRef } from '../../chunk/file-data.js';
 import { BlockMissing, type BlockHealth, type BlockRef } from '../../translators/block-store.js';
 import type { FsckContext } from './context.js';
 import { chunkRefOf, deleteChunkMaps } from './chunk-repairs.js';
@@ -65,14 +65,16 @@ export class DataChecker {
         this.pastEnd(file, index, ref);
         return;
       }
-      this.referenced.add(ref.id);
       this.ctx.counts.chunkMaps++;
+      // Inline bytes were authenticated (crypt) and decoded with their record: nothing more to check.
+      if (isInline(ref)) return;
+      this.referenced.add(ref.id);
       maps.push({ file, index, ref });
     });
     await mapBounded(maps, this.ctx.concurrency, (m) => this.checkBlock(m));
   }
 
-  private pastEnd(file: FileToCheck, index: number, ref: BlockRef): void {
+  private pastEnd(file: FileToCheck, index: number, ref: ChunkRef): void {
     this.ctx.problems.add(
       {
         kind: 'chunk-map-past-eof',
@@ -86,7 +88,8 @@ export class DataChecker {
         offlineOnly: true,
         run: async () => {
           const deleted = await deleteChunkMaps(this.ctx, file.ino, [index], this.referenced);
-          return deleted > 0 ? { outcome: 'repaired', done: `chunk map and block ${ref.id} deleted` } : { outcome: 'gone', done: 'already gone' };
+          const what = isInline(ref) ? 'chunk map (inline data) deleted' : `chunk map and block ${ref.id} deleted`;
+          return deleted > 0 ? { outcome: 'repaired', done: what } : { outcome: 'gone', done: 'already gone' };
         },
       },
     );

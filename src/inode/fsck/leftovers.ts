@@ -1,5 +1,6 @@
 import { IntegrityError } from '../../backends/errors.js';
 import { decodeRecord } from '../../cas/record-codec.js';
+import { isInline } from '../../chunk/file-data.js';
 import { isReg, type InodeRecord } from '../records.js';
 import { chunkRefOf, deleteChunkMaps, deleteOrphan, deleteRawRecords } from './chunk-repairs.js';
 import type { FsckContext } from './context.js';
@@ -94,7 +95,7 @@ async function checkChunkMaps(
   const found = await ctx.readMany(ctx.target.meta, keys);
   found.forEach((f, i) => {
     const ref = f && chunkRefOf(ctx, keys[i], f.value);
-    if (ref) refs.add(ref.id);
+    if (ref && !isInline(ref)) refs.add(ref.id);
   });
   for (const [ino, indexes] of pastEnd) {
     const file = walk.files.get(ino);

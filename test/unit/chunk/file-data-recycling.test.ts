@@ -32,8 +32,10 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
   fc.record({ kind: fc.constant('read' as const), chunks: fc.array(fc.nat(CHUNKS - 1), { minLength: 1, maxLength: 12 }) }),
 );
 
-function makeFileData(store: MemoryStore): FileData {
+/** Blocks only (inline 0), or chunks of up to half a chunk kept inline in their map record. */
+function makeFileData(store: MemoryStore, inlineMaxBytes = 0): FileData {
   return new FileData({
+    inlineMaxBytes,
     store,
     cache: new RecordCache(),
     blocks: new RawBlockStore(store, 'v:b:', { checksum: true }),
@@ -50,7 +52,7 @@ function makeFileData(store: MemoryStore): FileData {
 async function readChunk(data: FileData, chunk: number): Promise<Buffer | undefined> {
   const ref = await data.chunkRef(INO, chunk);
   if (!ref) return undefined;
-  const block = data.cachedBlock(ref, INO, chunk) ?? (await data.readBlock(ref, INO, chunk));
+  const block = data.cachedChunk(ref, INO, chunk) ?? (await data.readChunk(ref, INO, chunk));
   return Buffer.from(block);
 }
 
@@ -67,6 +69,7 @@ describe('FileData with recycled block memory', () => {
       volumeId: 'v',
       chunkSize: CHUNK,
       blockCacheBytes: 3 * CHUNK,
+      inlineMaxBytes: 0,
       retire: () => undefined,
     });
     for (let c = 0; c < 4; c++) await data.rewriteChunk(INO, c, () => Buffer.alloc(CHUNK, 0x10 + c));
@@ -100,11 +103,14 @@ describe('FileData with recycled block memory', () => {
     }
   });
 
-  it('reads back what the model holds through evictions, rewrites and concurrent reads', async () => {
+  it.each([
+    ['blocks only', 0],
+    ['small chunks inline', CHUNK / 2],
+  ])('reads back what the model holds through evictions, rewrites and concurrent reads (%s)', async (_, inlineMaxBytes) => {
     await fc.assert(
       fc.asyncProperty(fc.array(opArb, { minLength: 1, maxLength: 60 }), async (ops) => {
         const store = new MemoryStore();
-        const data = makeFileData(store);
+        const data = makeFileData(store, inlineMaxBytes);
         const model = new Map<number, Buffer>();
         for (const op of ops) {
           if (op.kind === 'write') {

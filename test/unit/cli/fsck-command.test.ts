@@ -43,7 +43,8 @@ describe('voldfs fsck (command)', () => {
       for (let i = 0; i < 5; i++) {
         const ino = await fs.namespace.create(1, `f${i}`, S_IFREG | 0o644, { uid: 0, gid: 0 });
         const fh = await fs.files.open(ino, 2);
-        await fs.files.write(fh, 0, patternBytes(1000 * (i + 1), i));
+        // Past the inline threshold, so that each file has a block to lose.
+        await fs.files.write(fh, 0, patternBytes(5000 + 1000 * i, i));
         await fs.files.release(fh);
       }
       await fs.close();
@@ -72,7 +73,7 @@ describe('voldfs fsck (command)', () => {
     const text = fakeIo(env, 6000);
     expect(await runFsck({}, config, text.io)).toBe(0);
     expect(text.out.stdout).toContain('voldfs fsck of volume vol (check only, online)');
-    expect(text.out.stdout).toContain('1 directories, 5 files (14.6 KiB)');
+    expect(text.out.stdout).toContain('1 directories, 5 files (34.2 KiB)');
     expect(text.out.stdout).toMatch(/result: clean\n$/);
     expect(text.out.stderr).toMatch(/^voldfs fsck: (intents|scan|walk): /m);
 

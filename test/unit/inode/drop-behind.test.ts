@@ -29,7 +29,7 @@ async function setup(blockCacheMiB: number) {
   for (let at = 0; at < content.length; at += PIECE) await fs.files.write(wh, at, content.subarray(at, at + PIECE));
   await fs.files.release(wh);
   const refs = await fs.volume.data.chunkRefs(ino, Array.from({ length: CHUNKS }, (_, i) => i));
-  const cached = () => refs.flatMap((ref, i) => (fs.volume.data.cachedBlock(ref!, ino, i) ? [i] : []));
+  const cached = () => refs.flatMap((ref, i) => (fs.volume.data.cachedChunk(ref!, ino, i) ? [i] : []));
   const drop = () => refs.forEach((ref, i) => fs.volume.data.dropCached(ref!, ino, i));
   return { fs, ino, content, chunk, cached, drop, gets: () => blockGets };
 }

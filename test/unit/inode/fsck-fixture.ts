@@ -3,6 +3,7 @@ import { pino } from 'pino';
 import type { KvStore } from '../../../src/backends/kv-store.js';
 import { decodeRecord, encodeRecord } from '../../../src/cas/record-codec.js';
 import type { ChunkMapRecord } from '../../../src/chunk/file-data.js';
+import type { BlockRef } from '../../../src/translators/block-store.js';
 import { fsckVolume, type FsckOptions, type FsckReport, type ProblemKind } from '../../../src/inode/fsck/index.js';
 import { FileSystem } from '../../../src/inode/filesystem.js';
 import { VolumeKeys } from '../../../src/inode/keys.js';
@@ -124,6 +125,13 @@ export class VolumeFixture {
     const found = await this.meta.get(key);
     if (!found) throw new Error(`no chunk map ${key}`);
     return decodeRecord<ChunkMapRecord>(key, found.value);
+  }
+
+  /** The block of a chunk; fails the test if the chunk's bytes are inline in its map. */
+  async chunkBlock(ino: number, index: number): Promise<BlockRef> {
+    const { block } = await this.chunkMap(ino, index);
+    if (!block) throw new Error(`chunk ${index} of inode ${ino} is inline: the test needs a bigger file`);
+    return block;
   }
 
   /** Keys of every raw record under the volume's prefix in `store` (default the data store). */

@@ -14,10 +14,11 @@ describe('fsck of an erasure-coded volume', () => {
     const store = new MemoryStore({ domains: 3 });
     const fx = await VolumeFixture.create({ store, translators: { crypt: false, erasure: { k: 2, m: 1 } } });
     const big = await fx.writeFile('/striped', patternBytes(100_000, 1));
-    const small = await fx.writeFile('/copied', patternBytes(1000, 2));
+    // Under erasure's 16 KiB, over the inline threshold: a block kept as whole copies.
+    const small = await fx.writeFile('/copied', patternBytes(10_000, 2));
     await fx.close();
     const fragmentsOf = async (ino: number) => {
-      const { block } = await fx.chunkMap(ino, 0);
+      const block = await fx.chunkBlock(ino, 0);
       return (await fx.keysUnder('b:')).filter((k) => k.startsWith(fx.keys.blockPrefix() + block.id));
     };
     const striped = await fragmentsOf(big);
@@ -58,7 +59,7 @@ describe('fsck on a store that cannot list keys', () => {
     const a = await fx.writeFile('/d/a', patternBytes(5000, 3));
     const b = await fx.writeFile('/d/b', patternBytes(7000, 4));
     await fx.close();
-    const { block } = await fx.chunkMap(a, 0);
+    const block = await fx.chunkBlock(a, 0);
     await fx.data.delete(fx.keys.blockPrefix() + block.id);
     const stray = await fx.fs.volume.blocks.put('pastend0000000000000', Buffer.alloc(10, 9), { volumeId: fx.fs.volume.superblock.volumeId, ino: b, chunkIndex: 1 });
     await fx.store.put(fx.keys.chunkMap(b, 1), encodeRecord({ block: stray }));
@@ -85,7 +86,7 @@ describe('fsck of an encrypted, erasure-coded volume', () => {
     const ino = await fx.writeFile('/secret/plans', patternBytes(50_000, 5));
     await fx.link('/secret/plans', '/copy');
     await fx.close();
-    const { block } = await fx.chunkMap(ino, 0);
+    const block = await fx.chunkBlock(ino, 0);
     const fragment = (await fx.keysUnder('b:')).find((k) => k.startsWith(fx.keys.blockPrefix() + block.id));
     expect(fragment).toBeDefined();
     await store.delete(fragment as string);

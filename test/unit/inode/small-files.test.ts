@@ -1,0 +1,192 @@
+/**
+ * Small files: a chunk of at most the inline threshold lives in its chunk map record, and a
+ * file's last chunk is stored in one commit with its size and mtime where the store has its own
+ * transactions. Counted on a store that records every call, and read back through a second
+ * volume on the same store (what another mount sees after close).
+ */
+import { pino } from 'pino';
+import { describe, expect, it } from 'vitest';
+import type { CommitCheck, CommitOp, KvStore, WriteCondition } from '../../../src/backends/kv-store.js';
+import { MemoryStore } from '../../../src/backends/memory/index.js';
+import { withAtomicCommit } from '../../../src/cas/intent-store.js';
+import { DEFAULT_INLINE_MAX_BYTES } from '../../../src/chunk/file-data.js';
+import { FileSystem } from '../../../src/inode/filesystem.js';
+import { ROOT_INO, S_IFREG } from '../../../src/inode/records.js';
+import { Volume } from '../../../src/inode/volume.js';
+import { NoCommitStore } from '../../helpers/no-commit-store.js';
+import { patternBytes } from '../../helpers/pattern.js';
+
+const log = pino({ level: 'silent' });
+const root = { uid: 0, gid: 0 };
+const O_RDWR = 2;
+
+/** Counts the writes that reach a store: single puts and deletes, and multi-key commits. */
+class CountingStore {
+  puts: string[] = [];
+  commits: string[][] = [];
+
+  wrap<S extends KvStore>(store: S): S {
+    const put = store.put.bind(store);
+    store.put = (key: string, value: Buffer, condition?: WriteCondition) => {
+      this.puts.push(key);
+      return put(key, value, condition);
+    };
+    const commit = store.commit?.bind(store);
+    if (commit) {
+      store.commit = (ops: readonly CommitOp[], checks?: readonly CommitCheck[]) => {
+        this.commits.push(ops.map((o) => o.key));
+        return commit(ops, checks);
+      };
+    }
+    return store;
+  }
+
+  reset(): void {
+    this.puts = [];
+    this.commits = [];
+  }
+}
+
+async function open(store: KvStore, inlineMaxBytes?: number): Promise<FileSystem> {
+  return new FileSystem(await Volume.open({ store, log, prefix: 's:', graceMs: 10, inlineMaxBytes }));
+}
+
+async function createFile(fs: FileSystem, name: string): Promise<{ ino: number; fh: number }> {
+  const ino = await fs.namespace.create(ROOT_INO, name, S_IFREG | 0o644, root);
+  return { ino, fh: await fs.files.open(ino, O_RDWR) };
+}
+
+async function readAll(fs: FileSystem, ino: number): Promise<Buffer> {
+  const fh = await fs.files.open(ino, 0);
+  try {
+    const size = (await fs.attributes.stat(ino)).size;
+    const buf = Buffer.alloc(size);
+    const n = await fs.files.read(fh, 0, size, buf);
+    return buf.subarray(0, n);
+  } finally {
+    await fs.files.release(fh);
+  }
+}
+
+async function keysUnder(store: MemoryStore, prefix: string): Promise<string[]> {
+  const keys: string[] = [];
+  for await (const key of store.scan(prefix)) keys.push(key);
+  return keys;
+}
+const blockKeys = (store: MemoryStore) => keysUnder(store, 's:b:');
+
+/** What a later mount does with garbage records once they are due. */
+async function collectAllGarbage(fs: FileSystem, store: MemoryStore): Promise<void> {
+  const later = Date.now() + 3_600_000;
+  for (const key of await keysUnder(store, 's:g:')) expect(await fs.volume.garbage.collect(key, later)).toBe(true);
+}
+
+describe('small files', () => {
+  it('close of a small file is one commit: its bytes inline with the chunk map, beside the size', async () => {
+    const counting = new CountingStore();
+    const store = counting.wrap(new MemoryStore());
+    const fs = await open(store);
+    const { ino, fh } = await createFile(fs, 'small');
+    counting.reset();
+    const data = patternBytes(3000, 1);
+    await fs.files.write(fh, 0, data);
+    await fs.files.release(fh);
+    expect(counting.puts).toEqual([]);
+    expect(counting.commits).toEqual([[fs.volume.keys.chunkMap(ino, 0), fs.volume.keys.inode(ino)]]);
+    expect(await blockKeys(store)).toEqual([]);
+    await fs.close();
+
+    const other = await open(store);
+    expect((await other.attributes.stat(ino)).size).toBe(3000);
+    expect((await readAll(other, ino)).equals(data)).toBe(true);
+    await other.close();
+  });
+
+  it('a file past the threshold gets a block, still in one commit with its size', async () => {
+    const counting = new CountingStore();
+    const store = counting.wrap(new MemoryStore());
+    const fs = await open(store);
+    const { ino, fh } = await createFile(fs, 'medium');
+    counting.reset();
+    const data = patternBytes(DEFAULT_INLINE_MAX_BYTES + 1, 2);
+    await fs.files.write(fh, 0, data);
+    await fs.files.release(fh);
+    // The block is its own record under a fresh id, written before the commit that names it.
+    expect(counting.puts).toHaveLength(1);
+    expect(counting.commits).toEqual([[fs.volume.keys.chunkMap(ino, 0), fs.volume.keys.inode(ino)]]);
+    expect(await blockKeys(store)).toHaveLength(1);
+    expect((await readAll(fs, ino)).equals(data)).toBe(true);
+    await fs.close();
+  });
+
+  it('moves between inline and a block as the file grows and shrinks, retiring the block', async () => {
+    const store = new MemoryStore();
+    const fs = await open(store);
+    const { ino, fh } = await createFile(fs, 'moving');
+    await fs.files.write(fh, 0, Buffer.from('tiny'));
+    await fs.files.flush(fh);
+    expect(await blockKeys(store)).toEqual([]);
+    const grown = patternBytes(20_000, 3);
+    await fs.files.write(fh, 0, grown);
+    await fs.files.flush(fh);
+    expect(await blockKeys(store)).toHaveLength(1);
+    expect((await readAll(fs, ino)).equals(grown)).toBe(true);
+    await fs.attributes.truncate(ino, 100);
+    expect((await readAll(fs, ino)).equals(grown.subarray(0, 100))).toBe(true);
+    // Extending again shows zeros past the cut, never the old bytes.
+    await fs.attributes.truncate(ino, 5000);
+    const back = await readAll(fs, ino);
+    expect(back.subarray(0, 100).equals(grown.subarray(0, 100))).toBe(true);
+    expect(back.subarray(100).equals(Buffer.alloc(4900))).toBe(true);
+    await fs.files.release(fh);
+    await fs.close();
+    // The 20,000-byte block was retired: it goes once its garbage record is due.
+    const again = await open(store);
+    await collectAllGarbage(again, store);
+    expect(await blockKeys(store)).toEqual([]);
+    await again.close();
+  });
+
+  it('a file unlinked after close leaves no chunk map, inline or not', async () => {
+    const store = new MemoryStore();
+    const fs = await open(store);
+    for (const [name, length] of [['a', 10], ['b', 9000]] as const) {
+      const { fh } = await createFile(fs, name);
+      await fs.files.write(fh, 0, patternBytes(length, 4));
+      await fs.files.release(fh);
+      await fs.namespace.unlink(ROOT_INO, name);
+    }
+    await fs.close();
+    const again = await open(store);
+    await collectAllGarbage(again, store);
+    expect(await keysUnder(store, 's:c:')).toEqual([]);
+    expect(await blockKeys(store)).toEqual([]);
+    await again.close();
+  });
+
+  it('with inline data off, every chunk is a block', async () => {
+    const store = new MemoryStore();
+    const fs = await open(store, 0);
+    const { ino, fh } = await createFile(fs, 'f');
+    await fs.files.write(fh, 0, Buffer.from('x'));
+    await fs.files.release(fh);
+    expect(await blockKeys(store)).toHaveLength(1);
+    expect((await readAll(fs, ino)).toString()).toBe('x');
+    await fs.close();
+  });
+
+  it('on a store whose commits are intent records, the size and the chunk map stay two single-key updates', async () => {
+    const counting = new CountingStore();
+    const inner = counting.wrap(new NoCommitStore());
+    const fs = await open(withAtomicCommit(inner));
+    const { ino, fh } = await createFile(fs, 'small');
+    counting.reset();
+    const data = patternBytes(1000, 5);
+    await fs.files.write(fh, 0, data);
+    await fs.files.release(fh);
+    // The size first, then the chunk map: no intent record.
+    expect(counting.puts).toEqual([fs.volume.keys.inode(ino), fs.volume.keys.chunkMap(ino, 0)]);
+    expect((await readAll(fs, ino)).equals(data)).toBe(true);
+    await fs.close();
+  });
+});
