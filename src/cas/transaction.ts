@@ -14,9 +14,35 @@ import type { RecordCache } from './record-cache.js';
 /** Too many conflicting updates in a row: the operation gives up rather than spin forever. */
 export class ContentionError extends StoreError {}
 
+/**
+ * Condition of a write whose key this transaction read from a queued (uncommitted) write: the
+ * shared commit takes the condition of the queued write instead.
+ */
+export const PENDING_CONDITION: WriteCondition = Object.freeze({ kind: 'none' });
+
 interface ReadState {
   readonly value: Buffer | undefined;
   readonly version: Version | null;
+  /** Read from writes queued for a later commit ({@link PendingWrites}): no store version. */
+  readonly pending?: true;
+}
+
+/**
+ * Writes staged by transactions that are answered but not committed yet (src/cas/commit-queue):
+ * later transactions of the same process read them instead of the store.
+ */
+export interface PendingWrites {
+  /**
+   * The queued value of `key` (`null`: queued for deletion), `undefined` if none is queued, or a
+   * promise to wait for when the key is being committed right now (then read again).
+   */
+  lookup(key: string): Buffer | null | undefined | Promise<void>;
+}
+
+/** What a transaction asks the store to do on commit. */
+export interface CommitPlan {
+  readonly ops: CommitOp[];
+  readonly checks: CommitCheck[];
 }
 
 interface StagedWrite {
@@ -37,6 +63,7 @@ export class Transaction {
   constructor(
     private readonly store: KvStore,
     private readonly cache: RecordCache | undefined,
+    private readonly pending?: PendingWrites,
   ) {}
 
   /** The record's bytes, or undefined if absent. Sees this transaction's own staged writes. */
@@ -45,6 +72,15 @@ export class Transaction {
     if (staged) return staged.value ?? undefined;
     const seen = this.reads.get(key);
     if (seen) return seen.value;
+    for (let queued = this.pending?.lookup(key); queued !== undefined; queued = this.pending?.lookup(key)) {
+      if (queued instanceof Promise) {
+        await queued;
+        continue;
+      }
+      const state: ReadState = { value: queued ?? undefined, version: null, pending: true };
+      this.reads.set(key, state);
+      return state.value;
+    }
     const cached = this.cache?.get(key);
     if (cached) {
       this.reads.set(key, cached);
@@ -59,7 +95,9 @@ export class Transaction {
 
   /** Several reads at once (one round of getMany for those not yet seen). */
   async readMany(keys: readonly string[]): Promise<(Buffer | undefined)[]> {
-    const missing = keys.filter((k) => !this.writes.has(k) && !this.reads.has(k) && !this.cache?.get(k));
+    const missing = keys.filter(
+      (k) => !this.writes.has(k) && !this.reads.has(k) && this.pending?.lookup(k) === undefined && !this.cache?.get(k),
+    );
     if (missing.length > 0) {
       const found = await this.store.getMany(missing);
       missing.forEach((key, i) => {
@@ -98,7 +136,36 @@ export class Transaction {
     if (earlier) return earlier.condition;
     const seen = this.reads.get(key);
     if (!seen) return UNCONDITIONAL;
+    // The queued write this read saw carries the condition into the shared commit.
+    if (seen.pending) return PENDING_CONDITION;
     return seen.version === null ? IF_ABSENT : ifVersion(seen.version);
+  }
+
+  /** Whether this transaction staged any write. */
+  get writesAnything(): boolean {
+    return this.writes.size > 0;
+  }
+
+  /**
+   * Keys whose state this transaction took from the store or the cache: those it read there, and
+   * those it wrote without reading. A queued write to one of them since makes it stale.
+   */
+  *keysFromStore(): Iterable<string> {
+    for (const [key, state] of this.reads) if (!state.pending) yield key;
+    for (const key of this.writes.keys()) if (!this.reads.has(key)) yield key;
+  }
+
+  /**
+   * The writes and the read checks of a commit. Writes whose only condition is a queued write
+   * they read carry {@link PENDING_CONDITION}, for the commit queue to resolve.
+   */
+  plan(): CommitPlan {
+    const checks: CommitCheck[] = [];
+    for (const [key, state] of this.reads) {
+      if (!this.writes.has(key) && !state.pending) checks.push({ key, version: state.version });
+    }
+    const ops: CommitOp[] = [...this.writes].map(([key, w]) => ({ key, value: w.value, condition: w.condition }));
+    return { ops, checks };
   }
 
   /**
@@ -107,11 +174,10 @@ export class Transaction {
    */
   async commit(): Promise<boolean> {
     if (this.writes.size === 0) return true;
-    const checks: CommitCheck[] = [];
-    for (const [key, state] of this.reads) {
-      if (!this.writes.has(key)) checks.push({ key, version: state.version });
+    const { ops, checks } = this.plan();
+    if (ops.some((op) => op.condition === PENDING_CONDITION) || [...this.reads.values()].some((r) => r.pending)) {
+      throw new StoreError('a transaction that read queued writes commits through the commit queue');
     }
-    const ops: CommitOp[] = [...this.writes].map(([key, w]) => ({ key, value: w.value, condition: w.condition }));
     if (ops.length === 1 && checks.length === 0) return this.commitOne(ops[0]);
     if (!this.store.commit) {
       throw new StoreError(`store ${this.store.name} offers no atomic commit; open it through withAtomicCommit()`);

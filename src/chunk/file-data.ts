@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import type { KvStore } from '../backends/kv-store.js';
 import type { RecordCache } from '../cas/record-cache.js';
+import type { Transact } from '../cas/commit-queue.js';
 import { transact, type Transaction } from '../cas/transaction.js';
 import type { BlockContext, BlockRef, BlockStore } from '../translators/block-store.js';
 import { decodeRecord, encodeRecord } from '../cas/record-codec.js';
@@ -57,6 +58,8 @@ export interface FileDataOptions {
    * {@link DEFAULT_INLINE_MAX_BYTES}; 0 stores every chunk as a block.
    */
   readonly inlineMaxBytes?: number;
+  /** Runs chunk map transactions: the volume's commit queue. Default: transact() on `store`. */
+  readonly transact?: Transact;
 }
 
 /** Small files fit whole in their chunk map record: one store write instead of two. */
@@ -79,7 +82,10 @@ export class FileData {
   /** Reads of the same block share one fetch. */
   private readonly inflight = new Map<string, Promise<Buffer>>();
 
+  private readonly transact: Transact;
+
   constructor(private readonly options: FileDataOptions) {
+    this.transact = options.transact ?? ((body) => transact(options.store, undefined, body));
     this.chunkSize = options.chunkSize;
     this.inlineMaxBytes = Math.min(options.inlineMaxBytes ?? DEFAULT_INLINE_MAX_BYTES, options.chunkSize);
     // Room for a block's stored form too: translators turn it into the block in place.
@@ -193,7 +199,7 @@ export class FileData {
     let stored: BlockRef | undefined;
     let inlined: Buffer | undefined;
     try {
-      await transact(this.options.store, undefined, async (tx) => {
+      await this.transact(async (tx) => {
         const bytes = await tx.read(key);
         replaced = bytes ? chunkOf(decodeRecord<ChunkMapRecord>(key, bytes)) : undefined;
         const cached = replaced ? await this.readChunk(replaced, ino, chunkIndex) : undefined;
@@ -214,7 +220,7 @@ export class FileData {
           this.blockCache.set(cacheKey(ref, ino, chunkIndex), next);
         }
         committed = alongside ? await alongside(tx) : undefined;
-      });
+      }, { uncached: true });
     } catch (err) {
       // No block written here is referenced: retire them all.
       if (written.length > 0) this.options.retire(written);
@@ -233,11 +239,11 @@ export class FileData {
   async dropChunk(ino: number, chunkIndex: number): Promise<void> {
     const key = this.options.chunkKey(ino, chunkIndex);
     let dropped: ChunkRef | undefined;
-    await transact(this.options.store, undefined, async (tx) => {
+    await this.transact(async (tx) => {
       const bytes = await tx.read(key);
       dropped = bytes ? chunkOf(decodeRecord<ChunkMapRecord>(key, bytes)) : undefined;
       if (bytes) tx.remove(key);
-    });
+    }, { uncached: true });
     if (dropped && !isInline(dropped)) this.options.retire([dropped]);
   }
 

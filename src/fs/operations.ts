@@ -70,7 +70,7 @@ export function makeOperations(fs: FileSystem, log: Logger, caller: () => Caller
       run('create', path, async () => {
         const [parent, name] = await fs.resolveParent(path);
         const type = mode & S_IFMT ? mode : S_IFREG | mode;
-        const ino = await fs.namespace.create(parent, name, type, who);
+        const ino = await fs.namespace.create(parent, name, type, who, { opened: true });
         return fs.files.open(ino, flags ?? 1);
       }, cb);
     },

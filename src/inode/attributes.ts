@@ -1,4 +1,4 @@
-import { transact, type Transaction } from '../cas/transaction.js';
+import type { Transaction } from '../cas/transaction.js';
 import { FsError } from './fs-error.js';
 import type { InodeTable } from './inode-table.js';
 import type { OpenFiles } from './open-files.js';
@@ -29,18 +29,29 @@ export class Attributes {
     private readonly open: OpenFiles,
   ) {}
 
-  private update(ino: number, change: (record: InodeRecord, tx: Transaction) => void | Promise<void>): Promise<InodeRecord> {
-    return transact(this.volume.store, this.volume.cache, async (tx) => {
-      const record = await this.inodes.read(tx, ino);
-      await change(record, tx);
-      this.inodes.write(tx, ino, record);
-      return record;
-    });
+  /**
+   * @param defer answer before the commit (chmod, chown, utimens): a replay after a conflict
+   *   can only fail if the inode went meanwhile, when the change no longer matters
+   */
+  private update(
+    ino: number,
+    change: (record: InodeRecord, tx: Transaction) => void | Promise<void>,
+    defer = false,
+  ): Promise<InodeRecord> {
+    return this.volume.transact(
+      async (tx) => {
+        const record = await this.inodes.read(tx, ino);
+        await change(record, tx);
+        this.inodes.write(tx, ino, record);
+        return record;
+      },
+      { defer },
+    );
   }
 
   /** The inode as stat shows it, with this mount's unpersisted writes. */
   async stat(ino: number): Promise<InodeRecord> {
-    const record = await transact(this.volume.store, this.volume.cache, (tx) => this.inodes.read(tx, ino));
+    const record = await this.volume.transact((tx) => this.inodes.read(tx, ino));
     return this.open.overlay(ino, record);
   }
 
@@ -48,7 +59,7 @@ export class Attributes {
     await this.update(ino, (r) => {
       r.mode = (r.mode & S_IFMT) | (mode & 0o7777);
       r.ctime = now();
-    });
+    }, true);
   }
 
   /** `-1` (0xffffffff) leaves an id unchanged, as chown(2) does. */
@@ -58,7 +69,7 @@ export class Attributes {
       if (gid !== -1 && gid !== 0xffffffff) r.gid = gid;
       // Dropping set-id bits on chown is the kernel's: it sends us the new mode as a chmod.
       r.ctime = now();
-    });
+    }, true);
   }
 
   /** Sets atime and mtime; nsec UTIME_NOW means now, UTIME_OMIT leaves that time alone. */
@@ -69,7 +80,7 @@ export class Attributes {
       if (atime.nsec !== UTIME_OMIT) r.atime = atime.nsec === UTIME_NOW ? t : atime;
       if (mtime.nsec !== UTIME_OMIT) r.mtime = mtime.nsec === UTIME_NOW ? t : mtime;
       r.ctime = t;
-    });
+    }, true);
   }
 
   /**

@@ -1,4 +1,3 @@
-import { transact } from '../cas/transaction.js';
 import { Attributes } from './attributes.js';
 import { DentryCache } from './dentry-cache.js';
 import { FsError } from './fs-error.js';
@@ -101,6 +100,8 @@ export class FileSystem {
   async fsync(fh: number): Promise<void> {
     await this.files.flush(fh);
     await this.syncStore();
+    const lost = this.volume.commits.takeLostUpdate();
+    if (lost !== undefined) throw new FsError('EIO', 'an earlier change of this mount could not be committed (see the log)');
   }
 
   /** Persists everything and stops background work (unmount). */
@@ -112,7 +113,7 @@ export class FileSystem {
 
   /** Deletes an inode whose names all went while it was open, once the last handle closes. */
   private async reapIfUnlinked(ino: number): Promise<void> {
-    await transact(this.volume.store, this.volume.cache, async (tx) => {
+    await this.volume.transact(async (tx) => {
       const record: InodeRecord | undefined = await this.inodes.find(tx, ino);
       if (!record || record.nlink > 0 || this.files.isOpen(ino)) return;
       this.inodes.remove(tx, ino);

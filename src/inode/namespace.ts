@@ -1,8 +1,9 @@
-import { transact, type Transaction } from '../cas/transaction.js';
+import type { QueuedOptions } from '../cas/commit-queue.js';
+import type { Transaction } from '../cas/transaction.js';
 import type { DentryCache } from './dentry-cache.js';
 import { FsError } from './fs-error.js';
 import type { InodeTable } from './inode-table.js';
-import { ROOT_INO, S_IFDIR, S_IFLNK, S_IFMT, S_ISGID, isDir, isReg, type DirEntry, type InodeRecord } from './records.js';
+import { ROOT_INO, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, S_ISGID, isDir, isReg, type DirEntry, type InodeRecord } from './records.js';
 import { now } from './timespec.js';
 import type { Volume } from './volume.js';
 
@@ -36,8 +37,8 @@ export class Namespace {
     private readonly dentries: DentryCache,
   ) {}
 
-  private run<T>(body: (tx: Transaction) => Promise<T>): Promise<T> {
-    return transact(this.volume.store, this.volume.cache, body);
+  private run<T>(body: (tx: Transaction) => Promise<T>, options?: QueuedOptions): Promise<T> {
+    return this.volume.transact(body, options);
   }
 
   /** @throws FsError ENAMETOOLONG, ENOTDIR */
@@ -53,7 +54,7 @@ export class Namespace {
     // A miss is never answered from cached records: a file another mount has just created
     // and closed must be found by an open here (close-to-open), however recently this mount
     // read the directory.
-    const entry = (await this.run(find)) ?? (await transact(this.volume.store, undefined, find));
+    const entry = (await this.run(find)) ?? (await this.volume.transact(find, { uncached: true }));
     if (entry) this.dentries.set(parent, name, entry);
     return entry;
   }
@@ -63,7 +64,13 @@ export class Namespace {
    * @param mode full st_mode (type bits included), already masked by the kernel's umask
    * @throws FsError EEXIST, ENOTDIR, ENOENT (parent gone), ENAMETOOLONG
    */
-  async create(parent: number, name: string, mode: number, caller: Caller, extra: { rdev?: number; target?: string } = {}): Promise<number> {
+  async create(
+    parent: number,
+    name: string,
+    mode: number,
+    caller: Caller,
+    extra: { rdev?: number; target?: string; opened?: boolean } = {},
+  ): Promise<number> {
     checkName(name);
     if (extra.target !== undefined && Buffer.byteLength(extra.target) > SYMLINK_MAX) throw new FsError('ENAMETOOLONG');
     const ino = await this.volume.allocator.allocate();
@@ -96,7 +103,8 @@ export class Namespace {
       this.inodes.create(tx, ino, record);
       dir.mtime = dir.ctime = t;
       this.inodes.write(tx, parent, dir);
-    });
+      // A file created open is committed with its first close (or sooner): see OpenFiles.flush.
+    }, { defer: extra.opened === true && (mode & S_IFMT) === S_IFREG });
     return ino;
   }
 

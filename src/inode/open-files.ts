@@ -1,4 +1,4 @@
-import { transact, type Transaction } from '../cas/transaction.js';
+import type { Transaction } from '../cas/transaction.js';
 import { WriteBuffer } from '../chunk/write-buffer.js';
 import type { AlongsideChunk, ChunkRef } from '../chunk/file-data.js';
 import { FsError } from './fs-error.js';
@@ -95,7 +95,7 @@ export class OpenFiles {
     this.volume.cache.invalidate(this.volume.keys.inode(ino));
     let state = this.inodes.get(ino);
     if (!state) {
-      const record = await transact(this.volume.store, this.volume.cache, (tx) => this.table.read(tx, ino));
+      const record = await this.volume.transact((tx) => this.table.read(tx, ino));
       if (isDir(record.mode)) throw new FsError('EISDIR');
       state =
         this.inodes.get(ino) ??
@@ -180,11 +180,15 @@ export class OpenFiles {
     return data.length;
   }
 
-  /** Persists data, then size and times (close-to-open: another mount's open sees it all). */
+  /**
+   * Persists data, then size and times, and commits what this mount answered before committing
+   * (the file's create, attribute changes): close-to-open, another mount's open sees it all.
+   */
   async flush(fh: number): Promise<void> {
     const handle = this.handles.get(fh);
     if (!handle) throw new FsError('EBADF');
     await this.persistFor(handle.ino, this.stateOf(fh));
+    await this.volume.commits.settle();
     if (handle.error !== undefined) {
       const err = handle.error;
       handle.error = undefined;
@@ -262,7 +266,7 @@ export class OpenFiles {
         // The times of the writes so far go along: a small file's close then has no inode
         // update left to make.
         const mtime = state.mtime;
-        state.growing = transact(this.volume.store, this.volume.cache, async (tx) => {
+        state.growing = this.volume.transact(async (tx) => {
           const record = await this.table.find(tx, state.ino);
           if (!record) return; // deleted meanwhile: nothing to grow
           if (record.size < target) {
@@ -320,7 +324,7 @@ export class OpenFiles {
     if (!state.sizeDirty && !state.mtime) return;
     const size = state.size;
     const mtime = state.mtime;
-    await transact(this.volume.store, this.volume.cache, async (tx) => {
+    await this.volume.transact(async (tx) => {
       const record = await this.table.find(tx, state.ino);
       if (!record) return; // deleted meanwhile (by another mount): nothing to persist into
       if (state.sizeDirty) record.size = Math.max(record.size, size);

@@ -2,7 +2,9 @@ import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { ConfigError, IntegrityError } from '../backends/errors.js';
 import type { KvStore } from '../backends/kv-store.js';
+import { CommitQueue, type QueuedOptions } from '../cas/commit-queue.js';
 import { RecordCache } from '../cas/record-cache.js';
+import type { Transaction } from '../cas/transaction.js';
 import type { ReplicatedStore } from '../cas/replicated-store.js';
 import { decodeRecord, encodeRecord } from '../cas/record-codec.js';
 import { FileData } from '../chunk/file-data.js';
@@ -56,6 +58,8 @@ export interface VolumeOptions extends VolumeStores {
   readonly blockCacheBytes?: number;
   /** Chunks up to this size live in their chunk map record; default FileData's, 0 never. */
   readonly inlineMaxBytes?: number;
+  /** How long an operation answered before its commit may wait for one to share, ms. */
+  readonly commitDelayMs?: number;
   /**
    * Translators asked for: used when an empty store is formatted, and checked against the
    * superblock of an existing volume (a mismatch is refused). Undefined: take the volume's.
@@ -91,7 +95,14 @@ export class Volume {
     readonly cacheTtlMs: number,
     /** Tells records the store lost from records that never existed. */
     readonly loss: LossDetector,
+    /** Every metadata transaction of this mount goes through it: one commit for all in flight. */
+    readonly commits: CommitQueue,
   ) {}
+
+  /** Runs a metadata transaction through the commit queue (see {@link CommitQueue.transact}). */
+  transact<T>(body: (tx: Transaction) => Promise<T>, options?: QueuedOptions): Promise<T> {
+    return this.commits.transact(body, options);
+  }
 
   /**
    * Opens the volume, formatting the store first when it holds no volume at all.
@@ -114,7 +125,9 @@ export class Volume {
     const loss = new LossDetector(meta, keys, { replicated: replicasOf(superblock) > 1 });
     const dirs = new DirectoryTree(keys, Math.min(8 * 1024, Math.floor(meta.capabilities.maxValueBytes / 4)), loss);
     const garbage = new GarbageCollector({ store: meta, keys, blocks, log: options.log, graceMs: options.graceMs });
+    const commits = new CommitQueue(meta, cache, options.log, { deferMs: options.commitDelayMs });
     const data = new FileData({
+      transact: (body, queued) => commits.transact(body, queued),
       store: meta,
       cache,
       blocks,
@@ -128,10 +141,11 @@ export class Volume {
     });
     garbage.attach(data);
     const allocator = new InodeAllocator(meta, keys.inodeAllocator());
-    return new Volume(meta, options.log, keys, superblock, cache, dirs, data, allocator, garbage, blocks, cacheTtlMs, loss);
+    return new Volume(meta, options.log, keys, superblock, cache, dirs, data, allocator, garbage, blocks, cacheTtlMs, loss, commits);
   }
 
   async close(): Promise<void> {
+    await this.commits.close();
     await this.garbage.close();
   }
 }
