@@ -1,7 +1,7 @@
 // The mount helper's own tests, run against a stand-in CLI (test/helpers/fake-voldfs-cli.mjs)
-// that serves the in-memory fuse-ceiling filesystem with voldfs's mount/umount contract. They
-// prove the helper mounts, remounts, and cleans up when the clean path fails.
-// Needs fuse-native resolvable from node_modules (or FAKE_VOLDFS_NODE_PATH).
+// that serves the bench's in-memory filesystem (bench/memory-fs.cjs) with voldfs's mount/umount
+// contract. They prove the helper mounts, remounts, and cleans up when the clean path fails.
+// Needs the fuse-native binding built (bash scripts/setup).
 import { access, mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -89,7 +89,7 @@ describe('mountVoldfs (against a stand-in CLI)', () => {
     const base = await makeTempDir('leak');
     const m = await mountVoldfs({ command: fakeCli, mountpoint: join(base, 'mnt'), timeoutMs: 20_000 });
     const report = await cleanupTree(base);
-    expect(report.mounts).toEqual([`${m.dir} (fuse)`]);
+    expect(report.mounts).toEqual([`${m.dir} (fuse.memory-fs)`]);
     expect(report.pids.length).toBeGreaterThan(0);
     expect(await isFuseMounted(m.dir)).toBe(false);
     expect(await processesMentioning(m.dir)).toEqual([]);

@@ -1,11 +1,10 @@
 #!/usr/bin/env node
 // Stand-in for bin/voldfs.js with the same mkfs / mount [-f] / umount contract, serving the
-// in-memory fuse-ceiling filesystem (shared/bench/fuse-ceiling.js). It lets the mount helper's
-// own tests exercise mounting, daemon mode and every cleanup path without voldfs itself.
+// bench's in-memory reference filesystem (bench/memory-fs.cjs, on vendor/fuse-native). It lets
+// the mount helper's own tests exercise mounting, daemon mode and every cleanup path without
+// voldfs itself.
 //
-// Env: FAKE_VOLDFS_CEILING  path of fuse-ceiling.js (default <repo>/../shared/bench/fuse-ceiling.js)
-//      FAKE_VOLDFS_NODE_PATH where fuse-native is installed (default <repo>/node_modules)
-//      FAKE_VOLDFS_FAIL      'mkfs' | 'mount' | 'umount-noop' | 'exit-1-on-stop': misbehave on purpose
+// Env: FAKE_VOLDFS_FAIL  'mkfs' | 'mount' | 'umount-noop' | 'exit-1-on-stop': misbehave on purpose
 import { spawn } from 'node:child_process';
 import { readdir, readFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
@@ -13,8 +12,7 @@ import { fileURLToPath } from 'node:url';
 
 const self = fileURLToPath(import.meta.url);
 const repo = resolve(dirname(self), '..', '..');
-const ceiling = process.env.FAKE_VOLDFS_CEILING ?? join(repo, '..', 'shared', 'bench', 'fuse-ceiling.js');
-const nodePath = process.env.FAKE_VOLDFS_NODE_PATH ?? join(repo, 'node_modules');
+const memoryFs = join(repo, 'bench', 'memory-fs.cjs');
 const fail = process.env.FAKE_VOLDFS_FAIL ?? '';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -57,10 +55,7 @@ async function foreground(dir) {
     console.error('fake voldfs: refusing to mount (FAKE_VOLDFS_FAIL=mount)');
     process.exit(3);
   }
-  const child = spawn(process.execPath, [ceiling, dir], {
-    env: { ...process.env, NODE_PATH: nodePath },
-    stdio: 'inherit',
-  });
+  const child = spawn(process.execPath, [memoryFs, dir], { stdio: 'inherit' });
   const forward = (sig) => child.kill(sig);
   process.on('SIGINT', forward);
   process.on('SIGTERM', forward);

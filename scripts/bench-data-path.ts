@@ -1,15 +1,15 @@
 // Sequential write and read of one file straight through the inode layer (no FUSE), to see
-// what the data path costs on a store. Usage: node --import tsx test/bench/data-path-bench.ts [lmdb|mem] [MiB]
+// what the data path costs on a store. Usage: npx tsx scripts/bench-data-path.ts [lmdb|mem] [MiB]
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { LmdbStore } from '../../src/backends/lmdb/lmdb-store.js';
-import { MemoryStore } from '../../src/backends/memory/index.js';
-import type { KvStore } from '../../src/backends/kv-store.js';
-import { FileSystem } from '../../src/inode/filesystem.js';
-import { ROOT_INO, S_IFREG } from '../../src/inode/records.js';
-import { Volume } from '../../src/inode/volume.js';
+import { LmdbStore } from '../src/backends/lmdb/lmdb-store.js';
+import { MemoryStore } from '../src/backends/memory/index.js';
+import type { KvStore } from '../src/backends/kv-store.js';
+import { FileSystem } from '../src/inode/filesystem.js';
+import { ROOT_INO, S_IFREG } from '../src/inode/records.js';
+import { Volume } from '../src/inode/volume.js';
 
 const kind = process.argv[2] ?? 'lmdb';
 const mib = Number(process.argv[3] ?? 512);

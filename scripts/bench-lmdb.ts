@@ -2,15 +2,15 @@
  * Throughput of the LMDB backend on the shapes the filesystem produces: 1 MiB blocks written
  * ifAbsent and read back, and small metadata records updated by CAS.
  *
- *   node --import tsx test/bench/lmdb-bench.ts [dir]
+ *   npx tsx scripts/bench-lmdb.ts [dir]
  *
  * Uses a fresh store in a temporary directory (or under `dir`) and removes it afterwards.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { IF_ABSENT, ifVersion, type KvStore } from '../../src/backends/kv-store.js';
-import { LmdbStore } from '../../src/backends/lmdb/index.js';
+import { IF_ABSENT, ifVersion, type KvStore } from '../src/backends/kv-store.js';
+import { LmdbStore } from '../src/backends/lmdb/index.js';
 
 const MIB = 1024 * 1024;
 
