@@ -6,13 +6,17 @@ import type { Transact } from '../cas/commit-queue.js';
 import { transact, type Transaction } from '../cas/transaction.js';
 import type { BlockContext, BlockRef, BlockStore } from '../translators/block-store.js';
 import { decodeRecord, encodeRecord } from '../cas/record-codec.js';
+import { IntegrityError } from '../backends/errors.js';
+import { CHECKSUM_BYTES, checksumAll, checksumMatches } from '../translators/erasure/checksum.js';
 import { BlockPool } from './block-pool.js';
 
 /**
  * One chunk of a file's offset space: the block holding its bytes, or, for a chunk of at most
  * `inlineMaxBytes`, the bytes themselves (no block record, no second store write).
  */
-export type ChunkMapRecord = { block: BlockRef; inline?: undefined } | { inline: Buffer; block?: undefined };
+export type ChunkMapRecord =
+  | { block: BlockRef; inline?: undefined; xxh64?: undefined }
+  | { inline: Buffer; xxh64: Buffer; block?: undefined };
 
 /** Where a chunk's bytes are: a block, or inline in its chunk map record. */
 export type ChunkRef = BlockRef | InlineChunk;
@@ -25,9 +29,26 @@ export function isInline(ref: ChunkRef): ref is InlineChunk {
   return (ref as Partial<InlineChunk>).inline !== undefined;
 }
 
-/** The chunk a chunk map record points at. */
-export function chunkOf(record: ChunkMapRecord): ChunkRef {
-  return record.inline !== undefined ? { inline: record.inline } : record.block;
+/**
+ * The chunk a chunk map record points at.
+ * @throws IntegrityError when inline bytes do not match their checksum (a flipped bit: crypt
+ *   authenticates the whole record, the checksum guards stores without crypt)
+ */
+export function chunkOf(key: string, record: ChunkMapRecord): ChunkRef {
+  if (record.inline === undefined) return record.block;
+  if (!inlineIntact(record)) throw new IntegrityError(`chunk map ${key}: its inline bytes do not match their checksum`);
+  return { inline: record.inline };
+}
+
+/** Whether an inline chunk map's bytes match the XXH64 kept beside them. */
+export function inlineIntact(record: { inline: Buffer; xxh64?: unknown }): boolean {
+  return Buffer.isBuffer(record.xxh64) && record.xxh64.length === CHECKSUM_BYTES && checksumMatches(record.xxh64, 0, record.inline);
+}
+
+function inlineRecord(bytes: Buffer): ChunkMapRecord {
+  // Copied: `bytes` may be recycled block memory, and the record outlives it.
+  const inline = Buffer.from(bytes);
+  return { inline, xxh64: checksumAll([inline]) };
 }
 
 /** Stages more writes in the transaction that swaps a chunk map; returns what to do once it committed. */
@@ -107,7 +128,7 @@ export class FileData {
     const key = this.options.chunkKey(ino, chunkIndex);
     const found = await this.options.store.get(key);
     if (!found) await this.options.checkMissing?.(key);
-    return found ? chunkOf(decodeRecord<ChunkMapRecord>(key, found.value)) : undefined;
+    return found ? chunkOf(key, decodeRecord<ChunkMapRecord>(key, found.value)) : undefined;
   }
 
   /** Refs of several chunks in one batched read. */
@@ -115,7 +136,7 @@ export class FileData {
     const keys = chunkIndexes.map((i) => this.options.chunkKey(ino, i));
     const found = await this.options.store.getMany(keys);
     for (const [i, f] of found.entries()) if (!f) await this.options.checkMissing?.(keys[i]);
-    return found.map((f, i) => (f ? chunkOf(decodeRecord<ChunkMapRecord>(keys[i], f.value)) : undefined));
+    return found.map((f, i) => (f ? chunkOf(keys[i], decodeRecord<ChunkMapRecord>(keys[i], f.value)) : undefined));
   }
 
   /** A chunk's bytes: inline, or its block (see {@link readBlock} for the rules on that memory). */
@@ -201,7 +222,7 @@ export class FileData {
     try {
       await this.transact(async (tx) => {
         const bytes = await tx.read(key);
-        replaced = bytes ? chunkOf(decodeRecord<ChunkMapRecord>(key, bytes)) : undefined;
+        replaced = bytes ? chunkOf(key, decodeRecord<ChunkMapRecord>(key, bytes)) : undefined;
         const cached = replaced ? await this.readChunk(replaced, ino, chunkIndex) : undefined;
         // compose may return (part of) what it is given, which then lives on as the new block.
         const current = cached && this.pool.owns(cached) ? Buffer.from(cached) : cached;
@@ -210,8 +231,7 @@ export class FileData {
         inlined = undefined;
         if (next.length <= this.inlineMaxBytes) {
           inlined = next;
-          // Copied: `next` may be recycled block memory, and the record outlives it.
-          tx.write(key, encodeRecord({ inline: Buffer.from(next) } satisfies ChunkMapRecord));
+          tx.write(key, encodeRecord(inlineRecord(next)));
         } else {
           const ref = await this.options.blocks.put(newBlockId(), next, this.context(ino, chunkIndex));
           written.push(ref);
@@ -241,7 +261,7 @@ export class FileData {
     let dropped: ChunkRef | undefined;
     await this.transact(async (tx) => {
       const bytes = await tx.read(key);
-      dropped = bytes ? chunkOf(decodeRecord<ChunkMapRecord>(key, bytes)) : undefined;
+      dropped = bytes ? chunkOf(key, decodeRecord<ChunkMapRecord>(key, bytes)) : undefined;
       if (bytes) tx.remove(key);
     }, { uncached: true });
     if (dropped && !isInline(dropped)) this.options.retire([dropped]);

@@ -1,9 +1,9 @@
 // Regression: a mount killed at the first inode update of a write that grows a file
 // (VOLDFS_CRASH_AT=inode.put#1) once left the written bytes in chunks past the file's end,
 // hidden by the old size, and growing the file afterwards (truncate up, a write past the end)
-// showed them. Now the size grows before the bytes are stored: whatever the crash leaves, the
-// file reads as its old bytes followed by zeros or by the written bytes, and growing it adds
-// zeros only.
+// showed them. Now a file's last chunk is stored in one commit with its size (and other chunks
+// after the size has grown): a mount killed at that commit (store.commit#1) leaves the old
+// bytes and size, and growing the file afterwards adds zeros only.
 // Store: LMDB in a temp dir (`npm run build` first).
 import { open, readFile, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -37,7 +37,7 @@ describe('a write whose size update a crash lost', () => {
       await setup.unmount();
     }
     for (const name of ['by-truncate', 'by-write']) {
-      const crash = await runToCrash(env, 'inode.put#1', async (root) => {
+      const crash = await runToCrash(env, 'store.commit#1', async (root) => {
         const fh = await open(join(root, name), 'r+');
         try {
           await fh.write(Buffer.alloc(WRITTEN_BYTES, 0x42), 0, WRITTEN_BYTES, 0);
@@ -45,7 +45,7 @@ describe('a write whose size update a crash lost', () => {
           await fh.close();
         }
       });
-      expect(crash.crashed?.point).toMatch(/^inode\.put#1 /);
+      expect(crash.crashed?.point).toMatch(/^store\.commit#1 /);
     }
     mount = await mountVoldfs({ env, mkfs: false });
   });

@@ -2,7 +2,7 @@ import { ifVersion } from '../../backends/kv-store.js';
 import { IntegrityError } from '../../backends/errors.js';
 import { transact } from '../../cas/transaction.js';
 import { decodeRecord, encodeRecord } from '../../cas/record-codec.js';
-import { isInline, mapBounded, type ChunkMapRecord, type ChunkRef } from '../../chunk/file-data.js';
+import { inlineIntact, isInline, mapBounded, type ChunkMapRecord, type ChunkRef } from '../../chunk/file-data.js';
 import { isReg, type InodeRecord } from '../records.js';
 import type { FsckContext } from './context.js';
 import type { RepairResult } from './tx-repairs.js';
@@ -22,6 +22,7 @@ export function chunkRefOf(ctx: FsckContext, key: string, bytes: Buffer): ChunkR
   const inline: unknown = record?.inline;
   if (inline !== undefined) {
     if (!Buffer.isBuffer(inline) || (ctx.chunkSize !== undefined && inline.length > ctx.chunkSize)) return undefined;
+    if (!inlineIntact({ inline, xxh64: record?.xxh64 })) return undefined;
     return { inline };
   }
   const ref = record?.block;

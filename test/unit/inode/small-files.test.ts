@@ -9,7 +9,10 @@ import { describe, expect, it } from 'vitest';
 import type { CommitCheck, CommitOp, KvStore, WriteCondition } from '../../../src/backends/kv-store.js';
 import { MemoryStore } from '../../../src/backends/memory/index.js';
 import { withAtomicCommit } from '../../../src/cas/intent-store.js';
-import { DEFAULT_INLINE_MAX_BYTES } from '../../../src/chunk/file-data.js';
+import { IntegrityError } from '../../../src/backends/errors.js';
+import { decodeRecord, encodeRecord } from '../../../src/cas/record-codec.js';
+import { DEFAULT_INLINE_MAX_BYTES, type ChunkMapRecord } from '../../../src/chunk/file-data.js';
+import { fsckVolume } from '../../../src/inode/fsck/index.js';
 import { FileSystem } from '../../../src/inode/filesystem.js';
 import { ROOT_INO, S_IFREG } from '../../../src/inode/records.js';
 import { Volume } from '../../../src/inode/volume.js';
@@ -217,6 +220,26 @@ describe('small files', () => {
     expect(await keysUnder(store, 's:c:')).toEqual([]);
     expect(await blockKeys(store)).toEqual([]);
     await again.close();
+  });
+
+  it('a flipped bit in inline bytes reads as an integrity error (EIO), and fsck reports the chunk', async () => {
+    const store = new MemoryStore();
+    const fs = await open(store);
+    const { ino, fh } = await createFile(fs, 'flipped');
+    await fs.files.write(fh, 0, Buffer.from('inline bytes here'));
+    await fs.files.release(fh);
+    await fs.close();
+    const key = fs.volume.keys.chunkMap(ino, 0);
+    const found = await store.get(key);
+    const record = decodeRecord<ChunkMapRecord>(key, found!.value);
+    expect(record.inline?.toString()).toBe('inline bytes here');
+    record.inline![0] ^= 0x04;
+    await store.put(key, encodeRecord(record));
+    const again = await open(store);
+    await expect(readAll(again, ino)).rejects.toBeInstanceOf(IntegrityError);
+    await again.close();
+    const report = await fsckVolume({ store, prefix: 's:', log }, {});
+    expect(report.problems).toMatchObject([{ kind: 'chunk-map-bad', path: '/flipped' }]);
   });
 
   it('with inline data off, every chunk is a block', async () => {
