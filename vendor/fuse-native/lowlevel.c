@@ -79,6 +79,7 @@ struct ll_session {
   struct fuse_conn_info conn;  // as negotiated, for JS
   int ended_reason;            // 0: stopped by unmount(), ENODEV: unmounted from outside
   int leaked_warned;
+  int no_file_caps;            // answer getxattr("security.capability") ENODATA here
 };
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
@@ -381,6 +382,13 @@ static void ll_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const 
 }
 
 static void ll_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size) {
+  struct ll_session *s = fuse_req_userdata(req);
+  // The kernel asks this before every write when the filesystem has xattrs; answering here
+  // saves a round trip through JS per write.
+  if (s->no_file_caps && strcmp(name, "security.capability") == 0) {
+    fuse_reply_err(req, ENODATA);
+    return;
+  }
   NEW(OP_GETXATTR, name, NULL);
   r->ino = ino;
   r->size = size;
@@ -1038,7 +1046,7 @@ static struct ll_session *get_session(napi_env env, napi_value v) {
 }
 
 // mount(dispatch, mountpoint, args[], enabledOps (bigint bitmask), config) -> session handle
-// config: { maxWrite, maxReadahead, wantSet, wantClear }
+// config: { maxWrite, maxReadahead, wantSet, wantClear, noFileCapabilities }
 static napi_value ll_mount(napi_env env, napi_callback_info info) {
   size_t argc = 5;
   napi_value argv[5];
@@ -1077,6 +1085,7 @@ static napi_value ll_mount(napi_env env, napi_callback_info info) {
   if (prop_u64(env, argv[4], "wantSet", &v)) s->want_set = v;
   v = 0;
   if (prop_u64(env, argv[4], "wantClear", &v)) s->want_clear = v;
+  s->no_file_caps = prop_bool(env, argv[4], "noFileCapabilities");
 
   struct fuse_lowlevel_ops ops;
   memset(&ops, 0, sizeof(ops));

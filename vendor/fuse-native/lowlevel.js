@@ -275,7 +275,7 @@ class LowLevelSession extends EventEmitter {
     this._ended = null
     const init = new Promise((resolve) => { this._onInit = resolve })
     try {
-      this._handle = b.mount(this._dispatch, mnt, mountArgs(options), enabled, { maxWrite, maxReadahead, wantSet, wantClear })
+      this._handle = b.mount(this._dispatch, mnt, mountArgs(options), enabled, { maxWrite, maxReadahead, wantSet, wantClear, noFileCapabilities: !!options.noFileCapabilities })
     } catch (err) {
       this._state = 'unmounted'
       err.message = `${err.message} (mountpoint ${mnt})`
@@ -329,13 +329,13 @@ class LowLevelSession extends EventEmitter {
     this._watchers.delete(id)
   }
 
-  _dispatch (op, handle, a, b, c, d, e, f, g, h) {
+  _dispatch (op, handle, ...args) {
     if (handle !== undefined) {
       const req = new Request(this, handle, op)
       const fn = this._ops[OPS[op]]
       let res
       try {
-        res = fn.call(this._ops, req, a, b, c, d, e, f, g, h)
+        res = fn.call(this._ops, req, ...args)
       } catch (err) {
         if (req.pending) req.replyErr(EIO)
         throw err
@@ -348,6 +348,7 @@ class LowLevelSession extends EventEmitter {
       }
       return
     }
+    const a = args[0]
     switch (op) {
       case OP.forget: this._forget(a); break
       case MSG_INTERRUPT: {

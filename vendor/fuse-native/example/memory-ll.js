@@ -76,6 +76,7 @@ class MemoryFs {
       fsname: 'memory-ll',
       subtype: 'memory-ll',
       defaultPermissions: true,
+      noFileCapabilities: true,
       entryTimeout: this.entryTimeout,
       attrTimeout: this.attrTimeout,
       ...options
