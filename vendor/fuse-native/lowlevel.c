@@ -40,7 +40,8 @@ enum {
   MSG_INTERRUPT = 100, MSG_ENDED
 };
 
-enum { PENDING, REPLIED, DROPPED };
+// DROPPED: answered EIO when the session ended; LATE: JS replied to it after that (ignored).
+enum { PENDING, REPLIED, DROPPED, LATE };
 
 struct ll_session;
 
@@ -1243,7 +1244,10 @@ static int get_req(napi_env env, napi_value handle, struct ll_req **out) {
   struct ll_req *r = p;
   *out = r;
   if (r->state == PENDING) return 1;
-  if (r->state == DROPPED) return 0;
+  if (r->state == DROPPED) {  // the first late reply is ignored; a second one is still a bug
+    r->state = LATE;
+    return 0;
+  }
   napi_throw_error(env, "ERR_FUSE_ALREADY_REPLIED", "fuse-native/lowlevel: this request was already answered");
   return -1;
 }

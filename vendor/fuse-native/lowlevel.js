@@ -9,6 +9,7 @@ const ADDON = path.join(__dirname, 'build', 'Release', 'fuse_lowlevel.node')
 
 /** The message of a failed load, naming what to install or run. */
 function loadErrorMessage (file, cause) {
+  cause = String(cause).split('\n')[0] // require() appends its require stack
   const missingLib = /libfuse3\.so/.test(cause)
   const how = missingLib
     ? 'the system library libfuse3 is missing: apt-get install libfuse3-3 (and libfuse3-dev to build)'
