@@ -62,6 +62,7 @@ struct ll_req {
   struct stat attr;
   struct flock lk;
   char *data;  // write / setxattr payload, forget list; handed over to JS
+  char *base;  // when data points into a receive buffer taken from libfuse: that buffer
   size_t datalen;
   const char *name, *name2;
   char strings[];
@@ -78,6 +79,7 @@ struct ll_session {
   uint64_t enabled;           // bit per OP_* the JS side implements
   unsigned max_write, max_readahead, want_set, want_clear;
   struct fuse_conn_info conn;  // as negotiated, for JS
+  struct fuse_buf *cur;        // the receive buffer being dispatched (loop thread only)
   int ended_reason;            // 0: stopped by unmount(), ENODEV: unmounted from outside
   int leaked_warned;
   int no_file_caps;            // answer getxattr("security.capability") ENODATA here
@@ -90,6 +92,16 @@ static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 #define THROW_TYPE(msg) do { napi_throw_type_error(env, NULL, msg); return NULL; } while (0)
 
 // ---------------------------------------------------------------- loop thread: requests in
+
+static void free_payload(struct ll_req *r) {
+  free(r->base ? r->base : r->data);
+  r->base = r->data = NULL;
+}
+
+// Writes at least this large take libfuse's whole receive buffer instead of a copy of their
+// data (libfuse allocates a fresh one for the next request). Smaller ones are copied, so that
+// a small Buffer kept by JS never pins a 1 MiB block.
+#define TAKE_BUFFER_MIN (256 * 1024)
 
 static struct ll_req *new_req(fuse_req_t req, int op, const char *name, const char *name2) {
   size_t n1 = name ? strlen(name) + 1 : 0, n2 = name2 ? strlen(name2) + 1 : 0;
@@ -289,10 +301,18 @@ static void ll_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, stru
 static void ll_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
                      struct fuse_file_info *fi) {
   NEW(OP_WRITE, NULL, NULL);
-  // The buffer belongs to libfuse and is reused for the next request: copy it.
-  r->data = malloc(size ? size : 1);
-  if (r->data == NULL) { free(r); fuse_reply_err(req, ENOMEM); return; }
-  memcpy(r->data, buf, size);
+  // The buffer belongs to libfuse and is reused for the next request: take it, or copy.
+  struct fuse_buf *fb = r->s->cur;
+  if (fb && fb->mem && size >= TAKE_BUFFER_MIN && buf >= (char *)fb->mem &&
+      buf + size <= (char *)fb->mem + fb->size) {
+    r->base = fb->mem;
+    r->data = (char *)buf;
+    fb->mem = NULL;
+  } else {
+    r->data = malloc(size ? size : 1);
+    if (r->data == NULL) { free(r); fuse_reply_err(req, ENOMEM); return; }
+    memcpy(r->data, buf, size);
+  }
   r->datalen = size;
   r->ino = ino;
   r->off = off;
@@ -506,7 +526,9 @@ static void *loop_thread(void *data) {
     int res = fuse_session_receive_buf(s->se, &buf);
     if (res == -EINTR || res == -EAGAIN) continue;
     if (res <= 0) { reason = res == 0 ? ENODEV : -res; break; }
+    s->cur = &buf;
     fuse_session_process_buf(s->se, &buf);
+    s->cur = NULL;
   }
   free(buf.mem);
   s->ended_reason = reason;
@@ -768,8 +790,7 @@ static napi_value setattr_obj(napi_env env, const struct stat *a, int to_set) {
 
 static void free_data(napi_env env, void *data, void *hint) {
   (void)env;
-  (void)hint;
-  free(data);
+  free(hint ? hint : data);
 }
 
 // Hands r->data over to a Buffer (no second copy).
@@ -779,11 +800,11 @@ static napi_value take_buffer(napi_env env, struct ll_req *r) {
     napi_create_buffer(env, 0, NULL, &out);
     return out;
   }
-  if (napi_create_external_buffer(env, r->datalen, r->data, free_data, NULL, &out) != napi_ok) {
+  if (napi_create_external_buffer(env, r->datalen, r->data, free_data, r->base, &out) != napi_ok) {
     napi_create_buffer_copy(env, r->datalen, r->data, NULL, &out);
-    free(r->data);
+    free_payload(r);
   }
-  r->data = NULL;
+  r->data = r->base = NULL;
   return out;
 }
 
@@ -816,7 +837,7 @@ static void finalize_req(napi_env env, void *data, void *hint) {
     }
     fuse_reply_err(r->req, EIO);
   }
-  free(r->data);
+  free_payload(r);
   free(r);
 }
 
@@ -844,7 +865,7 @@ static void call_js(napi_env env, napi_value dispatch, void *context, void *data
   if (env == NULL) {  // the session's threadsafe function is being torn down
     // A request still PENDING belongs to close_requests; anything else is ours to free.
     if (r->op >= OP_COUNT || r->op == OP_INIT || r->op == OP_FORGET || r->state != PENDING) {
-      free(r->data);
+      free_payload(r);
       free(r);
     }
     return;
@@ -872,11 +893,11 @@ static void call_js(napi_env env, napi_value dispatch, void *context, void *data
       }
       argv[argc++] = arr;
     }
-    free(r->data);
+    free_payload(r);
     free(r);
   } else {
     if (r->state != PENDING) {  // the session closed before JS saw it
-      free(r->data);
+      free_payload(r);
       free(r);
       return;
     }
