@@ -16,7 +16,7 @@ export class MemoryFs {
   constructor(options?: { entryTimeout?: number; attrTimeout?: number });
   readonly session: LowLevelSession;
   /** Handlers; replace one to observe or hold requests (the session looks them up per request). */
-  ops: Required<Pick<LowLevelOps, 'lookup' | 'forget' | 'getattr' | 'setattr' | 'readlink' | 'mknod' | 'mkdir' | 'unlink' | 'rmdir' | 'symlink' | 'rename' | 'link' | 'open' | 'create' | 'read' | 'write' | 'flush' | 'fsync' | 'release' | 'opendir' | 'readdir' | 'readdirplus' | 'releasedir' | 'fsyncdir' | 'statfs' | 'setxattr' | 'getxattr' | 'listxattr' | 'removexattr' | 'fallocate' | 'lseek' | 'copyFileRange'>> & LowLevelOps;
+  ops: Required<Pick<LowLevelOps, 'lookup' | 'forget' | 'getattr' | 'setattr' | 'readlink' | 'mknod' | 'mkdir' | 'unlink' | 'rmdir' | 'symlink' | 'rename' | 'link' | 'open' | 'create' | 'read' | 'write' | 'fsync' | 'release' | 'opendir' | 'readdir' | 'readdirplus' | 'releasedir' | 'fsyncdir' | 'statfs' | 'setxattr' | 'getxattr' | 'listxattr' | 'removexattr' | 'fallocate' | 'lseek' | 'copyFileRange'>> & LowLevelOps;
   inodes: Map<number, MemoryInode>;
   entryTimeout: number;
   attrTimeout: number;
