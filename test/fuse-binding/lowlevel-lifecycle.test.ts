@@ -4,7 +4,7 @@ import { spawn } from 'node:child_process';
 import { mkdir, readdir, stat, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadAddon, loadErrorMessage, mountArgs, type Request } from 'fuse-native/lowlevel';
+import { LowLevelSession, loadAddon, loadErrorMessage, mountArgs, type Request } from 'fuse-native/lowlevel';
 import { isFuseMounted } from '../helpers/mountinfo.js';
 import { makeTempDir, removeTempDir } from '../helpers/temp-dir.js';
 import { type LowLevelMount, mountMemoryLL, sh, waitFor } from './lowlevel-mount.js';
@@ -72,6 +72,47 @@ describe('low-level binding: lookup counts and interrupts', () => {
   });
 });
 
+describe('low-level binding: notifications', () => {
+  let m: LowLevelMount;
+  beforeAll(async () => {
+    m = await mountMemoryLL({ entryTimeout: 60, attrTimeout: 60 });
+  });
+  afterAll(async () => {
+    await m?.close();
+  });
+
+  it('notifyInvalInode makes the kernel ask for attributes it had cached for 60 s', async () => {
+    const f = join(m.dir, 'grows');
+    await writeFile(f, 'abc');
+    expect((await stat(f)).size).toBe(3);
+    const node = m.fs.inodes.get(m.fs.inodes.get(1)!.children!.get('grows')!)!;
+    node.size = 10; // changed behind the kernel's back, as another client of a store would
+    expect((await stat(f)).size).toBe(3);
+    await m.fs.session.notifyInvalInode(node.ino);
+    expect((await stat(f)).size).toBe(10);
+  });
+
+  it('notifyInvalEntry and notifyDelete drop names the kernel had cached for 60 s', async () => {
+    const root = m.fs.inodes.get(1)!;
+    await writeFile(join(m.dir, 'old-name'), 'x');
+    await writeFile(join(m.dir, 'doomed'), 'y');
+    await stat(join(m.dir, 'old-name'));
+    const ino = root.children!.get('old-name')!;
+    root.children!.delete('old-name');
+    root.children!.set('new-name', ino);
+    expect((await stat(join(m.dir, 'old-name'))).ino).toBe(ino); // still cached
+    await m.fs.session.notifyInvalEntry(1, 'old-name');
+    await expect(stat(join(m.dir, 'old-name'))).rejects.toMatchObject({ code: 'ENOENT' });
+    const doomed = root.children!.get('doomed')!;
+    root.children!.delete('doomed');
+    m.fs.inodes.get(doomed)!.nlink = 0;
+    await m.fs.session.notifyDelete(1, doomed, 'doomed');
+    await expect(stat(join(m.dir, 'doomed'))).rejects.toMatchObject({ code: 'ENOENT' });
+    // A name the kernel never cached: nothing to drop, and no error.
+    await m.fs.session.notifyInvalEntry(1, 'never-seen');
+  });
+});
+
 /** Runs lowlevel-serve.mjs and collects its lines until it exits by itself. */
 function serve(dir: string, mode: string, onLine: (line: string) => void): Promise<{ code: number | null; lines: string[]; stderr: string }> {
   const child = spawn(process.execPath, [SERVE, dir, mode], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -135,6 +176,20 @@ describe('low-level binding: unmounting', () => {
 });
 
 describe('low-level binding: loading and options', () => {
+  it('fails mount() on an option libfuse3 rejects and leaves nothing mounted', async () => {
+    const parent = await makeTempDir('lowlevel-badopt');
+    const dir = join(parent, 'mnt');
+    await mkdir(dir);
+    try {
+      const session = new LowLevelSession();
+      await expect(session.mount(dir, {}, { extraOptions: ['no_such_option'] })).rejects.toThrow(/fuse_session_new failed/);
+      expect(session.mounted).toBe(false);
+      expect(await isFuseMounted(dir)).toBe(false);
+    } finally {
+      await removeTempDir(parent);
+    }
+  });
+
   it('fails to load a missing addon with a message saying how to build it', () => {
     expect(() => loadAddon('/nonexistent/fuse_lowlevel.node')).toThrow(
       /fuse-native\/lowlevel: cannot load the native addon \/nonexistent\/fuse_lowlevel.node .*scripts\/build-fuse-native .*apt-get install libfuse3-dev libfuse3-3/,

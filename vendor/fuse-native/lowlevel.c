@@ -21,6 +21,7 @@
 #include <limits.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1176,7 +1177,13 @@ static napi_value ll_mount(napi_env env, napi_callback_info info) {
     free(s);
     THROW("fuse-native/lowlevel: cannot create the request queue");
   }
-  if (pthread_create(&s->thread, NULL, loop_thread, s) != 0) {
+  // The loop thread takes no signals: they are Node's to handle.
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  int started = pthread_create(&s->thread, NULL, loop_thread, s);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  if (started != 0) {
     napi_release_threadsafe_function(s->tsfn, napi_tsfn_abort);
     close(s->wake_fd);
     fuse_session_unmount(s->se);
