@@ -16,5 +16,20 @@
     "sources": [
       "fuse-native.c"
     ],
+  }, {
+    # The libfuse3 low-level binding (lowlevel.c, loaded by lowlevel.js).
+    "target_name": "fuse_lowlevel",
+    "cflags": [
+      "<!@(pkg-config fuse3 --cflags)",
+      "-g",
+      "-O2",
+      "-Wall",
+    ],
+    "libraries": [
+      "<!@(pkg-config fuse3 --libs)",
+    ],
+    "sources": [
+      "lowlevel.c"
+    ],
   }]
 }
