@@ -25,6 +25,8 @@ interface ReadState {
   readonly version: Version | null;
   /** Read from writes queued for a later commit ({@link PendingWrites}): no store version. */
   readonly pending?: true;
+  /** Served by the record cache: possibly older than the store. */
+  readonly cached?: true;
 }
 
 /**
@@ -83,7 +85,7 @@ export class Transaction {
     }
     const cached = this.cache?.get(key);
     if (cached) {
-      this.reads.set(key, cached);
+      this.reads.set(key, { ...cached, cached: true });
       return cached.value;
     }
     const found = await this.store.get(key);
@@ -108,6 +110,18 @@ export class Transaction {
       });
     }
     return Promise.all(keys.map((k) => this.read(k)));
+  }
+
+  /**
+   * Forgets a record this transaction took from the record cache, so that the next read asks the
+   * store (a name missing from a cached directory record may have been created by another
+   * mount). @returns whether it did; false for a record read from the store, queued or staged
+   */
+  refresh(key: string): boolean {
+    if (this.writes.has(key) || !this.reads.get(key)?.cached) return false;
+    this.reads.delete(key);
+    this.cache?.invalidate(key);
+    return true;
   }
 
   /** Stages a write of a key; conditional on what this transaction read of it. */

@@ -59,8 +59,13 @@ export class DirectoryTree {
     tx.create(this.keys.dirNode(dirIno, 'r'), encodeRecord({ kind: 'leaf', entries: {} } satisfies DirNode));
   }
 
-  async lookup(tx: Transaction, dirIno: number, name: string): Promise<DirEntry | undefined> {
-    const leaf = await this.findLeaf(tx, dirIno, name);
+  /**
+   * @param freshMiss a name missing from a leaf served by the record cache is looked for again
+   *   in the store's leaf (another mount may have just created it: close-to-open)
+   */
+  async lookup(tx: Transaction, dirIno: number, name: string, freshMiss = false): Promise<DirEntry | undefined> {
+    let leaf = await this.findLeaf(tx, dirIno, name);
+    if (!Object.hasOwn(leaf.node.entries, name) && freshMiss && tx.refresh(leaf.key)) leaf = await this.findLeaf(tx, dirIno, name);
     return Object.hasOwn(leaf.node.entries, name) ? leaf.node.entries[name] : undefined;
   }
 

@@ -46,15 +46,14 @@ export class Namespace {
     if (name.length > NAME_MAX / 4 && Buffer.byteLength(name) > NAME_MAX) throw new FsError('ENAMETOOLONG');
     const cached = this.dentries.get(parent, name);
     if (cached) return cached;
-    const find = async (tx: Transaction) => {
+    // A miss is never answered from a cached directory record: a file another mount has just
+    // created and closed must be found by an open here (close-to-open), however recently this
+    // mount read the directory. Only the leaf is read again, in the same transaction.
+    const entry = await this.run(async (tx) => {
       const dir = await this.inodes.read(tx, parent);
       if (!isDir(dir.mode)) throw new FsError('ENOTDIR');
-      return this.volume.dirs.lookup(tx, parent, name);
-    };
-    // A miss is never answered from cached records: a file another mount has just created
-    // and closed must be found by an open here (close-to-open), however recently this mount
-    // read the directory.
-    const entry = (await this.run(find)) ?? (await this.volume.transact(find, { uncached: true }));
+      return this.volume.dirs.lookup(tx, parent, name, true);
+    });
     if (entry) this.dentries.set(parent, name, entry);
     return entry;
   }
