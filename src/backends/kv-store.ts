@@ -155,6 +155,13 @@ export interface KvStore {
   commit?(ops: readonly CommitOp[], checks?: readonly CommitCheck[]): Promise<boolean>;
 
   /**
+   * {@link KvStore.commit}, telling the version each op left (undefined for a delete), or
+   * undefined when the commit did not apply: the caller can keep what it wrote in its cache
+   * instead of reading it back. Optional, on stores that know the versions when they commit.
+   */
+  commitVersioned?(ops: readonly CommitOp[], checks?: readonly CommitCheck[]): Promise<(Version | undefined)[] | undefined>;
+
+  /**
    * Every key starting with `prefix`, for fsck, garbage collection and tests. May be slow and
    * is not a snapshot. Stores that cannot list keys (memcached) return `undefined`.
    */

@@ -207,17 +207,17 @@ export class CommitQueue implements PendingWrites {
 
   private async commitBatch(batch: Entry[]): Promise<void> {
     const merged = mergeBatch(batch);
-    let ok = false;
+    let versions: (Version | undefined)[] | undefined | false = false;
     let failure: unknown;
     if (merged && merged.ops.length + merged.checks.length <= this.store.capabilities.maxCommitOps) {
       try {
-        ok = await this.commitMerged(merged.ops, merged.checks);
+        versions = await this.commitMerged(merged.ops, merged.checks);
       } catch (err) {
         failure = err;
       }
     }
-    for (const op of merged?.ops ?? []) this.cache?.invalidate(op.key);
-    if (ok) {
+    if (merged) this.remember(batch, merged.ops, versions || undefined);
+    if (versions) {
       for (const entry of batch) entry.waiter?.resolve(entry.result);
       return;
     }
@@ -233,15 +233,36 @@ export class CommitQueue implements PendingWrites {
     await this.replay(batch);
   }
 
-  private async commitMerged(ops: CommitOp[], checks: CommitCheck[]): Promise<boolean> {
-    if (ops.length === 0) return true;
+  /**
+   * What the batch wrote goes into the record cache with its new version where the store told
+   * it (so the next operation reads no record back), and out of it otherwise.
+   */
+  private remember(batch: readonly Entry[], ops: readonly CommitOp[], versions: readonly (Version | undefined)[] | undefined): void {
+    if (!this.cache) return;
+    const uncached = new Set<string>();
+    for (const entry of batch) if (!entry.cache) for (const op of entry.tx.plan().ops) uncached.add(op.key);
+    ops.forEach((op, i) => {
+      const version = versions?.[i];
+      if (!versions || uncached.has(op.key) || (op.value && version === undefined)) this.cache?.invalidate(op.key);
+      else this.cache?.set(op.key, op.value ? { value: op.value, version: version ?? null } : { value: undefined, version: null });
+    });
+  }
+
+  /** The versions the ops left (undefined: unknown), or false when the commit did not apply. */
+  private async commitMerged(ops: CommitOp[], checks: CommitCheck[]): Promise<(Version | undefined)[] | false> {
+    if (ops.length === 0) return [];
     if (ops.length === 1 && checks.length === 0) {
       const [op] = ops;
-      if (op.value) return (await this.store.put(op.key, op.value, op.condition)).ok;
-      return op.condition.kind === 'ifAbsent' || (await this.store.delete(op.key, op.condition)) || op.condition.kind === 'none';
+      if (op.value) {
+        const put = await this.store.put(op.key, op.value, op.condition);
+        return put.ok ? [put.version] : false;
+      }
+      const deleted = op.condition.kind === 'ifAbsent' || (await this.store.delete(op.key, op.condition)) || op.condition.kind === 'none';
+      return deleted ? [undefined] : false;
     }
+    if (this.store.commitVersioned) return (await this.store.commitVersioned(ops, checks)) ?? false;
     // `enabled` guarantees commit.
-    return this.store.commit!(ops, checks);
+    return (await this.store.commit!(ops, checks)) ? ops.map(() => undefined) : false;
   }
 
   /** Each operation of a batch that conflicted, again on its own, in order. */

@@ -28,6 +28,7 @@ export class FaultStore implements KvStore {
   readonly name: string;
   readonly capabilities: StoreCapabilities;
   readonly commit?: (ops: readonly CommitOp[], checks?: readonly CommitCheck[]) => Promise<boolean>;
+  readonly commitVersioned?: KvStore['commitVersioned'];
   readonly scan?: (prefix: string) => AsyncIterable<string>;
 
   constructor(
@@ -41,6 +42,13 @@ export class FaultStore implements KvStore {
       this.commit = async (ops, checks) => {
         await this.hook('commit', ops[0]?.key ?? checks?.[0]?.key ?? '');
         return commit(ops, checks);
+      };
+    }
+    const versioned = inner.commitVersioned?.bind(inner);
+    if (versioned) {
+      this.commitVersioned = async (ops, checks) => {
+        await this.hook('commit', ops[0]?.key ?? checks?.[0]?.key ?? '');
+        return versioned(ops, checks);
       };
     }
     const scan = inner.scan?.bind(inner);

@@ -78,7 +78,9 @@ async function proveStack(stack: (typeof STACKS)[number], storeEnv: Record<strin
   try {
     expect(describeRecorded(await store.superblock())).toBe(stack);
     const blockKeys = await store.blockKeys();
-    expect(blockKeys.length).toBeGreaterThan(300);
+    // Chunks of at most 4 KiB are inline in their chunk maps (metadata): the fixture's bigger
+    // files still make a few hundred block records.
+    expect(blockKeys.length).toBeGreaterThan(100);
     if (stack.includes('erasure')) {
       // Striped blocks (>= 16 KiB) are six records <id>.0 .. <id>.5 (placement may add ~x).
       const fragments = new Map<string, Set<string>>();

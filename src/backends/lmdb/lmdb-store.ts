@@ -10,6 +10,7 @@ import {
   SINGLE_DOMAIN,
   type PutResult,
   type StoreCapabilities,
+  type Version,
   type VersionedValue,
   type WriteCondition,
 } from '../kv-store.js';
@@ -191,6 +192,11 @@ export class LmdbStore implements KvStore {
 
   /** See {@link KvStore.commit}; values are not copied, as with {@link LmdbStore.put}. */
   async commit(ops: readonly CommitOp[], checks: readonly CommitCheck[] = []): Promise<boolean> {
+    return (await this.commitVersioned(ops, checks)) !== undefined;
+  }
+
+  /** See {@link KvStore.commitVersioned}: versions are chosen here, before the write. */
+  async commitVersioned(ops: readonly CommitOp[], checks: readonly CommitCheck[] = []): Promise<(Version | undefined)[] | undefined> {
     if (ops.length + checks.length > MAX_COMMIT_OPS) {
       throw new RangeError(`commit of ${ops.length + checks.length} ops and checks exceeds maxCommitOps ${MAX_COMMIT_OPS}`);
     }
@@ -202,7 +208,7 @@ export class LmdbStore implements KvStore {
     }
     this.ensureOpen();
     const guards = commitGuards(ops, checks);
-    if (guards === undefined) return false;
+    if (guards === undefined) return undefined;
 
     const versions = ops.map(() => newVersion());
     const applyOps = (): void => {
@@ -222,7 +228,8 @@ export class LmdbStore implements KvStore {
     if (guards.length === 0) blocks.push(this.db.batch(applyOps));
     else nest(0);
     const results = await this.write(Promise.all(blocks));
-    return results.every(Boolean);
+    if (!results.every(Boolean)) return undefined;
+    return ops.map((op, i) => (op.value ? encodeVersion(versions[i]) : undefined));
   }
 
   async *scan(prefix: string): AsyncIterable<string> {

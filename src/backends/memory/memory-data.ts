@@ -56,10 +56,10 @@ export class MemoryData {
     return checks.every((c) => (this.records.get(c.key)?.version ?? null) === c.version);
   }
 
-  /** Applies ops whose conditions the caller verified, all or (on StoreFull) none. */
-  writeAll(ops: readonly Pick<CommitOp, 'key' | 'value'>[]): void {
+  /** Applies ops whose conditions the caller verified, all or (on StoreFull) none; their versions. */
+  writeAll(ops: readonly Pick<CommitOp, 'key' | 'value'>[]): (Version | undefined)[] {
     this.reserve(ops);
-    for (const op of ops) this.apply(op.key, op.value);
+    return ops.map((op) => this.apply(op.key, op.value));
   }
 
   keys(): IterableIterator<string> {

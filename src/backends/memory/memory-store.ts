@@ -6,6 +6,7 @@ import {
   type KvStore,
   type PutResult,
   type StoreCapabilities,
+  type Version,
   type VersionedValue,
   type WriteCondition,
 } from '../kv-store.js';
@@ -94,6 +95,10 @@ export class MemoryStore implements KvStore {
   }
 
   async commit(ops: readonly CommitOp[], checks: readonly CommitCheck[] = []): Promise<boolean> {
+    return (await this.commitVersioned(ops, checks)) !== undefined;
+  }
+
+  async commitVersioned(ops: readonly CommitOp[], checks: readonly CommitCheck[] = []): Promise<(Version | undefined)[] | undefined> {
     if (ops.length + checks.length > this.capabilities.maxCommitOps) {
       throw new RangeError(
         `commit of ${ops.length + checks.length} ops and checks exceeds maxCommitOps ${this.capabilities.maxCommitOps}`,
@@ -106,10 +111,9 @@ export class MemoryStore implements KvStore {
       if (op.value) this.checkSize(op.key, op.value);
     }
     await this.enter('commit', [...ops.map((op) => op.key), ...checks.map((c) => c.key)]);
-    if (!this.data.checksHold(checks)) return false;
-    if (!ops.every((op) => this.data.holds(op.key, op.condition))) return false;
-    this.data.writeAll(ops);
-    return true;
+    if (!this.data.checksHold(checks)) return undefined;
+    if (!ops.every((op) => this.data.holds(op.key, op.condition))) return undefined;
+    return this.data.writeAll(ops);
   }
 
   async *scan(prefix: string): AsyncIterable<string> {

@@ -35,6 +35,7 @@ export class EncryptedKvStore implements KvStore {
   /** The inner store's, with maxValueBytes less nonce and tag (28 bytes). */
   readonly capabilities: StoreCapabilities;
   readonly commit?: (ops: readonly CommitOp[], checks?: readonly CommitCheck[]) => Promise<boolean>;
+  readonly commitVersioned?: KvStore['commitVersioned'];
   readonly scan?: (prefix: string) => AsyncIterable<string>;
   private readonly exclude: (key: string) => boolean;
 
@@ -55,6 +56,14 @@ export class EncryptedKvStore implements KvStore {
       // instead of throwing at the call.
       this.commit = async (ops, checks) =>
         innerCommit(
+          ops.map((op) => (op.value === null ? op : { ...op, value: this.sealValue(op.key, op.value) })),
+          checks,
+        );
+    }
+    const innerVersioned = inner.commitVersioned?.bind(inner);
+    if (innerVersioned) {
+      this.commitVersioned = async (ops, checks) =>
+        innerVersioned(
           ops.map((op) => (op.value === null ? op : { ...op, value: this.sealValue(op.key, op.value) })),
           checks,
         );

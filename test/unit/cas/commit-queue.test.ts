@@ -25,6 +25,13 @@ function counted<S extends KvStore>(store: S): { store: S; commits: string[][]; 
     commits.push(ops.map((o) => o.key));
     return commit(ops, checks);
   };
+  const versioned = store.commitVersioned?.bind(store);
+  if (versioned) {
+    store.commitVersioned = (ops: readonly CommitOp[], checks?: readonly CommitCheck[]) => {
+      commits.push(ops.map((o) => o.key));
+      return versioned(ops, checks);
+    };
+  }
   const put = store.put.bind(store);
   store.put = (key, value, condition) => {
     puts.push(key);
@@ -144,6 +151,33 @@ describe('CommitQueue', () => {
     failing = false;
     // Nothing of the failed batch is shown as written.
     expect(await queue.transact(async (tx) => text(await tx.read('a')))).toBeUndefined();
+  });
+
+  it('keeps what it committed in the record cache with the new versions: reading it back asks the store nothing', async () => {
+    const store = new MemoryStore();
+    const queue = new CommitQueue(store, new RecordCache(), log);
+    await store.put('seed', Buffer.from('s'));
+    await queue.transact(async (tx) => {
+      await tx.read('seed');
+      tx.write('seed', Buffer.from('s2'));
+      tx.create('fresh', Buffer.from('f'));
+    });
+    let gets = 0;
+    const get = store.get.bind(store);
+    store.get = (key) => {
+      gets++;
+      return get(key);
+    };
+    // A second update of both: its conditions are the cached versions, and it commits.
+    await queue.transact(async (tx) => {
+      expect(text(await tx.read('seed'))).toBe('s2');
+      expect(text(await tx.read('fresh'))).toBe('f');
+      tx.write('seed', Buffer.from('s3'));
+      tx.write('fresh', Buffer.from('f2'));
+    });
+    expect(gets).toBe(0);
+    expect(text((await get('seed'))?.value)).toBe('s3');
+    expect(text((await get('fresh'))?.value)).toBe('f2');
   });
 
   it('on a store whose commits are intent records, every operation commits by itself', async () => {

@@ -41,6 +41,13 @@ class CountingStore {
         return commit(ops, checks);
       };
     }
+    const versioned = store.commitVersioned?.bind(store);
+    if (versioned) {
+      store.commitVersioned = (ops: readonly CommitOp[], checks?: readonly CommitCheck[]) => {
+        this.commits.push(ops.map((o) => o.key));
+        return versioned(ops, checks);
+      };
+    }
     return store;
   }
 
