@@ -116,6 +116,11 @@ export class WriteBuffer {
     if (this.dirty.size > this.maxDirty) await this.startFlush(this.dirty.keys().next().value as number);
   }
 
+  /** Whether chunks are being stored right now. */
+  get storing(): boolean {
+    return this.inflight.size > 0;
+  }
+
   /** Whether a read of chunk `index` must wait for settle() first. */
   pending(index: number): boolean {
     return this.dirty.has(index) || this.inflight.has(index);

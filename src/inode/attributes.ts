@@ -74,7 +74,8 @@ export class Attributes {
 
   /** Sets atime and mtime; nsec UTIME_NOW means now, UTIME_OMIT leaves that time alone. */
   async utimens(ino: number, atime: Timespec, mtime: Timespec): Promise<void> {
-    await this.open.persistIno(ino);
+    // Data still buffered is stored at close with its size, but no longer with its write time.
+    if (mtime.nsec !== UTIME_OMIT && !this.open.supersedeWriteTime(ino)) await this.open.persistIno(ino);
     const t = now();
     await this.update(ino, (r) => {
       if (atime.nsec !== UTIME_OMIT) r.atime = atime.nsec === UTIME_NOW ? t : atime;

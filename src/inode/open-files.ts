@@ -244,6 +244,19 @@ export class OpenFiles {
     state.refs.clear();
   }
 
+  /**
+   * Before an explicit mtime (utimens): writes made so far no longer set the mtime when their
+   * data is stored. @returns false when chunks of the file are being stored right now (their
+   * size update may carry the old time): then persist first
+   */
+  supersedeWriteTime(ino: number): boolean {
+    const state = this.inodes.get(ino);
+    if (!state) return true;
+    if (state.growing || state.buffer.storing) return false;
+    state.mtime = undefined;
+    return true;
+  }
+
   /** Persists pending writes of an inode if this mount has it open (before truncate, setattr). */
   async persistIno(ino: number): Promise<void> {
     const state = this.inodes.get(ino);

@@ -167,6 +167,29 @@ describe('small files', () => {
     await other.close();
   });
 
+  it('utimens on a file open with buffered data commits nothing; close stores the data with the explicit mtime', async () => {
+    const counting = new CountingStore();
+    const store = counting.wrap(new MemoryStore());
+    const fs = await open(store);
+    const { ino, fh } = await createFile(fs, 'timed');
+    counting.reset();
+    await fs.files.write(fh, 0, patternBytes(2000, 9));
+    await fs.attributes.utimens(ino, { sec: 10, nsec: 1 }, { sec: 20, nsec: 2 });
+    expect(counting.commits.length + counting.puts.length).toBe(0);
+    expect((await fs.attributes.stat(ino)).mtime).toEqual({ sec: 20, nsec: 2 });
+    await fs.files.flush(fh);
+    expect(counting.commits).toHaveLength(1);
+    const stored = await fs.attributes.stat(ino);
+    expect(stored).toMatchObject({ size: 2000, mtime: { sec: 20, nsec: 2 }, atime: { sec: 10, nsec: 1 } });
+    // A write after it sets the mtime again, as on a local disk.
+    await fs.files.write(fh, 2000, Buffer.from('more'));
+    await fs.files.release(fh);
+    const later = await fs.attributes.stat(ino);
+    expect(later.size).toBe(2004);
+    expect(later.mtime.sec).toBeGreaterThan(20);
+    await fs.close();
+  });
+
   it('a file past the threshold gets a block, still in one commit with its size', async () => {
     const counting = new CountingStore();
     const store = counting.wrap(new MemoryStore());
