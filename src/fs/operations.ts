@@ -111,7 +111,18 @@ export function makeOperations(fs: FileSystem, log: Logger, options: OperationOp
       serve(req, 'lookup', dir, async () => {
         const found = await fs.namespace.lookup(dir, name);
         if (!found) return req.replyErr(errno.ENOENT);
-        await replyEntryOf(req, found[0]);
+        let attr: Attr;
+        try {
+          attr = await stat(found[0]);
+        } catch (err) {
+          // The name led to an inode that is gone: another mount replaced or removed it and
+          // the cached directory record is stale (the kernel asks again after an ESTALE).
+          if (!(err instanceof FsError && err.code === 'ENOENT')) throw err;
+          const again = await fs.namespace.lookup(dir, name, true);
+          if (!again) return req.replyErr(errno.ENOENT);
+          return req.replyEntry(entry(again[0], await stat(again[0])));
+        }
+        req.replyEntry(entry(found[0], attr));
       });
     },
     forget(ino) {

@@ -1,6 +1,5 @@
 import type { QueuedOptions } from '../cas/commit-queue.js';
 import type { Transaction } from '../cas/transaction.js';
-import type { DentryCache } from './dentry-cache.js';
 import { FsError } from './fs-error.js';
 import type { InodeTable } from './inode-table.js';
 import { ROOT_INO, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, S_ISGID, isDir, isReg, type DirEntry, type InodeRecord } from './records.js';
@@ -38,29 +37,29 @@ export class Namespace {
     private readonly inodes: InodeTable,
     /** Whether an inode is open on this mount: its record then outlives its last name. */
     private readonly isOpen: (ino: number) => boolean,
-    private readonly dentries: DentryCache,
   ) {}
 
   private run<T>(body: (tx: Transaction) => Promise<T>, options?: QueuedOptions): Promise<T> {
     return this.volume.transact(body, options);
   }
 
-  /** @throws FsError ENAMETOOLONG, ENOTDIR */
-  async lookup(parent: number, name: string): Promise<DirEntry | undefined> {
+  /**
+   * @param fresh read past the record cache: the caller found the cached answer stale (its
+   *   inode is gone, as when another mount replaced the name)
+   * @throws FsError ENAMETOOLONG, ENOTDIR
+   */
+  async lookup(parent: number, name: string, fresh = false): Promise<DirEntry | undefined> {
     if (name.length > NAME_MAX / 4 && Buffer.byteLength(name) > NAME_MAX) throw new FsError('ENAMETOOLONG');
-    const cached = this.dentries.get(parent, name);
-    if (cached) return cached;
     const find = async (tx: Transaction) => {
       const dir = await this.inodes.read(tx, parent);
       if (!isDir(dir.mode)) throw new FsError('ENOTDIR');
       return this.volume.dirs.lookup(tx, parent, name);
     };
+    if (fresh) return this.volume.transact(find, { uncached: true });
     // A miss is never answered from cached records: a file another mount has just created
     // and closed must be found by an open here (close-to-open), however recently this mount
     // read the directory.
-    const entry = (await this.run(find)) ?? (await this.volume.transact(find, { uncached: true }));
-    if (entry) this.dentries.set(parent, name, entry);
-    return entry;
+    return (await this.run(find)) ?? (await this.volume.transact(find, { uncached: true }));
   }
 
   /**
@@ -141,7 +140,6 @@ export class Namespace {
 
   /** @throws FsError ENOENT, EISDIR for a directory */
   async unlink(parent: number, name: string): Promise<void> {
-    this.dentries.forget(parent, name);
     await this.run(async (tx) => {
       const dir = await this.inodes.read(tx, parent);
       const entry = await this.volume.dirs.lookup(tx, parent, name);
@@ -157,7 +155,6 @@ export class Namespace {
 
   /** @throws FsError ENOENT, ENOTDIR, ENOTEMPTY, EBUSY for the root */
   async rmdir(parent: number, name: string): Promise<void> {
-    this.dentries.forget(parent, name);
     await this.run(async (tx) => {
       const dir = await this.inodes.read(tx, parent);
       const entry = await this.volume.dirs.lookup(tx, parent, name);
@@ -186,8 +183,6 @@ export class Namespace {
     }
     if (flags & ~RENAME_NOREPLACE) throw new FsError('EINVAL');
     checkName(toName);
-    this.dentries.forget(fromParent, fromName);
-    this.dentries.forget(toParent, toName);
     await this.run(async (tx) => {
       const src = await this.volume.dirs.lookup(tx, fromParent, fromName);
       if (!src) throw new FsError('ENOENT');
@@ -238,8 +233,6 @@ export class Namespace {
    * @throws FsError ENOENT when either name is missing, EINVAL (a directory into itself)
    */
   async exchange(aParent: number, aName: string, bParent: number, bName: string): Promise<void> {
-    this.dentries.forget(aParent, aName);
-    this.dentries.forget(bParent, bName);
     await this.run(async (tx) => {
       const a = await this.volume.dirs.lookup(tx, aParent, aName);
       const b = await this.volume.dirs.lookup(tx, bParent, bName);
