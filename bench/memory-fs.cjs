@@ -1,14 +1,16 @@
 #!/usr/bin/env node
-// memory-fs: the reference filesystem of `npm run bench`, a minimal in-memory filesystem on the
-// same fuse-native binding voldfs mounts with (vendor/fuse-native, libfuse 2).
+// memory-fs: the reference filesystem of `npm run bench`, a minimal in-memory filesystem on
+// fuse-native's libfuse 2 binding (vendor/fuse-native), the one voldfs mounted with until it
+// moved to the libfuse3 low-level binding; vendor/fuse-native/example/memory-ll.js is the same
+// kind of filesystem on the low-level binding.
 //
 // It is the ceiling for any filesystem built on this binding: every request crosses the kernel,
 // libfuse 2 and the N-API bridge into the JS main thread and back, as voldfs's do, but the JS side
 // only touches Maps and Buffers. File data lives in 1 MiB Buffers, the last one grown
 // geometrically (a 4 KiB file holds 4 KiB, a 1 GiB file is never copied as it grows).
 //
-// Mount options: the ones that shape the data path are voldfs's (src/fs/fuse-mount.ts):
-// big_writes, max_write = max_read = 128 KiB, no per-request timeout. Attribute and name caching
+// Mount options: the ones that shaped voldfs's data path on libfuse 2: big_writes,
+// max_write = max_read = 128 KiB, no per-request timeout. Attribute and name caching
 // keep libfuse's defaults (1 s), which is what makes it a ceiling rather than a copy of voldfs.
 //
 // Usage: node bench/memory-fs.cjs MOUNTPOINT
@@ -32,7 +34,7 @@ const S_IFLNK = 0o120000
 const UID = process.getuid()
 const GID = process.getgid()
 const CHUNK = 1 << 20
-const MAX_IO = 128 * 1024 // voldfs's max_write and max_read
+const MAX_IO = 128 * 1024 // max_write and max_read
 
 function now () {
   const ms = Date.now()

@@ -47,7 +47,9 @@ export async function serve(
     allowOther: process.getuid?.() === 0,
     debug: config.logLevel === 'trace',
   });
-  await mount.mount();
+  // The INIT reply's max_readahead can only lower the kernel's 128 KiB window, never widen
+  // it: a wider one is set through sysfs once mounted.
+  await mount.mount(config.readaheadKib);
   await setMountReadahead(path, config.readaheadKib, log);
   const { pid } = stateFiles(config.stateDir, path);
   await mkdir(dirname(pid), { recursive: true });
@@ -59,14 +61,8 @@ export async function serve(
     const stop = () => resolve();
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
-    // Unmounted from outside (fusermount -u): nobody will signal us, so look now and then.
-    const watch = setInterval(() => {
-      isMounted(path).then(
-        (mounted) => mounted || stop(),
-        (err: unknown) => log.warn({ err }, 'cannot read the mount table'),
-      );
-    }, 1000);
-    watch.unref();
+    // Unmounted from outside (fusermount -u, voldfs umount): the session ends by itself.
+    mount.onUnmountedOutside(stop);
   });
 
   log.info({ mountpoint: path }, 'unmounting');

@@ -11,32 +11,33 @@ const errno = constants.errno as Record<string, number>;
  * The one place where errors become errnos (negative, as FUSE wants them). Expected errors map
  * by kind; anything else is a bug or a store failure: logged with its stack, answered EIO, so
  * the daemon survives and the caller gets an I/O error rather than a hang.
+ * @param ino the inode the request names (the parent directory for name operations)
  */
-export function toErrno(err: unknown, log: Logger, op: string, path: string | null): number {
+export function toErrno(err: unknown, log: Logger, op: string, ino: number | null): number {
   if (err instanceof FsError) {
-    log.debug({ op, path, code: err.code, detail: err.message }, 'operation failed');
+    log.debug({ op, ino, code: err.code, detail: err.message }, 'operation failed');
     return -(errno[err.code] ?? errno.EIO);
   }
   if (err instanceof StoreFull) {
-    log.warn({ op, path, err: err.message }, 'store is full');
+    log.warn({ op, ino, err: err.message }, 'store is full');
     return -errno.ENOSPC;
   }
   if (err instanceof ValueTooLarge) {
-    log.error({ op, path, err: err.message }, 'record exceeds the store item limit');
+    log.error({ op, ino, err: err.message }, 'record exceeds the store item limit');
     return -errno.EFBIG;
   }
   if (err instanceof BlockMissing || err instanceof IntegrityError) {
-    log.error({ op, path, err: err.message }, 'data missing or corrupt in the store');
+    log.error({ op, ino, err: err.message }, 'data missing or corrupt in the store');
     return -errno.EIO;
   }
   if (isUnreachable(err)) {
-    log.error({ op, path, err: err.message }, 'store unreachable');
+    log.error({ op, ino, err: err.message }, 'store unreachable');
     return -errno.EIO;
   }
   if (err instanceof ContentionError) {
-    log.warn({ op, path, err: err.message }, 'too much contention');
+    log.warn({ op, ino, err: err.message }, 'too much contention');
     return -errno.EAGAIN;
   }
-  log.error({ op, path, err }, 'unexpected error');
+  log.error({ op, ino, err }, 'unexpected error');
   return -errno.EIO;
 }

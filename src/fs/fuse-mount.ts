@@ -1,76 +1,88 @@
-import Fuse from 'fuse-native';
+import { CAP, LowLevelSession, type ConnInfo } from 'fuse-native/lowlevel';
 import type { Logger } from 'pino';
 import type { FileSystem } from '../inode/filesystem.js';
 import { makeOperations } from './operations.js';
 
 export interface FuseMountOptions {
-  /** Seconds the kernel may cache attributes and names (attr_timeout, entry_timeout). */
+  /** Seconds the kernel may cache attributes and names (attr and entry timeouts). */
   readonly cacheSeconds: number;
   /** Let other users than the mounting one in (needs root or user_allow_other). */
   readonly allowOther: boolean;
+  /** libfuse's request trace on stderr. */
   readonly debug: boolean;
 }
 
+/** Largest read and write request: libfuse 3.14 asks the kernel for max_pages to match. */
+export const MAX_REQUEST_BYTES = 1024 * 1024;
+
 /**
- * The filesystem attached to a directory through the kernel.
+ * The filesystem attached to a directory through the kernel, on libfuse3's low-level API
+ * (fuse-native/lowlevel): requests name voldfs's own inode numbers.
  *
  * Kernel options, chosen deliberately:
- * - big_writes + max_write=128 KiB: without them libfuse 2 sends 4 KiB writes.
- * - use_ino: our inode numbers reach stat(2), so hard links share st_ino (cp -a, tar, rsync -H).
- * - no hard_remove: a file unlinked while open is renamed to .fuse_hidden<id> by libfuse, so
- *   fstat, fchmod and futimens on it keep working (with hard_remove libfuse 2 answers them
- *   ENOENT); such names are hidden from listings and from rmdir's emptiness check.
+ * - max_write 1 MiB (and reads as large): one request per MiB rather than eight.
  * - default_permissions: the kernel checks mode bits against the caller (EACCES, EPERM), as a
- *   local filesystem does.
- * - entry timeout of `cacheSeconds`: close-to-open consistency between mounts holds because
- *   open re-reads the inode; a name may lag another mount by this much.
- * - attr timeout 0: libfuse 2's path API gives each name of a hard-linked file its own kernel
- *   inode, so the kernel could not see that a link or unlink through one name changed the
- *   nlink and ctime shown through another. Every stat asks us; our record cache answers.
+ *   local filesystem does; no access op is needed.
+ * - entry and attr timeouts of `cacheSeconds`: a hard-linked file is one kernel inode, so a
+ *   link or unlink through one name invalidates what every name shows. Misses are not cached,
+ *   and an open that finds the inode changed by another mount drops the cached attributes
+ *   (see makeOperations): close-to-open consistency between mounts holds; a stat without an
+ *   open may lag another mount by `cacheSeconds`.
+ * - noFileCapabilities: the getxattr("security.capability") the kernel sends before every
+ *   write is answered ENODATA without a trip through JavaScript.
+ * - capabilities left off: atomic_o_trunc (the kernel truncates with a setattr before open)
+ *   and handle_killpriv (the kernel clears set-id bits on write and chown itself, with a
+ *   setattr), so those stay the kernel's work, as with libfuse 2.
+ * - a file unlinked while open keeps its inode (and no hidden name) until its last release.
  */
 export class FuseMount {
-  private readonly fuse: Fuse;
+  private readonly session = new LowLevelSession();
+  private readonly ops;
 
   constructor(
     readonly mountpoint: string,
     fs: FileSystem,
-    log: Logger,
-    options: FuseMountOptions,
+    private readonly log: Logger,
+    private readonly options: FuseMountOptions,
   ) {
-    // The binding's caller context is valid only synchronously at the start of a handler,
-    // which is where the operations read it.
-    const ops = makeOperations(fs, log, () => {
-      const ctx = this.fuse.callerContext();
-      return { uid: ctx.uid, gid: ctx.gid };
+    this.ops = makeOperations(fs, log, {
+      cacheSeconds: options.cacheSeconds,
+      // A negative offset drops the attributes only: an open invalidates the pages itself.
+      invalidate: (ino) => this.session.notifyInvalInode(ino, -1, 0),
     });
-    this.fuse = new Fuse(mountpoint, ops, {
-      fsname: 'voldfs',
-      subtype: 'voldfs',
-      bigWrites: true,
-      maxWrite: 128 * 1024,
-      maxRead: 128 * 1024,
-      useIno: true,
-      defaultPermissions: true,
-      allowOther: options.allowOther,
-      attrTimeout: 0,
-      entryTimeout: options.cacheSeconds,
-      negativeTimeout: 0,
-      debug: options.debug,
-      // Our store calls have their own bounded timeouts; the binding's 15 s default would
-      // answer ETIMEDOUT to a slow but healthy operation (a large truncate, a big rename).
-      timeout: false,
-    });
+    this.session.on('error', (err: Error) => log.error({ err }, 'FUSE session error'));
   }
 
-  mount(): Promise<void> {
-    return new Promise((resolve, reject) => {
-      this.fuse.mount((err: Error | null) => (err ? reject(err) : resolve()));
+  /**
+   * Mounts and serves.
+   * @param readaheadKib the kernel readahead asked for at INIT (0: the kernel's)
+   */
+  async mount(readaheadKib = 0): Promise<ConnInfo> {
+    const conn = await this.session.mount(this.mountpoint, this.ops, {
+      fsname: 'voldfs',
+      subtype: 'voldfs',
+      allowOther: this.options.allowOther,
+      defaultPermissions: true,
+      noFileCapabilities: true,
+      entryTimeout: this.options.cacheSeconds,
+      attrTimeout: this.options.cacheSeconds,
+      maxWrite: MAX_REQUEST_BYTES,
+      maxReadahead: readaheadKib * 1024,
+      wantClear: CAP.ATOMIC_O_TRUNC | CAP.HANDLE_KILLPRIV,
+      debug: this.options.debug,
+    });
+    this.log.debug({ conn }, 'FUSE connection');
+    return conn;
+  }
+
+  /** Calls `listener` once if the kernel ends the session (fusermount -u, umount -l, abort). */
+  onUnmountedOutside(listener: () => void): void {
+    this.session.once('unmounted', (event) => {
+      if (event.external) listener();
     });
   }
 
   unmount(): Promise<void> {
-    return new Promise((resolve, reject) => {
-      this.fuse.unmount((err: Error | null) => (err ? reject(err) : resolve()));
-    });
+    return this.session.unmount();
   }
 }

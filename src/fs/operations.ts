@@ -1,155 +1,331 @@
+import { constants } from 'node:os';
 import type { Logger } from 'pino';
+import { SET_ATTR, type Attr, type DirEntry as KernelDirEntry, type DirEntryPlus, type Entry, type LowLevelOps, type Request } from 'fuse-native/lowlevel';
 import type { FileSystem } from '../inode/filesystem.js';
+import { UTIME_NOW, UTIME_OMIT } from '../inode/attributes.js';
 import { FsError } from '../inode/fs-error.js';
-import type { Caller } from '../inode/namespace.js';
-import { S_IFMT, S_IFREG } from '../inode/records.js';
+import { ROOT_INO, S_IFDIR, S_IFMT, S_IFREG, type DirEntry, type InodeRecord } from '../inode/records.js';
 import type { Timespec } from '../inode/timespec.js';
 import { toErrno } from './errno.js';
-import { toFuseStat, type FuseStat } from './stat.js';
+import { toAttr } from './stat.js';
 
-type Done = (code: number) => void;
-type DoneWith<T> = (code: number, value?: T) => void;
+const errno = constants.errno as Record<string, number>;
+
+export interface OperationOptions {
+  /** Seconds the kernel may cache names and attributes (entry and attr timeouts). */
+  readonly cacheSeconds: number;
+  /** Drops the kernel's cached attributes of an inode (a notify_inval_inode). */
+  readonly invalidate: (ino: number) => Promise<void>;
+}
+
+/** A directory handle: the listing taken at the first readdir (and again on rewind). */
+interface DirHandle {
+  ino: number;
+  listing?: [string, DirEntry][];
+}
+
+/** Bytes of a readdir entry in the kernel's buffer: struct fuse_dirent + name, 8-aligned. */
+const direntSize = (name: string) => (24 + Buffer.byteLength(name) + 7) & ~7;
+/** The same for readdirplus (struct fuse_direntplus carries the entry and attributes). */
+const direntPlusSize = (name: string) => (152 + Buffer.byteLength(name) + 7) & ~7;
+
+const OMIT: Timespec = { sec: 0, nsec: UTIME_OMIT };
+const NOW: Timespec = { sec: 0, nsec: UTIME_NOW };
 
 /**
- * FUSE handlers: each decodes its request, makes one call into the filesystem, and maps the
- * outcome. `reply` is called exactly once, also when the call throws: an escaped rejection
- * would take the daemon down and leave "Transport endpoint is not connected" behind.
+ * The FUSE low-level handlers: each decodes its request, makes one call into the filesystem and
+ * answers. Errors become errnos in one place ({@link toErrno}); a handler that throws or whose
+ * promise rejects is answered from there too (unexpected errors as EIO), so no rejection ever
+ * escapes to the binding (it would take the daemon down, leaving "Transport endpoint is not
+ * connected" behind).
+ *
+ * Inode numbers are voldfs's own (the root is 1, FUSE_ROOT_ID). Every entry and attribute
+ * reply lets the kernel cache for `cacheSeconds`; misses are not cached, so a name another
+ * mount has just created is found at once (close-to-open). An inode that is gone (deleted by
+ * another mount while this kernel still had its name cached) answers ESTALE where the kernel
+ * retries: open and stat then look the name up afresh.
  */
-export function makeOperations(fs: FileSystem, log: Logger, caller: () => Caller) {
-  function run<T>(op: string, path: string | null, work: () => Promise<T>, reply: (code: number, value?: T) => void): void {
-    let settled: Promise<T>;
+export function makeOperations(fs: FileSystem, log: Logger, options: OperationOptions): LowLevelOps {
+  const timeout = options.cacheSeconds;
+  const dirHandles = new Map<number, DirHandle>();
+  let nextDirHandle = 1;
+  /**
+   * What the kernel was last shown of each inode's size and times: an open that finds the
+   * stored inode changed since (by another mount) drops the kernel's cached attributes first,
+   * or a read would stop at the old size (close-to-open).
+   */
+  const shown = new Map<number, string>();
+  const signature = (r: InodeRecord) => `${r.size}:${r.mtime.sec}.${r.mtime.nsec}:${r.ctime.sec}.${r.ctime.nsec}`;
+
+  /** Runs one request's work; whatever it throws is answered here, once. */
+  function serve(req: Request, op: string, ino: number | null, work: () => Promise<unknown>, staleWhenGone = false): void {
+    const fail = (err: unknown) => {
+      let code = toErrno(err, log, op, ino);
+      if (staleWhenGone && code === -errno.ENOENT) code = -errno.ESTALE;
+      try {
+        if (req.pending) req.replyErr(code);
+      } catch (replyErr) {
+        log.error({ op, ino, err: replyErr }, 'cannot answer the request');
+      }
+    };
     try {
-      settled = work();
+      work().then(undefined, fail);
     } catch (err) {
-      reply(toErrno(err, log, op, path));
-      return;
+      fail(err);
     }
-    settled.then(
-      (value) => reply(0, value),
-      (err: unknown) => reply(toErrno(err, log, op, path)),
-    );
   }
 
-  /** Inode of an open file handle, or of the path when FUSE sends no handle. */
-  const target = (path: string | null, fd: number | undefined) =>
-    fd ? Promise.resolve(fs.files.inoOf(fd)) : path !== null ? fs.resolve(path) : Promise.reject(new FsError('EBADF'));
+  const stat = async (ino: number): Promise<Attr> => {
+    const record = await fs.attributes.stat(ino);
+    shown.set(ino, signature(record));
+    return toAttr(ino, record);
+  };
+  const entry = (ino: number, attr: Attr): Entry => ({ ino, generation: 0, attr, attrTimeout: timeout, entryTimeout: timeout });
+  const replyEntryOf = async (req: Request, ino: number) => req.replyEntry(entry(ino, await stat(ino)));
 
-  const stat = async (ino: number): Promise<FuseStat> => toFuseStat(ino, await fs.attributes.stat(ino));
+  /** The listing behind a directory handle: ".", "..", then the names. */
+  async function listing(ino: number): Promise<[string, DirEntry][]> {
+    const record = await fs.attributes.stat(ino);
+    const names = await fs.readdir(ino);
+    return [['.', [ino, S_IFDIR]], ['..', [record.parent ?? ROOT_INO, S_IFDIR]], ...names];
+  }
+
+  async function dirSlice(fh: number | null, ino: number, offset: number, size: number, sizeOf: (name: string) => number) {
+    const handle = fh === null ? undefined : dirHandles.get(fh);
+    if (!handle) throw new FsError('EBADF');
+    if (offset === 0 || !handle.listing) handle.listing = await listing(ino);
+    const out: { name: string; entry: DirEntry; off: number }[] = [];
+    let used = 0;
+    for (let i = offset; i < handle.listing.length; i++) {
+      const [name, dirEntry] = handle.listing[i];
+      used += sizeOf(name);
+      if (used > size && out.length > 0) break;
+      out.push({ name, entry: dirEntry, off: i + 1 });
+    }
+    return out;
+  }
 
   return {
-    getattr(path: string, cb: DoneWith<FuseStat>) {
-      run('getattr', path, async () => stat(await fs.resolve(path)), cb);
+    lookup(req, parent, name) {
+      const dir = Number(parent);
+      serve(req, 'lookup', dir, async () => {
+        const found = await fs.namespace.lookup(dir, name);
+        if (!found) return req.replyErr(errno.ENOENT);
+        let attr: Attr;
+        try {
+          attr = await stat(found[0]);
+        } catch (err) {
+          // The name led to an inode that is gone: another mount replaced or removed it and
+          // the cached directory record is stale (the kernel asks again after an ESTALE).
+          if (!(err instanceof FsError && err.code === 'ENOENT')) throw err;
+          const again = await fs.namespace.lookup(dir, name, true);
+          if (!again) return req.replyErr(errno.ENOENT);
+          return req.replyEntry(entry(again[0], await stat(again[0])));
+        }
+        req.replyEntry(entry(found[0], attr));
+      });
     },
-    fgetattr(path: string | null, fd: number, cb: DoneWith<FuseStat>) {
-      run('fgetattr', path, async () => stat(await target(path, fd)), cb);
+    forget(ino) {
+      // voldfs keeps no per-lookup state: the inode outlives the kernel's reference. Forgetting
+      // what was shown only costs a cache drop at the next open.
+      shown.delete(Number(ino));
     },
-    readdir(path: string, cb: (code: number, names?: string[], stats?: FuseStat[]) => void) {
-      run(
-        'readdir',
-        path,
-        async () => (await fs.readdir(await fs.resolve(path))).map(([name]) => name),
-        (code, names) => cb(code, names ? ['.', '..', ...names] : undefined),
-      );
+    getattr(req, ino) {
+      const i = Number(ino);
+      serve(req, 'getattr', i, async () => req.replyAttr(await stat(i), timeout), true);
     },
-    statfs(path: string, cb: DoneWith<ReturnType<FileSystem['statfs']>>) {
-      run('statfs', path, async () => fs.statfs(), cb);
+    setattr(req, ino, attr, toSet) {
+      const i = Number(ino);
+      serve(req, 'setattr', i, async () => {
+        if (toSet & (SET_ATTR.UID | SET_ATTR.GID)) {
+          await fs.attributes.chown(i, toSet & SET_ATTR.UID ? (attr.uid ?? -1) : -1, toSet & SET_ATTR.GID ? (attr.gid ?? -1) : -1);
+        }
+        if (toSet & SET_ATTR.MODE) await fs.attributes.chmod(i, attr.mode ?? 0);
+        if (toSet & SET_ATTR.SIZE) await fs.attributes.truncate(i, attr.size ?? 0);
+        const atime = toSet & SET_ATTR.ATIME_NOW ? NOW : toSet & SET_ATTR.ATIME && attr.atime ? attr.atime : OMIT;
+        const mtime = toSet & SET_ATTR.MTIME_NOW ? NOW : toSet & SET_ATTR.MTIME && attr.mtime ? attr.mtime : OMIT;
+        // truncate(2) asks for mtime = now with the size, which the truncate has just set.
+        const truncateTimes = toSet & SET_ATTR.SIZE && atime === OMIT && mtime === NOW;
+        if ((atime !== OMIT || mtime !== OMIT) && !truncateTimes) await fs.attributes.utimens(i, atime, mtime);
+        req.replyAttr(await stat(i), timeout);
+      }, true);
     },
-    mkdir(path: string, mode: number, cb: Done) {
-      const who = caller();
-      run('mkdir', path, () => fs.mkdir(path, mode, who), cb);
+    readlink(req, ino) {
+      const i = Number(ino);
+      serve(req, 'readlink', i, async () => req.replyReadlink(await fs.attributes.readlink(i)), true);
     },
-    mknod(path: string, mode: number, rdev: number, cb: Done) {
-      const who = caller();
-      run('mknod', path, async () => {
-        const [parent, name] = await fs.resolveParent(path);
-        await fs.namespace.create(parent, name, mode, who, { rdev });
-      }, cb);
+    mknod(req, parent, name, mode, rdev) {
+      const dir = Number(parent);
+      serve(req, 'mknod', dir, async () => {
+        await replyEntryOf(req, await fs.namespace.create(dir, name, mode, req.context, { rdev }));
+      });
     },
-    create(path: string, mode: number, cb: DoneWith<number>, flags?: number) {
-      const who = caller();
-      run('create', path, async () => {
-        const [parent, name] = await fs.resolveParent(path);
+    mkdir(req, parent, name, mode) {
+      const dir = Number(parent);
+      serve(req, 'mkdir', dir, async () => {
+        await replyEntryOf(req, await fs.namespace.create(dir, name, S_IFDIR | (mode & 0o7777), req.context));
+      });
+    },
+    symlink(req, target, parent, name) {
+      const dir = Number(parent);
+      serve(req, 'symlink', dir, async () => {
+        await replyEntryOf(req, await fs.namespace.symlink(dir, name, target, req.context));
+      });
+    },
+    link(req, ino, newParent, newName) {
+      const i = Number(ino);
+      serve(req, 'link', i, async () => {
+        await fs.namespace.link(i, Number(newParent), newName);
+        await replyEntryOf(req, i);
+      });
+    },
+    unlink(req, parent, name) {
+      const dir = Number(parent);
+      serve(req, 'unlink', dir, async () => {
+        await fs.namespace.unlink(dir, name);
+        req.replyOk();
+      });
+    },
+    rmdir(req, parent, name) {
+      const dir = Number(parent);
+      serve(req, 'rmdir', dir, async () => {
+        await fs.namespace.rmdir(dir, name);
+        req.replyOk();
+      });
+    },
+    rename(req, parent, name, newParent, newName, flags) {
+      const dir = Number(parent);
+      serve(req, 'rename', dir, async () => {
+        await fs.namespace.rename(dir, name, Number(newParent), newName, flags);
+        req.replyOk();
+      });
+    },
+    open(req, ino, flags) {
+      const i = Number(ino);
+      serve(req, 'open', i, async () => {
+        // open reads the inode afresh (close-to-open); O_TRUNC comes as a setattr before it
+        // (atomic_o_trunc is off).
+        const fh = await fs.files.open(i, flags);
+        try {
+          if (timeout > 0) {
+            const before = shown.get(i);
+            const record = await fs.attributes.stat(i);
+            if (before !== signature(record)) {
+              shown.delete(i);
+              await options.invalidate(i).catch((err: unknown) => log.warn({ ino: i, err }, 'cannot drop the kernel attribute cache'));
+            }
+          }
+          req.replyOpen({ fh });
+        } catch (err) {
+          await fs.files.release(fh);
+          throw err;
+        }
+      }, true);
+    },
+    create(req, parent, name, mode, flags) {
+      const dir = Number(parent);
+      serve(req, 'create', dir, async () => {
         const type = mode & S_IFMT ? mode : S_IFREG | mode;
-        const ino = await fs.namespace.create(parent, name, type, who, { opened: true });
-        return fs.files.open(ino, flags ?? 1);
-      }, cb);
+        // The create commits with the file's first flush or close (see OpenFiles.flush).
+        const ino = await fs.namespace.create(dir, name, type, req.context, { opened: true });
+        const fh = await fs.files.open(ino, flags);
+        req.replyCreate(entry(ino, await stat(ino)), { fh });
+      });
     },
-    symlink(target: string, path: string, cb: Done) {
-      const who = caller();
-      run('symlink', path, async () => {
-        const [parent, name] = await fs.resolveParent(path);
-        await fs.namespace.symlink(parent, name, target, who);
-      }, cb);
+    read(req, ino, size, offset, fh) {
+      serve(req, 'read', Number(ino), async () => {
+        const buf = Buffer.allocUnsafe(size);
+        const n = await fs.files.read(fh ?? 0, offset, size, buf);
+        req.replyBuf(buf.subarray(0, n));
+      });
     },
-    readlink(path: string, cb: DoneWith<string>) {
-      run('readlink', path, async () => fs.attributes.readlink(await fs.resolve(path)), cb);
+    write(req, ino, data, offset, fh) {
+      serve(req, 'write', Number(ino), async () => {
+        req.replyWrite(await fs.files.write(fh ?? 0, offset, data));
+      });
     },
-    link(from: string, to: string, cb: Done) {
-      run('link', to, async () => {
-        const ino = await fs.resolve(from);
-        const [parent, name] = await fs.resolveParent(to);
-        await fs.namespace.link(ino, parent, name);
-      }, cb);
+    flush(req, ino, fh) {
+      serve(req, 'flush', Number(ino), async () => {
+        await fs.files.flush(fh ?? 0);
+        req.replyOk();
+      });
     },
-    unlink(path: string, cb: Done) {
-      run('unlink', path, async () => fs.namespace.unlink(...(await fs.resolveParent(path))), cb);
+    release(req, ino, fh) {
+      serve(req, 'release', Number(ino), async () => {
+        // The last release of a file unlinked while open deletes it (OpenFiles.release).
+        await fs.files.release(fh ?? 0);
+        req.replyOk();
+      });
     },
-    rmdir(path: string, cb: Done) {
-      run('rmdir', path, async () => fs.namespace.rmdir(...(await fs.resolveParent(path))), cb);
+    fsync(req, ino, _datasync, fh) {
+      serve(req, 'fsync', Number(ino), async () => {
+        await fs.fsync(fh ?? 0);
+        req.replyOk();
+      });
     },
-    rename(from: string, to: string, cb: Done) {
-      run('rename', from, async () => {
-        const [fromParent, fromName] = await fs.resolveParent(from);
-        const [toParent, toName] = await fs.resolveParent(to);
-        await fs.namespace.rename(fromParent, fromName, toParent, toName);
-      }, cb);
+    opendir(req, ino) {
+      const i = Number(ino);
+      serve(req, 'opendir', i, async () => {
+        const fh = nextDirHandle++;
+        if (nextDirHandle > Number.MAX_SAFE_INTEGER) nextDirHandle = 1;
+        dirHandles.set(fh, { ino: i });
+        req.replyOpen({ fh });
+      });
     },
-    chmod(path: string, mode: number, cb: Done) {
-      run('chmod', path, async () => fs.attributes.chmod(await fs.resolve(path), mode), cb);
+    readdir(req, ino, size, offset, fh) {
+      const i = Number(ino);
+      serve(req, 'readdir', i, async () => {
+        const slice = await dirSlice(fh, i, offset, size, direntSize);
+        req.replyDir(slice.map(({ name, entry: [child, type], off }): KernelDirEntry => ({ name, ino: child, mode: type, off })));
+      }, true);
     },
-    chown(path: string, uid: number, gid: number, cb: Done) {
-      run('chown', path, async () => fs.attributes.chown(await fs.resolve(path), uid, gid), cb);
+    readdirplus(req, ino, size, offset, fh) {
+      const i = Number(ino);
+      serve(req, 'readdirplus', i, async () => {
+        const slice = await dirSlice(fh, i, offset, size, direntPlusSize);
+        const entries = await Promise.all(
+          slice.map(async ({ name, entry: [child, type], off }): Promise<DirEntryPlus> => {
+            // "." and ".." carry no entry (the kernel counts no lookup for them); a name whose
+            // inode went meanwhile is listed without one.
+            if (off <= 2) return { name, off, ino: child, mode: type, entry: null };
+            const attr = await stat(child).catch(() => undefined);
+            return attr ? { name, off, entry: entry(child, attr) } : { name, off, ino: child, mode: type, entry: null };
+          }),
+        );
+        req.replyDir(entries);
+      }, true);
     },
-    utimens(path: string, atime: Timespec, mtime: Timespec, cb: Done) {
-      run('utimens', path, async () => fs.attributes.utimens(await fs.resolve(path), atime, mtime), cb);
+    releasedir(req, _ino, fh) {
+      if (fh !== null) dirHandles.delete(fh);
+      req.replyOk();
     },
-    truncate(path: string, size: number, cb: Done) {
-      run('truncate', path, async () => fs.attributes.truncate(await fs.resolve(path), size), cb);
+    statfs(req) {
+      serve(req, 'statfs', null, async () => req.replyStatfs(fs.statfs()));
     },
-    ftruncate(path: string | null, fd: number, size: number, cb: Done) {
-      run('ftruncate', path, async () => fs.attributes.truncate(await target(path, fd), size), cb);
+    setxattr(req, ino, name, value, flags) {
+      const i = Number(ino);
+      serve(req, 'setxattr', i, async () => {
+        await fs.attributes.setxattr(i, name, value, flags);
+        req.replyOk();
+      }, true);
     },
-    open(path: string, flags: number, cb: DoneWith<number>) {
-      run('open', path, async () => fs.files.open(await fs.resolve(path), flags), cb);
+    getxattr(req, ino, name, size) {
+      const i = Number(ino);
+      serve(req, 'getxattr', i, async () => req.replyXattrValue(await fs.attributes.getxattr(i, name), size), true);
     },
-    read(path: string | null, fd: number, buf: Buffer, len: number, pos: number, cb: (result: number) => void) {
-      run('read', path, () => fs.files.read(fd, pos, len, buf), (code, n) => cb(code < 0 ? code : (n ?? 0)));
+    listxattr(req, ino, size) {
+      const i = Number(ino);
+      serve(req, 'listxattr', i, async () => {
+        const names = await fs.attributes.listxattr(i);
+        req.replyXattrValue(Buffer.from(names.map((n) => `${n}\0`).join('')), size);
+      }, true);
     },
-    write(path: string | null, fd: number, buf: Buffer, len: number, pos: number, cb: (result: number) => void) {
-      run('write', path, () => fs.files.write(fd, pos, buf.subarray(0, len)), (code, n) => cb(code < 0 ? code : (n ?? 0)));
-    },
-    flush(path: string | null, fd: number, cb: Done) {
-      run('flush', path, () => fs.files.flush(fd), cb);
-    },
-    fsync(path: string | null, _datasync: number, fd: number, cb: Done) {
-      run('fsync', path, () => fs.fsync(fd), cb);
-    },
-    release(path: string | null, fd: number, cb: Done) {
-      run('release', path, () => fs.files.release(fd), cb);
-    },
-    setxattr(path: string, name: string, value: Buffer, _position: number, flags: number, cb: Done) {
-      run('setxattr', path, async () => fs.attributes.setxattr(await fs.resolve(path), name, value, flags), cb);
-    },
-    getxattr(path: string, name: string, _position: number, cb: DoneWith<Buffer>) {
-      run('getxattr', path, async () => fs.attributes.getxattr(await fs.resolve(path), name), cb);
-    },
-    listxattr(path: string, cb: DoneWith<string[]>) {
-      run('listxattr', path, async () => fs.attributes.listxattr(await fs.resolve(path)), cb);
-    },
-    removexattr(path: string, name: string, cb: Done) {
-      run('removexattr', path, async () => fs.attributes.removexattr(await fs.resolve(path), name), cb);
+    removexattr(req, ino, name) {
+      const i = Number(ino);
+      serve(req, 'removexattr', i, async () => {
+        await fs.attributes.removexattr(i, name);
+        req.replyOk();
+      }, true);
     },
   };
 }
-
-export type Operations = ReturnType<typeof makeOperations>;

@@ -131,7 +131,7 @@ export class Attributes {
    */
   async setxattr(ino: number, name: string, value: Buffer, flags: number): Promise<void> {
     if (Buffer.byteLength(name) > 255 || name.length === 0) throw new FsError('ERANGE');
-    // POSIX ACLs would be stored but never enforced (libfuse 2 cannot ask the kernel to), and a
+    // POSIX ACLs would be stored but never enforced (the mount does not ask the kernel to), and a
     // stored ACL that does not change the mode misleads cp -a: refuse them, as a filesystem
     // mounted with noacl does; tools then fall back to chmod.
     if (POSIX_ACL_NAMES.has(name)) throw new FsError('ENOTSUP');

@@ -13,9 +13,11 @@ const FANOUT = 1 << FANOUT_BITS;
 const MAX_DEPTH = 5;
 
 /**
- * libfuse 2 renames a file that is unlinked while open to `.fuse_hidden<id>` and unlinks it at
- * the last close (so fstat on it keeps working). Such names are not shown in listings and do
- * not keep a directory from being removed, as the file would not on a local disk.
+ * Mounts through libfuse 2 (voldfs before the low-level API) renamed a file unlinked while
+ * open to `.fuse_hidden<id>` and unlinked it at the last close; a mount that crashed meanwhile
+ * left the name behind. Today's mounts create no such names, but volumes may still hold them:
+ * they stay out of listings and do not keep a directory from being removed, and fsck reports
+ * them.
  */
 export function isHiddenName(name: string): boolean {
   return name.startsWith('.fuse_hidden');

@@ -1,5 +1,4 @@
 import { Attributes } from './attributes.js';
-import { DentryCache } from './dentry-cache.js';
 import { FsError } from './fs-error.js';
 import { InodeTable } from './inode-table.js';
 import { Namespace, type Caller } from './namespace.js';
@@ -21,8 +20,9 @@ export interface StatFs {
 }
 
 /**
- * The filesystem as FUSE's path-based API sees it: resolves paths to inodes and hands each
- * operation to the part that owns it (Namespace, Attributes, OpenFiles).
+ * The filesystem by inode: hands each operation to the part that owns it (Namespace,
+ * Attributes, OpenFiles). The path helpers (resolve, resolveParent, mkdir) serve scripts and
+ * tests that work on a volume without mounting it; FUSE requests name inodes.
  */
 export class FileSystem {
   readonly namespace: Namespace;
@@ -40,8 +40,7 @@ export class FileSystem {
   ) {
     this.inodes = new InodeTable(volume.keys, volume.loss);
     this.files = new OpenFiles(volume, this.inodes, (ino) => this.reapIfUnlinked(ino));
-    const dentries = new DentryCache(volume.cacheTtlMs);
-    this.namespace = new Namespace(volume, this.inodes, (ino) => this.files.isOpen(ino), dentries);
+    this.namespace = new Namespace(volume, this.inodes, (ino) => this.files.isOpen(ino));
     this.attributes = new Attributes(volume, this.inodes, this.files);
   }
 
@@ -93,6 +92,7 @@ export class FileSystem {
     };
   }
 
+  /** mkdir by path (scripts, tests). */
   async mkdir(path: string, mode: number, caller: Caller): Promise<number> {
     const [parent, name] = await this.resolveParent(path);
     return this.namespace.create(parent, name, S_IFDIR | (mode & 0o7777), caller);

@@ -1,6 +1,5 @@
 import type { QueuedOptions } from '../cas/commit-queue.js';
 import type { Transaction } from '../cas/transaction.js';
-import type { DentryCache } from './dentry-cache.js';
 import { FsError } from './fs-error.js';
 import type { InodeTable } from './inode-table.js';
 import { ROOT_INO, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, S_ISGID, isDir, isReg, type DirEntry, type InodeRecord } from './records.js';
@@ -12,6 +11,10 @@ export interface Caller {
   readonly uid: number;
   readonly gid: number;
 }
+
+/** renameat2 flags. */
+export const RENAME_NOREPLACE = 1;
+export const RENAME_EXCHANGE = 2;
 
 /** Longest name in bytes, as on Linux local filesystems. */
 export const NAME_MAX = 255;
@@ -34,28 +37,29 @@ export class Namespace {
     private readonly inodes: InodeTable,
     /** Whether an inode is open on this mount: its record then outlives its last name. */
     private readonly isOpen: (ino: number) => boolean,
-    private readonly dentries: DentryCache,
   ) {}
 
   private run<T>(body: (tx: Transaction) => Promise<T>, options?: QueuedOptions): Promise<T> {
     return this.volume.transact(body, options);
   }
 
-  /** @throws FsError ENAMETOOLONG, ENOTDIR */
-  async lookup(parent: number, name: string): Promise<DirEntry | undefined> {
+  /**
+   * @param fresh read past the record cache: the caller found the cached answer stale (its
+   *   inode is gone, as when another mount replaced the name)
+   * @throws FsError ENAMETOOLONG, ENOTDIR
+   */
+  async lookup(parent: number, name: string, fresh = false): Promise<DirEntry | undefined> {
     if (name.length > NAME_MAX / 4 && Buffer.byteLength(name) > NAME_MAX) throw new FsError('ENAMETOOLONG');
-    const cached = this.dentries.get(parent, name);
-    if (cached) return cached;
+    const find = async (tx: Transaction, freshMiss: boolean) => {
+      const dir = await this.inodes.read(tx, parent);
+      if (!isDir(dir.mode)) throw new FsError('ENOTDIR');
+      return this.volume.dirs.lookup(tx, parent, name, freshMiss);
+    };
+    if (fresh) return this.volume.transact((tx) => find(tx, false), { uncached: true });
     // A miss is never answered from a cached directory record: a file another mount has just
     // created and closed must be found by an open here (close-to-open), however recently this
     // mount read the directory. Only the leaf is read again, in the same transaction.
-    const entry = await this.run(async (tx) => {
-      const dir = await this.inodes.read(tx, parent);
-      if (!isDir(dir.mode)) throw new FsError('ENOTDIR');
-      return this.volume.dirs.lookup(tx, parent, name, true);
-    });
-    if (entry) this.dentries.set(parent, name, entry);
-    return entry;
+    return this.run((tx) => find(tx, true));
   }
 
   /**
@@ -136,7 +140,6 @@ export class Namespace {
 
   /** @throws FsError ENOENT, EISDIR for a directory */
   async unlink(parent: number, name: string): Promise<void> {
-    this.dentries.forget(parent, name);
     await this.run(async (tx) => {
       const dir = await this.inodes.read(tx, parent);
       const entry = await this.volume.dirs.lookup(tx, parent, name);
@@ -152,7 +155,6 @@ export class Namespace {
 
   /** @throws FsError ENOENT, ENOTDIR, ENOTEMPTY, EBUSY for the root */
   async rmdir(parent: number, name: string): Promise<void> {
-    this.dentries.forget(parent, name);
     await this.run(async (tx) => {
       const dir = await this.inodes.read(tx, parent);
       const entry = await this.volume.dirs.lookup(tx, parent, name);
@@ -170,13 +172,17 @@ export class Namespace {
   /**
    * Moves `fromParent/fromName` to `toParent/toName`, replacing a compatible target, in one
    * atomic commit.
-   * @param flags RENAME_NOREPLACE (1) / RENAME_EXCHANGE (2) are not offered by FUSE 2: ignored
-   * @throws FsError ENOENT, EINVAL (directory into itself), ENOTDIR, EISDIR, ENOTEMPTY
+   * @param flags RENAME_NOREPLACE: EEXIST when the target exists; RENAME_EXCHANGE: swap the two
+   *   names (see {@link exchange})
+   * @throws FsError ENOENT, EEXIST, EINVAL (directory into itself), ENOTDIR, EISDIR, ENOTEMPTY
    */
-  async rename(fromParent: number, fromName: string, toParent: number, toName: string): Promise<void> {
+  async rename(fromParent: number, fromName: string, toParent: number, toName: string, flags = 0): Promise<void> {
+    if (flags & RENAME_EXCHANGE) {
+      if (flags & RENAME_NOREPLACE) throw new FsError('EINVAL');
+      return this.exchange(fromParent, fromName, toParent, toName);
+    }
+    if (flags & ~RENAME_NOREPLACE) throw new FsError('EINVAL');
     checkName(toName);
-    this.dentries.forget(fromParent, fromName);
-    this.dentries.forget(toParent, toName);
     await this.run(async (tx) => {
       const src = await this.volume.dirs.lookup(tx, fromParent, fromName);
       if (!src) throw new FsError('ENOENT');
@@ -184,6 +190,7 @@ export class Namespace {
       if (!isDir(toDir.mode)) throw new FsError('ENOTDIR');
       if (toDir.nlink === 0) throw new FsError('ENOENT');
       const dst = await this.volume.dirs.lookup(tx, toParent, toName);
+      if (dst && flags & RENAME_NOREPLACE) throw new FsError('EEXIST');
       if (dst && dst[0] === src[0]) return; // same inode: POSIX says do nothing
       const srcIsDir = src[1] === S_IFDIR;
       if (srcIsDir && fromParent !== toParent) await this.refuseMoveIntoItself(tx, src[0], toParent);
@@ -216,6 +223,48 @@ export class Namespace {
         fromDir.mtime = fromDir.ctime = t;
         this.inodes.write(tx, fromParent, fromDir);
       }
+    });
+  }
+
+  /**
+   * renameat2(RENAME_EXCHANGE): `aParent/aName` and `bParent/bName` trade places, both names
+   * staying taken throughout, in one atomic commit. Directories moved to another parent get it
+   * as their parent, and the parents' link counts follow.
+   * @throws FsError ENOENT when either name is missing, EINVAL (a directory into itself)
+   */
+  async exchange(aParent: number, aName: string, bParent: number, bName: string): Promise<void> {
+    await this.run(async (tx) => {
+      const a = await this.volume.dirs.lookup(tx, aParent, aName);
+      const b = await this.volume.dirs.lookup(tx, bParent, bName);
+      if (!a || !b) throw new FsError('ENOENT');
+      if (a[0] === b[0]) return;
+      const aIsDir = a[1] === S_IFDIR;
+      const bIsDir = b[1] === S_IFDIR;
+      const moves = aParent !== bParent;
+      if (moves && aIsDir) await this.refuseMoveIntoItself(tx, a[0], bParent);
+      if (moves && bIsDir) await this.refuseMoveIntoItself(tx, b[0], aParent);
+      await this.volume.dirs.set(tx, aParent, aName, b);
+      await this.volume.dirs.set(tx, bParent, bName, a);
+      const t = now();
+      for (const [entry, isDirectory, newParent] of [[a, aIsDir, bParent], [b, bIsDir, aParent]] as const) {
+        const record = await this.inodes.read(tx, entry[0]);
+        record.ctime = t;
+        if (isDirectory && moves) record.parent = newParent;
+        this.inodes.write(tx, entry[0], record);
+      }
+      const aDir = await this.inodes.read(tx, aParent);
+      aDir.mtime = aDir.ctime = t;
+      if (!moves) {
+        this.inodes.write(tx, aParent, aDir);
+        return;
+      }
+      const bDir = await this.inodes.read(tx, bParent);
+      bDir.mtime = bDir.ctime = t;
+      const shift = Number(aIsDir) - Number(bIsDir); // subdirectories moving from a's parent to b's
+      aDir.nlink -= shift;
+      bDir.nlink += shift;
+      this.inodes.write(tx, aParent, aDir);
+      this.inodes.write(tx, bParent, bDir);
     });
   }
 

@@ -1,6 +1,6 @@
 /** POSIX checks on regular file contents: create, read, write, append, truncate, holes, fsync. */
 import assert from 'node:assert/strict';
-import { appendFile, open, readFile, stat, symlink, truncate, unlink, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, open, readdir, readFile, rename, rmdir, stat, symlink, truncate, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { expectErrno, expectMissing, patternBytes, type PosixCheck } from './util.js';
 
@@ -210,6 +210,39 @@ export const fileChecks: readonly PosixCheck[] = [
       await expectMissing(p, 'unlinked name after close');
       await writeFile(p, 'new'); // the name is free again
       assert.equal(await readFile(p, 'utf8'), 'new');
+    },
+  },
+  {
+    name: 'fstat, fchmod, fchown and futimens of an unlinked open file',
+    async run(dir) {
+      const p = join(dir, 'f');
+      await writeFile(p, 'kept', { mode: 0o644 });
+      await mkdir(join(dir, 'sub'));
+      const other = join(dir, 'sub', 'other');
+      await writeFile(other, 'x');
+      const fh = await open(p, 'r+');
+      try {
+        await unlink(p);
+        await fh.chmod(0o600);
+        await fh.chown(1234, 5678);
+        await fh.truncate(2);
+        await fh.utimes(new Date(1_000_000_000_000), new Date(1_100_000_000_000));
+        const s = await fh.stat();
+        assert.equal(s.nlink, 0);
+        assert.equal(s.mode & 0o7777, 0o600, 'fchmod');
+        assert.deepEqual([s.uid, s.gid], [1234, 5678], 'fchown');
+        assert.equal(s.mtimeMs, 1_100_000_000_000, 'futimens');
+        assert.equal(s.size, 2, 'ftruncate');
+        const buf = Buffer.alloc(8);
+        const { bytesRead } = await fh.read(buf, 0, 8, 0);
+        assert.equal(buf.subarray(0, bytesRead).toString(), 'ke');
+        // The directory it was in can go while it is open.
+        await rename(other, join(dir, 'moved'));
+        await rmdir(join(dir, 'sub'));
+      } finally {
+        await fh.close();
+      }
+      assert.deepEqual((await readdir(dir)).sort(), ['moved'], 'nothing left of the unlinked file');
     },
   },
   {

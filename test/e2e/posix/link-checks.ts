@@ -1,6 +1,6 @@
 /** POSIX checks on hard links and symbolic links. */
 import assert from 'node:assert/strict';
-import { link, lstat, mkdir, open, readFile, readlink, realpath, stat, symlink, unlink, writeFile } from 'node:fs/promises';
+import { chmod, link, lstat, mkdir, open, readFile, readlink, realpath, stat, symlink, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { expectErrno, expectMissing, type PosixCheck } from './util.js';
 
@@ -33,6 +33,30 @@ export const linkChecks: readonly PosixCheck[] = [
       await unlink(c);
       assert.equal((await stat(b)).nlink, 1);
       assert.equal(await readFile(b, 'utf8'), 'Shared', 'the last name keeps the content');
+    },
+  },
+  {
+    name: 'every name of a hard-linked file shows its nlink, mode and ctime at once',
+    async run(dir) {
+      // One inode behind every name: a change made through one name must show through the
+      // others right away, however long the attributes are cached.
+      const a = join(dir, 'a');
+      const b = join(dir, 'b');
+      await writeFile(a, 'x');
+      await link(a, b);
+      const before = await stat(b, { bigint: true });
+      assert.equal(before.nlink, 2n);
+      await new Promise((r) => setTimeout(r, 20));
+      await link(a, join(dir, 'c'));
+      const after = await stat(b, { bigint: true });
+      assert.equal(after.nlink, 3n, 'nlink through another name after link');
+      assert.ok(after.ctimeNs > before.ctimeNs, 'ctime through another name after link');
+      await chmod(a, 0o600);
+      assert.equal((await stat(b)).mode & 0o7777, 0o600, 'mode through another name after chmod');
+      await unlink(join(dir, 'c'));
+      assert.equal((await stat(b)).nlink, 2, 'nlink through another name after unlink');
+      await writeFile(a, 'longer');
+      assert.equal((await stat(b)).size, 6, 'size through another name after a write');
     },
   },
   {

@@ -2,7 +2,19 @@
 import assert from 'node:assert/strict';
 import { link, lstat, mkdir, open, readdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { expectErrno, expectMissing, type PosixCheck } from './util.js';
+import { expectErrno, expectMissing, python, type PosixCheck } from './util.js';
+
+/** Python: renameat2(2) through libc (os has no binding); prints OK or the errno name. */
+const RENAMEAT2_PY = `
+import ctypes, errno, sys
+libc = ctypes.CDLL(None, use_errno=True)
+AT_FDCWD = -100
+flags = {'noreplace': 1, 'exchange': 2}[sys.argv[1]]
+r = libc.renameat2(AT_FDCWD, sys.argv[2].encode(), AT_FDCWD, sys.argv[3].encode(), flags)
+print('OK' if r == 0 else errno.errorcode.get(ctypes.get_errno(), str(ctypes.get_errno())))
+`;
+const renameat2 = (flag: 'noreplace' | 'exchange', from: string, to: string): Promise<string> =>
+  python(RENAMEAT2_PY, [flag, from, to]);
 
 export const renameChecks: readonly PosixCheck[] = [
   {
@@ -135,6 +147,52 @@ export const renameChecks: readonly PosixCheck[] = [
         await fh.close();
       }
       assert.equal(await readFile(join(dir, 'b'), 'utf8'), 'abcZ');
+    },
+  },
+  {
+    name: 'rename with RENAME_NOREPLACE fails with EEXIST on an existing target',
+    async run(dir) {
+      const a = join(dir, 'a');
+      const b = join(dir, 'b');
+      await writeFile(a, 'from a');
+      await writeFile(b, 'old b');
+      assert.equal(await renameat2('noreplace', a, b), 'EEXIST', 'NOREPLACE over a file');
+      assert.equal(await readFile(a, 'utf8'), 'from a', 'source untouched');
+      assert.equal(await readFile(b, 'utf8'), 'old b', 'target untouched');
+      await link(b, join(dir, 'b2'));
+      assert.equal(await renameat2('noreplace', b, join(dir, 'b2')), 'EEXIST', 'NOREPLACE between links of one inode');
+      assert.equal(await renameat2('noreplace', a, join(dir, 'c')), 'OK', 'NOREPLACE to a free name');
+      await expectMissing(a);
+      assert.equal(await readFile(join(dir, 'c'), 'utf8'), 'from a');
+      assert.equal(await renameat2('noreplace', join(dir, 'missing'), join(dir, 'd')), 'ENOENT');
+    },
+  },
+  {
+    name: 'rename with RENAME_EXCHANGE swaps two names atomically',
+    async run(dir) {
+      const f = join(dir, 'f');
+      await writeFile(f, 'file');
+      await mkdir(join(dir, 'sub'));
+      await mkdir(join(dir, 'sub', 'd'));
+      await writeFile(join(dir, 'sub', 'd', 'inner'), 'inner');
+      const d = join(dir, 'sub', 'd');
+      const [inoF, inoD] = [(await stat(f)).ino, (await stat(d)).ino];
+      assert.equal(await renameat2('exchange', f, d), 'OK', 'exchange a file and a directory across directories');
+      assert.equal((await stat(f)).ino, inoD, 'the file name now holds the directory');
+      assert.ok((await stat(f)).isDirectory());
+      assert.equal(await readFile(join(f, 'inner'), 'utf8'), 'inner');
+      assert.equal((await stat(d)).ino, inoF);
+      assert.equal(await readFile(d, 'utf8'), 'file');
+      assert.equal((await stat(dir)).nlink, 4, 'parent: 2 + sub + the directory moved in');
+      assert.equal((await stat(join(dir, 'sub'))).nlink, 2, 'sub lost its subdirectory');
+      assert.equal(await readFile(join(f, '..', 'f', 'inner'), 'utf8'), 'inner', '".." of the moved directory is its new parent');
+      await writeFile(join(dir, 'g'), 'g');
+      assert.equal(await renameat2('exchange', join(dir, 'g'), join(dir, 'sub', 'd')), 'OK', 'exchange two files');
+      assert.equal(await readFile(join(dir, 'g'), 'utf8'), 'file');
+      assert.equal(await readFile(join(dir, 'sub', 'd'), 'utf8'), 'g');
+      assert.equal(await renameat2('exchange', join(dir, 'g'), join(dir, 'missing')), 'ENOENT', 'exchange with a missing name');
+      assert.equal(await renameat2('exchange', f, join(f, 'inner')), 'EINVAL', 'exchange a directory with its own entry');
+      assert.deepEqual((await readdir(dir)).sort(), ['f', 'g', 'sub']);
     },
   },
 ];

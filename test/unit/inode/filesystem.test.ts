@@ -3,6 +3,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { MemoryStore } from '../../../src/backends/memory/index.js';
 import { FileSystem } from '../../../src/inode/filesystem.js';
 import { FsError } from '../../../src/inode/fs-error.js';
+import { RENAME_EXCHANGE, RENAME_NOREPLACE } from '../../../src/inode/namespace.js';
 import { ROOT_INO, S_IFDIR, S_IFREG } from '../../../src/inode/records.js';
 import { Volume } from '../../../src/inode/volume.js';
 
@@ -41,6 +42,25 @@ describe('FileSystem on the memory store', () => {
     await fs.files.release(fh);
     return buf.subarray(0, n);
   }
+
+  it('rename: RENAME_NOREPLACE refuses a taken name, RENAME_EXCHANGE swaps names and parents', async () => {
+    await writeFile('/a', Buffer.from('a'));
+    await writeFile('/b', Buffer.from('b'));
+    await expectErrno(fs.namespace.rename(ROOT_INO, 'a', ROOT_INO, 'b', RENAME_NOREPLACE), 'EEXIST');
+    expect((await readFile('/b')).toString()).toBe('b');
+    await expectErrno(fs.namespace.rename(ROOT_INO, 'a', ROOT_INO, 'b', RENAME_NOREPLACE | RENAME_EXCHANGE), 'EINVAL');
+    const sub = await fs.mkdir('/sub', 0o755, root);
+    const inner = await fs.mkdir('/sub/inner', 0o755, root);
+    const fileA = await fs.resolve('/a');
+    await fs.namespace.rename(ROOT_INO, 'a', sub, 'inner', RENAME_EXCHANGE);
+    expect(await fs.resolve('/a')).toBe(inner);
+    expect(await fs.resolve('/sub/inner')).toBe(fileA);
+    expect((await fs.attributes.stat(inner)).parent).toBe(ROOT_INO);
+    expect((await fs.attributes.stat(ROOT_INO)).nlink).toBe(4); // 2 + sub + the moved directory
+    expect((await fs.attributes.stat(sub)).nlink).toBe(2);
+    await expectErrno(fs.namespace.rename(ROOT_INO, 'a', ROOT_INO, 'missing', RENAME_EXCHANGE), 'ENOENT');
+    await expectErrno(fs.namespace.rename(ROOT_INO, 'sub', sub, 'inner', RENAME_EXCHANGE), 'EINVAL');
+  });
 
   it('writes and reads back a file spanning several chunks', async () => {
     const data = Buffer.alloc(3 * 1024 * 1024 + 123);
