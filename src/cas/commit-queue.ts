@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import { IF_ABSENT, ifVersion, type CommitCheck, type CommitOp, type KvStore, type Version } from '../backends/kv-store.js';
 import type { RecordCache } from './record-cache.js';
-import { PENDING_CONDITION, Transaction, transact, type PendingWrites } from './transaction.js';
+import { PENDING_CONDITION, Transaction, runBody, transact, type PendingWrites } from './transaction.js';
 
 export interface CommitQueueOptions {
   /** How long a deferred operation may wait for a commit to share, ms. Default 10. */
@@ -94,13 +94,7 @@ export class CommitQueue implements PendingWrites {
       // Something else keeps writing what this reads: let the queue drain first.
       if (stale > 8) await this.settle();
       const tx = new Transaction(this.store, cache, this);
-      let result: T;
-      try {
-        result = await body(tx);
-      } catch (err) {
-        tx.forgetReads();
-        throw err;
-      }
+      const result = await runBody(tx, body);
       if (!tx.writesAnything) return result;
       const busy = this.staleness(tx);
       if (busy === 'stale') continue;

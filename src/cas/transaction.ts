@@ -223,6 +223,20 @@ export class Transaction {
   }
 }
 
+/**
+ * Runs a transaction body. If it throws, what it read leaves the cache: a decision taken on
+ * cached state may be wrong (ENOENT on a name another mount just created), and the next
+ * operation must see the store.
+ */
+export async function runBody<T>(tx: Transaction, body: (tx: Transaction) => Promise<T>): Promise<T> {
+  try {
+    return await body(tx);
+  } catch (err) {
+    tx.forgetReads();
+    throw err;
+  }
+}
+
 export interface TransactOptions {
   /** Attempts before ContentionError. Default 64. */
   readonly attempts?: number;
@@ -248,15 +262,7 @@ export async function transact<T>(
   const max = options.maxDelayMs ?? 200;
   for (let attempt = 0; attempt < attempts; attempt++) {
     const tx = new Transaction(store, cache);
-    let result: T;
-    try {
-      result = await body(tx);
-    } catch (err) {
-      // A decision taken on cached state may be wrong (ENOENT on a name another mount just
-      // created): the next operation must see the store.
-      tx.forgetReads();
-      throw err;
-    }
+    const result = await runBody(tx, body);
     if (await tx.commit()) return result;
     tx.forgetReads();
     const ceiling = Math.min(max, base * 2 ** Math.min(attempt, 16));

@@ -54,20 +54,10 @@ export class EncryptedKvStore implements KvStore {
     if (innerCommit) {
       // async, so that an oversized value rejects the promise like every other failure
       // instead of throwing at the call.
-      this.commit = async (ops, checks) =>
-        innerCommit(
-          ops.map((op) => (op.value === null ? op : { ...op, value: this.sealValue(op.key, op.value) })),
-          checks,
-        );
+      this.commit = async (ops, checks) => innerCommit(this.sealOps(ops), checks);
     }
     const innerVersioned = inner.commitVersioned?.bind(inner);
-    if (innerVersioned) {
-      this.commitVersioned = async (ops, checks) =>
-        innerVersioned(
-          ops.map((op) => (op.value === null ? op : { ...op, value: this.sealValue(op.key, op.value) })),
-          checks,
-        );
-    }
+    if (innerVersioned) this.commitVersioned = async (ops, checks) => innerVersioned(this.sealOps(ops), checks);
     if (inner.scan) this.scan = inner.scan.bind(inner);
   }
 
@@ -91,6 +81,11 @@ export class EncryptedKvStore implements KvStore {
 
   close(): Promise<void> {
     return this.inner.close();
+  }
+
+  /** The ops of a commit with their values sealed (deletes as they are). */
+  private sealOps(ops: readonly CommitOp[]): CommitOp[] {
+    return ops.map((op) => (op.value === null ? op : { ...op, value: this.sealValue(op.key, op.value) }));
   }
 
   private sealValue(key: string, value: Buffer): Buffer {
