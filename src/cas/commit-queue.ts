@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import { IF_ABSENT, ifVersion, type CommitCheck, type CommitOp, type KvStore, type Version } from '../backends/kv-store.js';
 import type { RecordCache } from './record-cache.js';
-import { PENDING_CONDITION, Transaction, runBody, transact, type PendingWrites } from './transaction.js';
+import { PENDING_CONDITION, Transaction, runBody, transact, type CommitPlan, type PendingWrites } from './transaction.js';
 
 export interface CommitQueueOptions {
   /** How long a deferred operation may wait for a commit to share, ms. Default 10. */
@@ -30,6 +30,8 @@ interface Entry {
   readonly tx: Transaction;
   readonly result: unknown;
   readonly cache: RecordCache | undefined;
+  /** What the transaction asks of the store; taken once, when it joins the queue. */
+  readonly plan: CommitPlan;
   /** Set for an operation whose caller waits for the commit. */
   readonly waiter?: { resolve: (value: unknown) => void; reject: (err: unknown) => void };
 }
@@ -58,6 +60,8 @@ const ATTEMPTS = 64;
  */
 export class CommitQueue implements PendingWrites {
   private queue: Entry[] = [];
+  /** Entries of the queue whose callers were answered already. */
+  private deferred = 0;
   private readonly pending = new Map<string, Queued>();
   private committing: Promise<void> | undefined;
   private timer: NodeJS.Timeout | undefined;
@@ -102,8 +106,8 @@ export class CommitQueue implements PendingWrites {
         await busy;
         continue;
       }
-      if (options.defer && this.deferredCount() < this.maxDeferred) {
-        this.enqueue({ body, tx, result, cache });
+      if (options.defer && this.deferred < this.maxDeferred) {
+        this.enqueue({ body, tx, result, cache, plan: tx.plan() });
         this.timer ??= setTimeout(() => {
           this.timer = undefined;
           this.kick();
@@ -111,7 +115,7 @@ export class CommitQueue implements PendingWrites {
         return result;
       }
       return new Promise<T>((resolve, reject) => {
-        this.enqueue({ body, tx, result, cache, waiter: { resolve: resolve as (v: unknown) => void, reject } });
+        this.enqueue({ body, tx, result, cache, plan: tx.plan(), waiter: { resolve: resolve as (v: unknown) => void, reject } });
         this.kick();
       });
     }
@@ -151,13 +155,10 @@ export class CommitQueue implements PendingWrites {
     return undefined;
   }
 
-  private deferredCount(): number {
-    return this.queue.reduce((n, e) => n + (e.waiter ? 0 : 1), 0);
-  }
-
   private enqueue(entry: Entry): void {
     this.queue.push(entry);
-    for (const op of entry.tx.plan().ops) {
+    if (!entry.waiter) this.deferred++;
+    for (const op of entry.plan.ops) {
       const queued = this.pending.get(op.key);
       if (queued && !queued.committing) queued.value = op.value;
       else this.pending.set(op.key, { value: op.value });
@@ -174,17 +175,18 @@ export class CommitQueue implements PendingWrites {
     let size = 0;
     let count = 0;
     while (count < this.queue.length) {
-      const { ops, checks } = this.queue[count].tx.plan();
+      const { ops, checks } = this.queue[count].plan;
       if (count > 0 && size + ops.length + checks.length > room) break;
       size += ops.length + checks.length;
       count++;
     }
     const batch = this.queue.slice(0, count);
     this.queue = this.queue.slice(count);
+    for (const entry of batch) if (!entry.waiter) this.deferred--;
     const written = new Set<string>();
-    for (const entry of batch) for (const op of entry.tx.plan().ops) written.add(op.key);
+    for (const entry of batch) for (const op of entry.plan.ops) written.add(op.key);
     // A key that a later entry writes again keeps its queued value for readers.
-    for (const entry of this.queue) for (const op of entry.tx.plan().ops) written.delete(op.key);
+    for (const entry of this.queue) for (const op of entry.plan.ops) written.delete(op.key);
     const done = this.commitBatch(batch).finally(() => {
       for (const key of written) {
         if (this.pending.get(key)?.committing === done) this.pending.delete(key);
@@ -234,7 +236,7 @@ export class CommitQueue implements PendingWrites {
   private remember(batch: readonly Entry[], ops: readonly CommitOp[], versions: readonly (Version | undefined)[] | undefined): void {
     if (!this.cache) return;
     const uncached = new Set<string>();
-    for (const entry of batch) if (!entry.cache) for (const op of entry.tx.plan().ops) uncached.add(op.key);
+    for (const entry of batch) if (!entry.cache) for (const op of entry.plan.ops) uncached.add(op.key);
     ops.forEach((op, i) => {
       const version = versions?.[i];
       if (!versions || uncached.has(op.key) || (op.value && version === undefined)) this.cache?.invalidate(op.key);
@@ -284,11 +286,10 @@ export class CommitQueue implements PendingWrites {
  * transaction that took it from the store, the value of the last write. Undefined when two
  * transactions saw different versions of one key, so that no single commit can stand for both.
  */
-export function mergeBatch(batch: readonly { readonly tx: Transaction }[]): { ops: CommitOp[]; checks: CommitCheck[] } | undefined {
+export function mergeBatch(batch: readonly { readonly plan: CommitPlan }[]): CommitPlan | undefined {
   const ops = new Map<string, CommitOp>();
   const checks = new Map<string, Version | null>();
-  for (const { tx } of batch) {
-    const plan = tx.plan();
+  for (const { plan } of batch) {
     for (const check of plan.checks) {
       if (ops.has(check.key)) return undefined; // read from the store what an earlier one wrote
       const seen = checks.get(check.key);
