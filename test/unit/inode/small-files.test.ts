@@ -7,7 +7,8 @@
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import type { CommitCheck, CommitOp, KvStore, WriteCondition } from '../../../src/backends/kv-store.js';
-import { MemoryStore } from '../../../src/backends/memory/index.js';
+import { MemoryData, MemoryStore } from '../../../src/backends/memory/index.js';
+import { FsError } from '../../../src/inode/fs-error.js';
 import { withAtomicCommit } from '../../../src/cas/intent-store.js';
 import { IntegrityError } from '../../../src/backends/errors.js';
 import { decodeRecord, encodeRecord } from '../../../src/cas/record-codec.js';
@@ -270,6 +271,22 @@ describe('small files', () => {
     await again.close();
     const report = await fsckVolume({ store, prefix: 's:', log }, {});
     expect(report.problems).toMatchObject([{ kind: 'chunk-map-bad', path: '/flipped' }]);
+  });
+
+  it('a chmod answered before its commit and lost to another mount makes the next fsync answer EIO', async () => {
+    const data = new MemoryData();
+    const here = await open(new MemoryStore({ data }));
+    const there = await open(new MemoryStore({ data }));
+    const { ino, fh } = await createFile(here, 'contested');
+    await here.files.flush(fh);
+    await here.attributes.chmod(ino, 0o600); // queued: answered, not committed yet
+    await there.namespace.unlink(ROOT_INO, 'contested');
+    await expect(here.fsync(fh)).rejects.toSatisfy((e: unknown) => e instanceof FsError && e.code === 'EIO');
+    // Reported once: the next fsync has nothing to report.
+    await here.fsync(fh);
+    await here.files.release(fh);
+    await here.close();
+    await there.close();
   });
 
   it('with inline data off, every chunk is a block', async () => {
