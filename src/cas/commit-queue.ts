@@ -42,9 +42,6 @@ interface Queued {
   committing?: Promise<void>;
 }
 
-/** Gives up a commit that keeps conflicting, as transact() does. */
-const ATTEMPTS = 64;
-
 /**
  * One store commit for every operation in flight (group commit), and for the operations that
  * were answered before committing (deferred). Operations run their transaction bodies at once,
@@ -266,7 +263,7 @@ export class CommitQueue implements PendingWrites {
     for (const entry of batch) {
       entry.tx.forgetReads();
       try {
-        const result = await transact(this.store, entry.cache, entry.body, { attempts: ATTEMPTS });
+        const result = await transact(this.store, entry.cache, entry.body);
         entry.waiter?.resolve(result);
       } catch (err) {
         if (entry.waiter) entry.waiter.reject(err);

@@ -10,9 +10,9 @@ import {
 } from '../backends/kv-store.js';
 import { StoreError } from '../backends/errors.js';
 import type { RecordCache } from './record-cache.js';
+import { CONFLICT, ContentionError, retryOnConflict, type RetryOptions } from './retry.js';
 
-/** Too many conflicting updates in a row: the operation gives up rather than spin forever. */
-export class ContentionError extends StoreError {}
+export { ContentionError };
 
 /**
  * Condition of a write whose key this transaction read from a queued (uncommitted) write: the
@@ -237,36 +237,34 @@ export async function runBody<T>(tx: Transaction, body: (tx: Transaction) => Pro
   }
 }
 
-export interface TransactOptions {
-  /** Attempts before ContentionError. Default 64. */
-  readonly attempts?: number;
-  /** First backoff in ms; doubles up to `maxDelayMs`, randomized. Default 1. */
-  readonly baseDelayMs?: number;
-  /** Default 200. */
-  readonly maxDelayMs?: number;
-}
+export type TransactOptions = Pick<RetryOptions, 'attempts' | 'budgetMs' | 'baseDelayMs' | 'maxDelayMs' | 'operation'>;
 
 /**
  * Runs `body` in a fresh transaction and commits it, retrying with randomized exponential
- * backoff on conflicts. `body` may run several times: it must only read and stage through the
- * transaction, and throw (FsError) to abort without retry.
+ * backoff on conflicts until the retry budget is spent ({@link retryOnConflict}). `body` may
+ * run several times: it must only read and stage through the transaction, and throw (FsError)
+ * to abort without retry. A read that gave up on contention inside `body` counts as a conflict.
  */
-export async function transact<T>(
+export function transact<T>(
   store: KvStore,
   cache: RecordCache | undefined,
   body: (tx: Transaction) => Promise<T>,
   options: TransactOptions = {},
 ): Promise<T> {
-  const attempts = options.attempts ?? 64;
-  const base = options.baseDelayMs ?? 1;
-  const max = options.maxDelayMs ?? 200;
-  for (let attempt = 0; attempt < attempts; attempt++) {
-    const tx = new Transaction(store, cache);
-    const result = await runBody(tx, body);
-    if (await tx.commit()) return result;
-    tx.forgetReads();
-    const ceiling = Math.min(max, base * 2 ** Math.min(attempt, 16));
-    await new Promise((resolve) => setTimeout(resolve, Math.random() * ceiling));
-  }
-  throw new ContentionError(`gave up after ${attempts} conflicting attempts to update the same records`);
+  return retryOnConflict(
+    async () => {
+      const tx = new Transaction(store, cache);
+      let result: T;
+      try {
+        result = await runBody(tx, body);
+      } catch (err) {
+        if (err instanceof ContentionError) return CONFLICT;
+        throw err;
+      }
+      if (await tx.commit()) return result;
+      tx.forgetReads();
+      return CONFLICT;
+    },
+    { baseDelayMs: 1, maxDelayMs: 200, ...options },
+  );
 }

@@ -1,11 +1,13 @@
 import { constants } from 'node:os';
 import type { Logger } from 'pino';
 import { IntegrityError, StoreFull, ValueTooLarge, isUnreachable } from '../backends/errors.js';
-import { ContentionError } from '../cas/transaction.js';
+import { ContentionError } from '../cas/retry.js';
 import { FsError } from '../inode/fs-error.js';
 import { BlockMissing } from '../translators/block-store.js';
 
 const errno = constants.errno as Record<string, number>;
+
+const FSCK_HINT = 'unmount, then run `voldfs fsck` (and `voldfs fsck --repair` for what it reports)';
 
 /**
  * The one place where errors become errnos (negative, as FUSE wants them). Expected errors map
@@ -27,7 +29,7 @@ export function toErrno(err: unknown, log: Logger, op: string, ino: number | nul
     return -errno.EFBIG;
   }
   if (err instanceof BlockMissing || err instanceof IntegrityError) {
-    log.error({ op, ino, err: err.message }, 'data missing or corrupt in the store');
+    log.error({ op, ino, err: err.message, fix: FSCK_HINT }, 'the volume is damaged: data missing or corrupt in the store');
     return -errno.EIO;
   }
   if (isUnreachable(err)) {
@@ -35,8 +37,9 @@ export function toErrno(err: unknown, log: Logger, op: string, ino: number | nul
     return -errno.EIO;
   }
   if (err instanceof ContentionError) {
-    log.warn({ op, ino, err: err.message }, 'too much contention');
-    return -errno.EAGAIN;
+    // EIO, not EAGAIN: open, mkdir and rename callers do not retry, and the budget is long.
+    log.error({ op, ino, err: err.message }, 'gave up on records other clients kept changing');
+    return -errno.EIO;
   }
   log.error({ op, ino, err }, 'unexpected error');
   return -errno.EIO;

@@ -1,4 +1,5 @@
 import type { KvStore } from '../backends/kv-store.js';
+import { IntegrityError } from '../backends/errors.js';
 import { transact } from '../cas/transaction.js';
 import { decodeRecord, encodeRecord } from '../cas/record-codec.js';
 import { FsError } from './fs-error.js';
@@ -33,7 +34,7 @@ export class InodeAllocator {
   private async claim(): Promise<void> {
     const [start, end] = await transact(this.store, undefined, async (tx) => {
       const bytes = await tx.read(this.key);
-      if (!bytes) throw new FsError('EIO', `allocator record ${this.key} is missing: run voldfs fsck`);
+      if (!bytes) throw new IntegrityError(`allocator record ${this.key} is missing`);
       const { next } = decodeRecord<{ next: number }>(this.key, bytes);
       const upTo = Math.min(next + this.rangeSize, MAX_INO);
       if (upTo <= next) throw new FsError('ENOSPC', 'inode numbers exhausted');

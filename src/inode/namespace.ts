@@ -1,5 +1,6 @@
 import type { QueuedOptions } from '../cas/commit-queue.js';
 import type { Transaction } from '../cas/transaction.js';
+import { IntegrityError } from '../backends/errors.js';
 import { FsError } from './fs-error.js';
 import type { InodeTable } from './inode-table.js';
 import { ROOT_INO, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, S_ISGID, isDir, isReg, type DirEntry, type InodeRecord } from './records.js';
@@ -277,7 +278,7 @@ export class Namespace {
       const dir = await this.inodes.read(tx, at);
       at = dir.parent ?? ROOT_INO;
     }
-    throw new FsError('EIO', 'directory parent chain does not reach the root');
+    throw new IntegrityError(`the parent chain of directory ${target} does not reach the root within 10,000 steps`);
   }
 
   /** Stages removal of an empty directory's records. @throws FsError ENOTEMPTY */

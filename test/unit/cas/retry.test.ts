@@ -50,7 +50,43 @@ describe('retryOnConflict', () => {
     expect(err).toBeInstanceOf(StoreError);
     // One class for the whole cas layer.
     expect(err).toBeInstanceOf(TransactionContentionError);
-    expect((err as Error).message).toMatch(/^rename gave up after 3 conflicting attempts: other clients keep changing/);
+    expect((err as Error).message).toMatch(/^rename gave up after 3 conflicting attempts in \d+ ms: other clients keep changing/);
+  });
+
+  it('keeps retrying until its time budget is spent, then gives up without waiting past it', async () => {
+    let clock = 0;
+    const waits: number[] = [];
+    let calls = 0;
+    const err = await retryOnConflict(
+      async () => {
+        calls++;
+        return CONFLICT;
+      },
+      {
+        budgetMs: 1000,
+        baseDelayMs: 100,
+        maxDelayMs: 400,
+        random: () => 0.999,
+        now: () => clock,
+        sleep: async (ms) => {
+          waits.push(ms);
+          clock += ms;
+        },
+      },
+    ).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ContentionError);
+    // Waits of about 100, 200, 400, then the 300 left of the budget: five attempts in all.
+    expect(calls).toBe(5);
+    expect(waits.reduce((a, b) => a + b, 0)).toBeCloseTo(1000);
+    expect((err as Error).message).toMatch(/gave up after 5 conflicting attempts in 1000 ms/);
+  });
+
+  it('has no attempt limit by default: a long run of conflicts that ends succeeds', async () => {
+    const result = await retryOnConflict(async (attempt) => (attempt < 500 ? CONFLICT : attempt), {
+      sleep: async () => undefined,
+      now: () => 0,
+    });
+    expect(result).toBe(500);
   });
 
   it('lets errors of the attempt through without retrying', async () => {
@@ -75,5 +111,6 @@ describe('retryOnConflict', () => {
     await expect(retryOnConflict(fn, { attempts: 0 })).rejects.toThrow(/attempts must be a whole number >= 1, got 0/);
     await expect(retryOnConflict(fn, { baseDelayMs: 10, maxDelayMs: 5 })).rejects.toThrow(/0 <= baseDelayMs <= maxDelayMs/);
     await expect(retryOnConflict(fn, { baseDelayMs: -1 })).rejects.toThrow(/baseDelayMs/);
+    await expect(retryOnConflict(fn, { budgetMs: -1 })).rejects.toThrow(/budgetMs must be >= 0/);
   });
 });
