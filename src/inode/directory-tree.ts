@@ -40,6 +40,35 @@ interface LeafAt {
 }
 
 /**
+ * Decoded nodes by the bytes they were decoded from. Records are immutable buffers that the
+ * record cache and the commit queue hand out again and again, and a leaf of a large directory
+ * holds a few hundred names: decoding it on every lookup and create was the largest cost of a
+ * create in such a directory. The nodes are shared: never change one; {@link mutableLeaf} copies.
+ */
+const decodedNodes = new WeakMap<Buffer, DirNode>();
+
+function decodeNode(key: string, bytes: Buffer): DirNode {
+  let node = decodedNodes.get(bytes);
+  if (node === undefined) {
+    node = decodeRecord<DirNode>(key, bytes);
+    decodedNodes.set(bytes, node);
+  }
+  return node;
+}
+
+/** The record of `node`, known decoded: the next operation on the leaf reads it without decoding. */
+function encodeNode(node: DirNode): Buffer {
+  const bytes = encodeRecord(node);
+  decodedNodes.set(bytes, node);
+  return bytes;
+}
+
+/** A leaf whose entries may be changed: a copy of the shared one. */
+function mutableLeaf(leaf: LeafAt): LeafAt {
+  return { ...leaf, node: { kind: 'leaf', entries: { ...leaf.node.entries } } };
+}
+
+/**
  * A directory as a hash tree of records, so it scales past what one record holds: a lookup
  * or insert touches the O(1) records on the path to one leaf (split nodes never change and
  * are cached), and a full leaf splits into FANOUT children within the same transaction.
@@ -73,7 +102,7 @@ export class DirectoryTree {
 
   /** @throws FsError EEXIST if the name is taken */
   async insert(tx: Transaction, dirIno: number, name: string, entry: DirEntry): Promise<void> {
-    const leaf = await this.findLeaf(tx, dirIno, name);
+    const leaf = mutableLeaf(await this.findLeaf(tx, dirIno, name));
     if (Object.hasOwn(leaf.node.entries, name)) throw new FsError('EEXIST');
     leaf.node.entries[name] = entry;
     this.writeLeaf(tx, dirIno, leaf);
@@ -81,18 +110,18 @@ export class DirectoryTree {
 
   /** Points an existing or new name at `entry` (rename over an existing name). */
   async set(tx: Transaction, dirIno: number, name: string, entry: DirEntry): Promise<void> {
-    const leaf = await this.findLeaf(tx, dirIno, name);
+    const leaf = mutableLeaf(await this.findLeaf(tx, dirIno, name));
     leaf.node.entries[name] = entry;
     this.writeLeaf(tx, dirIno, leaf);
   }
 
   /** @throws FsError ENOENT if the name is not there */
   async remove(tx: Transaction, dirIno: number, name: string): Promise<DirEntry> {
-    const leaf = await this.findLeaf(tx, dirIno, name);
+    const leaf = mutableLeaf(await this.findLeaf(tx, dirIno, name));
     if (!Object.hasOwn(leaf.node.entries, name)) throw new FsError('ENOENT');
     const entry = leaf.node.entries[name];
     delete leaf.node.entries[name];
-    tx.write(leaf.key, encodeRecord(leaf.node));
+    tx.write(leaf.key, encodeNode(leaf.node));
     return entry;
   }
 
@@ -154,7 +183,7 @@ export class DirectoryTree {
         await this.loss?.checkMissing(key, `directory ${dirIno}`);
         throw new FsError('ENOENT', `directory ${dirIno} has no record ${key}`);
       }
-      const node = decodeRecord<DirNode>(key, bytes);
+      const node = decodeNode(key, bytes);
       if (node.kind === 'leaf') return { key, node, depth };
       const slot = (hash >>> (FANOUT_BITS * node.depth)) & (node.fanout - 1);
       key = this.keys.dirNode(dirIno, `${node.nonce}.${slot}`);
@@ -163,7 +192,7 @@ export class DirectoryTree {
 
   /** Writes a changed leaf, splitting it when it has grown past the limit. */
   private writeLeaf(tx: Transaction, dirIno: number, leaf: LeafAt): void {
-    const encoded = encodeRecord(leaf.node);
+    const encoded = encodeNode(leaf.node);
     if (encoded.length <= this.maxLeafBytes || leaf.depth >= MAX_DEPTH) {
       tx.write(leaf.key, encoded);
       return;

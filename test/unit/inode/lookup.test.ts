@@ -51,3 +51,32 @@ describe('lookup', () => {
     await here.fs.close();
   });
 });
+
+describe('decoded directory leaves', () => {
+  it('are shared between lookups but never changed by an insert whose transaction is abandoned', async () => {
+    const store = new MemoryStore();
+    // The create stays queued (a minute's commit delay): later reads get its leaf from the queue.
+    const fs = new FileSystem(await Volume.open({ store, log, prefix: 'd:', cacheTtlMs: 60_000, commitDelayMs: 60_000 }));
+    await fs.namespace.create(ROOT_INO, 'kept', S_IFREG | 0o644, root, { opened: true });
+    const tree = fs.volume.dirs;
+    // An insert staged in a transaction that then fails: the leaf it read must stay as it was.
+    await expect(
+      fs.volume.transact(async (tx) => {
+        await tree.insert(tx, ROOT_INO, 'abandoned', [999, S_IFREG]);
+        throw new Error('abandon');
+      }),
+    ).rejects.toThrow('abandon');
+    expect(await fs.namespace.lookup(ROOT_INO, 'abandoned')).toBeUndefined();
+    expect(await fs.namespace.lookup(ROOT_INO, 'kept')).toBeDefined();
+    // A remove that is abandoned leaves the name in place.
+    await expect(
+      fs.volume.transact(async (tx) => {
+        await tree.remove(tx, ROOT_INO, 'kept');
+        throw new Error('abandon');
+      }),
+    ).rejects.toThrow('abandon');
+    expect(await fs.namespace.lookup(ROOT_INO, 'kept')).toBeDefined();
+    expect((await fs.readdir(ROOT_INO)).map(([name]) => name)).toEqual(['kept']);
+    await fs.close();
+  });
+});
