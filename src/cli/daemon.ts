@@ -24,12 +24,12 @@ export const DAEMON_NODE_FLAGS: readonly string[] = ['--initial-old-space-size=1
  * `voldfs mount DIR` without -f: starts `voldfs mount -f DIR` detached, with its logs in a
  * file, and returns once the child reports the mount ready (or fails, with its message).
  */
-export async function mountInBackground(dir: string, config: Config): Promise<{ pid: number; log: string }> {
+export async function mountInBackground(dir: string, config: Config, options: readonly string[] = []): Promise<{ pid: number; log: string }> {
   const files = stateFiles(config.stateDir, dir);
   await mkdir(dirname(files.log), { recursive: true });
   const logFile = await open(files.log, 'a');
   const main = fileURLToPath(new URL('./main.js', import.meta.url));
-  const child = spawn(process.execPath, [...DAEMON_NODE_FLAGS, main, 'mount', '-f', dir], {
+  const child = spawn(process.execPath, [...DAEMON_NODE_FLAGS, main, 'mount', '-f', ...options.flatMap((o) => ['-o', o]), dir], {
     detached: true,
     stdio: ['ignore', logFile.fd, logFile.fd, 'pipe'],
     env: { ...process.env, [READY_FD_VARIABLE]: '3' },

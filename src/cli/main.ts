@@ -16,6 +16,7 @@ import { UsageError, checkMountpoint } from './mountpoint.js';
 import { openStore } from './open-store.js';
 import { passphraseSource } from './passphrase.js';
 import { serve } from './serve.js';
+import { parseMountOptions, resolveSettings } from './settings.js';
 import { unmount } from './umount.js';
 
 function envHelp(): string {
@@ -32,19 +33,28 @@ program
   .description('mount the volume on DIR (in the background unless -f)')
   .argument('<dir>', 'empty directory to mount on')
   .addOption(new Option('-f, --foreground', 'stay in the foreground; unmount on SIGINT/SIGTERM'))
-  .action(async (dir: string, opts: { foreground?: boolean }) => {
+  .option(
+    '-o, --options <list>',
+    'settings as key=value (db=mc,mc_servers=HOST:PORT,...: every VOLDFS_* variable by its short name, ' +
+      'config=FILE), ro, allow_other, and kernel flags (nosuid, noatime, ...); stronger than the environment',
+    (value: string, previous: string[]) => [...previous, value],
+    [] as string[],
+  )
+  .action(async (dir: string, opts: { foreground?: boolean; options: string[] }) => {
+    const mountOptions = parseMountOptions(opts.options);
+    Object.assign(process.env, resolveSettings(process.env, mountOptions));
     const config = parseConfig(process.env);
     if (!opts.foreground) {
       // Usage mistakes are told here, before a background process is started for nothing.
       await checkMountpoint(dir);
-      const { pid, log } = await mountInBackground(dir, config);
+      const { pid, log } = await mountInBackground(dir, config, opts.options);
       console.log(`voldfs: mounted ${dir} (pid ${pid}, log ${log})`);
       return;
     }
     const readyFd = Number(process.env[READY_FD_VARIABLE]);
     const log = makeLogger(config.logLevel);
     try {
-      await serve(dir, config, log, passphraseSource(process.env), () => {
+      await serve(dir, config, log, passphraseSource(process.env), mountOptions, () => {
         if (readyFd) {
           writeSync(readyFd, 'ready\n');
           closeSync(readyFd);
@@ -124,7 +134,13 @@ function describe(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
-program.parseAsync(process.argv).then(
+function run(): Promise<unknown> {
+  // The config file's settings, under the environment's, for every command.
+  Object.assign(process.env, resolveSettings(process.env));
+  return program.parseAsync(process.argv);
+}
+
+run().then(
   () => process.exit(0),
   (err: unknown) => {
     const known =

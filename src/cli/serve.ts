@@ -8,6 +8,7 @@ import type { Config } from './config.js';
 import { setMountReadahead } from './mount-readahead.js';
 import { checkMountpoint, isMounted, stateFiles } from './mountpoint.js';
 import { openStore } from './open-store.js';
+import type { MountOptions } from './settings.js';
 
 /**
  * Mounts and serves until SIGINT/SIGTERM or until the mount disappears (fusermount -u by hand),
@@ -19,6 +20,7 @@ export async function serve(
   config: Config,
   log: Logger,
   passphrase: (() => Promise<string>) | undefined,
+  mountOptions: MountOptions,
   onReady: () => void,
 ): Promise<void> {
   const path = await checkMountpoint(dir);
@@ -44,7 +46,9 @@ export async function serve(
   });
   const mount = new FuseMount(path, fs, log, {
     cacheSeconds: config.cacheSeconds,
-    allowOther: process.getuid?.() === 0,
+    allowOther: mountOptions.allowOther || process.getuid?.() === 0,
+    readOnly: mountOptions.readOnly,
+    kernelOptions: mountOptions.kernel,
     debug: config.logLevel === 'trace',
   });
   // The INIT reply's max_readahead can only lower the kernel's 128 KiB window, never widen

@@ -10,6 +10,10 @@ export interface FuseMountOptions {
   readonly allowOther: boolean;
   /** libfuse's request trace on stderr. */
   readonly debug: boolean;
+  /** `ro`: the kernel answers every write EROFS. */
+  readonly readOnly?: boolean;
+  /** Kernel mount flags passed as given (nosuid, noatime, ...). */
+  readonly kernelOptions?: readonly string[];
 }
 
 /** Largest read and write request: libfuse 3.14 asks the kernel for max_pages to match. */
@@ -62,6 +66,8 @@ export class FuseMount {
       fsname: 'voldfs',
       subtype: 'voldfs',
       allowOther: this.options.allowOther,
+      readOnly: this.options.readOnly,
+      extraOptions: [...(this.options.kernelOptions ?? [])],
       defaultPermissions: true,
       noFileCapabilities: true,
       entryTimeout: this.options.cacheSeconds,
