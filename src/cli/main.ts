@@ -10,6 +10,7 @@ import { format } from '../inode/volume.js';
 import { NO_TRANSLATORS, describeRequest, parseTranslatorRequest } from '../translators/request.js';
 import { CONFIG_VARIABLES, parseConfig, parseStateDir } from './config.js';
 import { READY_FD_VARIABLE, mountInBackground } from './daemon.js';
+import { registerDumpCommands } from './dump/command.js';
 import { registerFsckCommand } from './fsck-command.js';
 import { makeLogger } from './logger.js';
 import { UsageError, checkMountpoint } from './mountpoint.js';
@@ -127,6 +128,7 @@ program
   });
 
 registerFsckCommand(program);
+registerDumpCommands(program);
 
 function describe(err: unknown): string {
   if (err instanceof FsError && err.code === 'EEXIST') return `${err.message}; use --force to replace it`;

@@ -1,0 +1,85 @@
+import { createHash, type Hash } from 'node:crypto';
+import type { FileSystem } from '../../inode/filesystem.js';
+import { FsError } from '../../inode/fs-error.js';
+
+/** Bytes read at a time. */
+const PIECE_BYTES = 1024 * 1024;
+
+/** Blocks the checksum is taken over. */
+const BLOCK = 4096;
+const ZEROS = Buffer.alloc(BLOCK);
+
+/**
+ * The SHA-256 a dump gives a file: its size and every 4 KiB block that is not all zeros, with
+ * its offset. Holes and zeros count the same, and so do the pieces the data came in, so a
+ * file reads back to the same checksum on a store with other chunk sizes. Pieces must come in
+ * increasing offset order.
+ */
+export class ExtentHash {
+  private readonly hash: Hash = createHash('sha256');
+  private readonly block = Buffer.alloc(BLOCK);
+  private blockStart = -1;
+
+  constructor(private readonly size: number) {}
+
+  add(offset: number, bytes: Buffer): void {
+    for (let done = 0; done < bytes.length; ) {
+      const at = offset + done;
+      const start = at - (at % BLOCK);
+      if (start !== this.blockStart) {
+        this.emit();
+        this.blockStart = start;
+      }
+      const n = Math.min(bytes.length - done, start + BLOCK - at);
+      bytes.copy(this.block, at - start, done, done + n);
+      done += n;
+    }
+  }
+
+  digest(): string {
+    this.emit();
+    this.hash.update(`size ${this.size}\n`);
+    return this.hash.digest('hex');
+  }
+
+  private emit(): void {
+    if (this.blockStart >= 0 && !this.block.equals(ZEROS)) {
+      this.hash.update(`${this.blockStart}\n`);
+      this.hash.update(this.block);
+    }
+    this.block.fill(0);
+    this.blockStart = -1;
+  }
+}
+
+/**
+ * The data of open file `fh` of `size` bytes, piece by piece, skipping holes: work in
+ * proportion to the data stored, not to the size (a sparse file of exabytes is a few pieces).
+ */
+export async function* dataPieces(fs: FileSystem, fh: number, size: number): AsyncGenerator<{ offset: number; bytes: Buffer }> {
+  let at = 0;
+  while (at < size) {
+    const start = await seek(fs, fh, at, 'data');
+    if (start === undefined || start >= size) return;
+    const end = Math.min(size, (await seek(fs, fh, start, 'hole')) ?? size);
+    for (let offset = start; offset < end; ) {
+      const buf = Buffer.allocUnsafe(Math.min(PIECE_BYTES, end - offset));
+      const n = await fs.files.read(fh, offset, buf.length, buf);
+      if (n <= 0) return;
+      yield { offset, bytes: buf.subarray(0, n) };
+      offset += n;
+    }
+    at = end;
+  }
+}
+
+async function seek(fs: FileSystem, fh: number, offset: number, what: 'data' | 'hole'): Promise<number | undefined> {
+  const files = fs.files as unknown as { seek?: (fh: number, offset: number, what: 'data' | 'hole') => Promise<number> };
+  if (!files.seek) return what === 'data' ? offset : undefined;
+  try {
+    return await files.seek(fh, offset, what);
+  } catch (err) {
+    if (err instanceof FsError && (err.code as string) === 'ENXIO') return undefined;
+    throw err;
+  }
+}

@@ -1,0 +1,118 @@
+import { createHash, type Hash } from 'node:crypto';
+import type { Readable, Writable } from 'node:stream';
+import { Packr } from 'msgpackr';
+import type { Timespec } from '../../inode/timespec.js';
+
+/**
+ * The dump format: the magic line, then frames of a 4-byte big-endian length and a MessagePack
+ * entry, the last one a trailer with counts and a SHA-256 of every frame before it (so a cut
+ * or altered stream is found). Directories come before what they hold; a file's data follows
+ * its entry as `data` frames (only the extents that hold data: holes stay holes) and ends with
+ * `end`, carrying the SHA-256 of its extents.
+ */
+export const DUMP_MAGIC = 'voldfs-dump 1\n';
+
+interface Common {
+  readonly id: number;
+  /** The directory's id; absent only for the root. */
+  readonly parent?: number;
+  readonly name: string;
+  readonly mode: number;
+  readonly uid: number;
+  readonly gid: number;
+  readonly atime: Timespec;
+  readonly mtime: Timespec;
+  readonly xattrs?: Record<string, Buffer>;
+}
+
+export type DumpEntry =
+  | { readonly t: 'volume'; readonly name: string; readonly translators: string; readonly entries: number; readonly bytes: number }
+  | ({ readonly t: 'dir' } & Common)
+  | ({ readonly t: 'file'; readonly size: number } & Common)
+  | ({ readonly t: 'symlink'; readonly target: string } & Common)
+  | ({ readonly t: 'node'; readonly rdev: number } & Common)
+  | { readonly t: 'link'; readonly of: number; readonly parent: number; readonly name: string }
+  | { readonly t: 'data'; readonly offset: number; readonly bytes: Buffer }
+  | { readonly t: 'end'; readonly sha256: string }
+  | { readonly t: 'trailer'; readonly entries: number; readonly bytes: number; readonly sha256: string };
+
+const packr = new Packr({ useRecords: false, mapsAsObjects: true, int64AsType: 'number' });
+
+export class DumpFormatError extends Error {}
+
+/** Writes frames to a stream, waiting when it is full, and keeps the running checksum. */
+export class FrameWriter {
+  private readonly hash: Hash = createHash('sha256');
+
+  constructor(private readonly out: Writable) {}
+
+  async start(): Promise<void> {
+    await this.raw(Buffer.from(DUMP_MAGIC));
+  }
+
+  async write(entry: DumpEntry): Promise<void> {
+    const body = packr.pack(entry);
+    const frame = Buffer.allocUnsafe(4 + body.length);
+    frame.writeUInt32BE(body.length, 0);
+    body.copy(frame, 4);
+    this.hash.update(frame);
+    await this.raw(frame);
+  }
+
+  async finish(entries: number, bytes: number): Promise<void> {
+    await this.write({ t: 'trailer', entries, bytes, sha256: this.hash.copy().digest('hex') });
+  }
+
+  private async raw(bytes: Buffer): Promise<void> {
+    if (!this.out.write(bytes)) {
+      await new Promise<void>((resolve, reject) => {
+        const fail = (err: Error) => reject(err);
+        this.out.once('error', fail);
+        this.out.once('drain', () => {
+          this.out.off('error', fail);
+          resolve();
+        });
+      });
+    }
+  }
+}
+
+/**
+ * The entries of a dump stream, checked: the magic, whole frames, and a trailer whose checksum
+ * matches the frames before it.
+ * @throws DumpFormatError saying what is wrong (not a dump, cut short, altered)
+ */
+export async function* readFrames(input: Readable): AsyncGenerator<DumpEntry> {
+  const hash = createHash('sha256');
+  let pending: Buffer = Buffer.alloc(0);
+  let magicSeen = false;
+  let trailer = false;
+  for await (const chunk of input) {
+    pending = pending.length === 0 ? (chunk as Buffer) : Buffer.concat([pending, chunk as Buffer]);
+    if (!magicSeen) {
+      if (pending.length < DUMP_MAGIC.length) continue;
+      if (pending.subarray(0, DUMP_MAGIC.length).toString('latin1') !== DUMP_MAGIC) {
+        throw new DumpFormatError('this is not a voldfs dump (it does not start with "voldfs-dump 1")');
+      }
+      pending = pending.subarray(DUMP_MAGIC.length);
+      magicSeen = true;
+    }
+    while (pending.length >= 4) {
+      const length = pending.readUInt32BE(0);
+      if (pending.length < 4 + length) break;
+      const frame = pending.subarray(0, 4 + length);
+      pending = pending.subarray(4 + length);
+      if (trailer) throw new DumpFormatError('the dump goes on after its trailer');
+      const entry = packr.unpack(frame.subarray(4)) as DumpEntry;
+      if (entry.t === 'trailer') {
+        if (entry.sha256 !== hash.copy().digest('hex')) throw new DumpFormatError('the dump was altered: its checksum does not match its contents');
+        trailer = true;
+      } else {
+        hash.update(frame);
+      }
+      yield entry;
+    }
+  }
+  if (!magicSeen) throw new DumpFormatError('this is not a voldfs dump (it is empty or too short)');
+  if (!trailer || pending.length > 0) throw new DumpFormatError('the dump is cut short: it has no trailer (was the dump interrupted?)');
+}
