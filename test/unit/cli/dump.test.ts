@@ -38,7 +38,10 @@ async function describeTree(fs: FileSystem): Promise<Record<string, unknown>> {
       await fs.files.release(fh);
       content = buf.toString('base64');
     }
-    const { ctime: _c, parent: _p, ...kept } = r;
+    // ctime is the load's own time, and parent an inode number of its own volume.
+    const kept: Partial<InodeRecord> = { ...r };
+    delete kept.ctime;
+    delete kept.parent;
     out[path] = { ...kept, content, xattrs: Object.fromEntries(Object.entries(r.xattrs ?? {}).map(([k, v]) => [k, v.toString('hex')])) };
     if ((r.mode & 0o170000) === S_IFDIR) for (const [name, [child]] of await fs.readdir(ino)) await walk(child, `${path}/${name}`);
   };
