@@ -22,13 +22,19 @@ export interface RecordCacheOptions {
  */
 export class RecordCache {
   private readonly lru: LRUCache<string, { record: CachedRecord }>;
+  /** Lookups served, and not, since the mount started. */
+  hits = 0;
+  misses = 0;
 
   constructor(options: RecordCacheOptions = {}) {
     this.lru = new LRUCache({ max: options.maxEntries ?? 100_000, ttl: options.ttlMs ?? 1000 });
   }
 
   get(key: string): CachedRecord | undefined {
-    return this.lru.get(key)?.record;
+    const found = this.lru.get(key)?.record;
+    if (found) this.hits++;
+    else this.misses++;
+    return found;
   }
 
   set(key: string, record: CachedRecord): void {

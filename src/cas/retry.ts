@@ -35,6 +35,13 @@ export interface RetryOptions {
 
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
+let conflicts = 0;
+
+/** Conflicts met by every retry loop of this process so far (for the mount's statistics). */
+export function conflictCount(): number {
+  return conflicts;
+}
+
 /**
  * The backoff before attempt `attempt + 1`, after `attempt` (0-based) conflicted: "full
  * jitter", uniform in [0, min(max, base * 2^attempt)), which spreads racing clients apart
@@ -77,6 +84,7 @@ export async function retryOnConflict<T>(
   for (;;) {
     const result = await fn(attempt);
     if (result !== CONFLICT) return result;
+    conflicts++;
     attempt++;
     const elapsed = now() - started;
     if (attempt >= attempts || elapsed >= budget) {

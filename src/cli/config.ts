@@ -28,6 +28,8 @@ export interface Config {
    * store) and the one an existing volume must have. Unset: none for new volumes, any for old.
    */
   readonly translators: TranslatorRequest | undefined;
+  /** VOLDFS_METRICS: where to serve Prometheus metrics (`host:port`), if anywhere. */
+  readonly metrics: { readonly host: string; readonly port: number } | undefined;
 }
 
 export const CONFIG_VARIABLES = [
@@ -39,6 +41,7 @@ export const CONFIG_VARIABLES = [
   { name: 'VOLDFS_STATE_DIR', description: 'where background mounts keep pid and log files', default: '~/.local/state/voldfs' },
   { name: 'VOLDFS_TRANSLATORS', description: 'none, crypt, erasure:K+M or crypt,erasure:K+M (chosen at mkfs)', default: 'none' },
   { name: 'VOLDFS_PASSPHRASE_FILE', description: 'file holding the passphrase of an encrypted volume (else asked on the terminal)' },
+  { name: 'VOLDFS_METRICS', description: 'HOST:PORT to serve Prometheus metrics on at /metrics (e.g. 127.0.0.1:9464); unset: none' },
 ];
 
 /** @throws ConfigError naming the variable and the accepted values */
@@ -69,7 +72,18 @@ export function parseConfig(env: Env): Config {
   const stateDir = parseStateDir(env);
   const translatorText = env.VOLDFS_TRANSLATORS?.trim();
   const translators = translatorText ? parseTranslatorRequest(translatorText, 'VOLDFS_TRANSLATORS') : undefined;
-  return Object.freeze({ db, backendOptions: backend.parseOptions(env), volume, logLevel, cacheSeconds, readaheadKib, stateDir, translators });
+  const metrics = parseMetricsAddress(env.VOLDFS_METRICS?.trim());
+  return Object.freeze({ db, backendOptions: backend.parseOptions(env), volume, logLevel, cacheSeconds, readaheadKib, stateDir, translators, metrics });
+}
+
+function parseMetricsAddress(text: string | undefined): Config['metrics'] {
+  if (!text) return undefined;
+  const match = /^(\[[0-9a-fA-F:]+\]|[^:\s]+):(\d{1,5})$/.exec(text);
+  const port = Number(match?.[2]);
+  if (!match || port < 1 || port > 65535) {
+    throw new ConfigError(`VOLDFS_METRICS=${text} is not HOST:PORT; give the address to serve metrics on, e.g. 127.0.0.1:9464`);
+  }
+  return { host: match[1].replace(/^\[|\]$/g, ''), port };
 }
 
 /** VOLDFS_STATE_DIR alone: umount needs nothing else, not even a reachable store. */

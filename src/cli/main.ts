@@ -12,6 +12,7 @@ import { CONFIG_VARIABLES, parseConfig, parseStateDir } from './config.js';
 import { READY_FD_VARIABLE, mountInBackground } from './daemon.js';
 import { registerDumpCommands } from './dump/command.js';
 import { registerFsckCommand } from './fsck-command.js';
+import { registerStatsCommand } from './stats-command.js';
 import { makeLogger } from './logger.js';
 import { UsageError, checkMountpoint } from './mountpoint.js';
 import { openStore } from './open-store.js';
@@ -129,6 +130,7 @@ program
 
 registerFsckCommand(program);
 registerDumpCommands(program);
+registerStatsCommand(program);
 
 function describe(err: unknown): string {
   if (err instanceof FsError && err.code === 'EEXIST') return `${err.message}; use --force to replace it`;

@@ -79,7 +79,7 @@ export async function checkMountpoint(dir: string): Promise<string> {
 }
 
 /** Where a background mount of `dir` keeps its pid and log. */
-export function stateFiles(stateDir: string, dir: string): { pid: string; log: string } {
+export function stateFiles(stateDir: string, dir: string): { pid: string; log: string; control: string } {
   const id = createHash('sha256').update(resolve(dir)).digest('hex').slice(0, 16);
-  return { pid: join(stateDir, `${id}.pid`), log: join(stateDir, `${id}.log`) };
+  return { pid: join(stateDir, `${id}.pid`), log: join(stateDir, `${id}.log`), control: join(stateDir, `${id}.sock`) };
 }

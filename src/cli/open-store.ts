@@ -1,4 +1,5 @@
 import type { KvStore } from '../backends/kv-store.js';
+import { MeteredStore, type StoreObserver } from '../backends/metered-store.js';
 import { findBackend } from '../backends/registry.js';
 import { FaultStore } from '../cas/fault-store.js';
 import { withAtomicCommit } from '../cas/intent-store.js';
@@ -26,11 +27,18 @@ export interface OpenedStore {
 /**
  * @param faults crash points for tests (fault-env.ts); default: VOLDFS_CRASH_AT and
  *   VOLDFS_CRASH_TRACE as this process was started with, usually neither (no hooks at all)
+ * @param observe told of every store request (a mount's statistics)
  */
-export async function openStore(config: Config, faults: FaultSettings | undefined = parseFaultEnv(process.env)): Promise<OpenedStore> {
+export async function openStore(
+  config: Config,
+  faults: FaultSettings | undefined = parseFaultEnv(process.env),
+  observe?: StoreObserver,
+): Promise<OpenedStore> {
   const backend = findBackend(config.db);
   if (!backend) throw new Error(`unknown backend ${config.db}`);
-  const raw = await backend.create(config.backendOptions);
+  const opened = await backend.create(config.backendOptions);
+  // Every request that reaches the store, counted where it leaves voldfs.
+  const raw = observe ? new MeteredStore(opened, observe) : opened;
   const keys = new VolumeKeys(`${config.volume}:`);
   // Metadata copies need a store without native commit: a commit's keys must stay on one domain there.
   const replicate = (store: KvStore): ReplicatedStore | undefined =>

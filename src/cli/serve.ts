@@ -7,6 +7,7 @@ import { Volume } from '../inode/volume.js';
 import type { Config } from './config.js';
 import { setMountReadahead } from './mount-readahead.js';
 import { checkMountpoint, isMounted, stateFiles } from './mountpoint.js';
+import { MountMetrics, serveControl, serveMetrics } from './metrics.js';
 import { openStore } from './open-store.js';
 import type { MountOptions } from './settings.js';
 
@@ -24,7 +25,8 @@ export async function serve(
   onReady: () => void,
 ): Promise<void> {
   const path = await checkMountpoint(dir);
-  const store = await openStore(config);
+  const metrics = new MountMetrics();
+  const store = await openStore(config, undefined, (method, seconds, failed) => metrics.store(method, seconds, failed));
   let volume: Volume;
   try {
     volume = await Volume.open({
@@ -41,6 +43,7 @@ export async function serve(
     await store.close();
     throw err;
   }
+  metrics.countRecords(volume.cache);
   const fs = new FileSystem(volume, async () => {
     await store.data.sync?.();
   });
@@ -49,15 +52,19 @@ export async function serve(
     allowOther: mountOptions.allowOther || process.getuid?.() === 0,
     readOnly: mountOptions.readOnly,
     kernelOptions: mountOptions.kernel,
+    observe: (op, seconds, errno) => metrics.request(op, seconds, errno),
+    countBytes: (read, written) => metrics.bytes(read, written),
     debug: config.logLevel === 'trace',
   });
   // The INIT reply's max_readahead can only lower the kernel's 128 KiB window, never widen
   // it: a wider one is set through sysfs once mounted.
   await mount.mount(config.readaheadKib);
   await setMountReadahead(path, config.readaheadKib, log);
-  const { pid } = stateFiles(config.stateDir, path);
+  const { pid, control } = stateFiles(config.stateDir, path);
   await mkdir(dirname(pid), { recursive: true });
   await writeFile(pid, `${process.pid}\n`);
+  const servers = [await serveControl(metrics, control)];
+  if (config.metrics) servers.push(await serveMetrics(metrics, config.metrics));
   log.info({ mountpoint: path, store: store.data.name, volume: config.volume }, 'mounted');
   onReady();
 
@@ -75,8 +82,10 @@ export async function serve(
   } catch (err) {
     log.error({ err }, 'unmount failed');
   }
+  for (const server of servers) server.close();
   await fs.close();
   await store.close();
   await rm(pid, { force: true });
+  await rm(control, { force: true });
   log.info({ mountpoint: path }, 'unmounted');
 }

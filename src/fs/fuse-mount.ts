@@ -14,6 +14,10 @@ export interface FuseMountOptions {
   readonly readOnly?: boolean;
   /** Kernel mount flags passed as given (nosuid, noatime, ...). */
   readonly kernelOptions?: readonly string[];
+  /** Told of every request answered (statistics). */
+  readonly observe?: (op: string, seconds: number, errno: number) => void;
+  /** Told of the bytes each read and write moved (statistics). */
+  readonly countBytes?: (read: number, written: number) => void;
 }
 
 /** Largest read and write request: libfuse 3.14 asks the kernel for max_pages to match. */
@@ -53,6 +57,8 @@ export class FuseMount {
       cacheSeconds: options.cacheSeconds,
       // A negative offset drops the attributes only: an open invalidates the pages itself.
       invalidate: (ino) => this.session.notifyInvalInode(ino, -1, 0),
+      observe: options.observe,
+      countBytes: options.countBytes,
     });
     this.session.on('error', (err: Error) => log.error({ err }, 'FUSE session error'));
   }

@@ -16,6 +16,10 @@ export interface OperationOptions {
   readonly cacheSeconds: number;
   /** Drops the kernel's cached attributes of an inode (a notify_inval_inode). */
   readonly invalidate: (ino: number) => Promise<void>;
+  /** Told of every request answered: its kind, how long it took, its errno (0 for success). */
+  readonly observe?: (op: string, seconds: number, errno: number) => void;
+  /** Told of the bytes each read and write request moved. */
+  readonly countBytes?: (read: number, written: number) => void;
 }
 
 /** A directory handle: the listing taken at the first readdir (and again on rewind). */
@@ -59,9 +63,12 @@ export function makeOperations(fs: FileSystem, log: Logger, options: OperationOp
 
   /** Runs one request's work; whatever it throws is answered here, once. */
   function serve(req: Request, op: string, ino: number | null, work: () => Promise<unknown>, staleWhenGone = false): void {
+    const started = options.observe ? process.hrtime.bigint() : 0n;
+    const observed = (code: number) => options.observe?.(op, Number(process.hrtime.bigint() - started) / 1e9, code);
     const fail = (err: unknown) => {
       let code = toErrno(err, log, op, ino);
       if (staleWhenGone && code === -errno.ENOENT) code = -errno.ESTALE;
+      observed(code);
       try {
         if (req.pending) req.replyErr(code);
       } catch (replyErr) {
@@ -69,7 +76,7 @@ export function makeOperations(fs: FileSystem, log: Logger, options: OperationOp
       }
     };
     try {
-      work().then(undefined, fail);
+      work().then(() => observed(0), fail);
     } catch (err) {
       fail(err);
     }
@@ -236,12 +243,15 @@ export function makeOperations(fs: FileSystem, log: Logger, options: OperationOp
       serve(req, 'read', Number(ino), async () => {
         const buf = Buffer.allocUnsafe(size);
         const n = await fs.files.read(fh ?? 0, offset, size, buf);
+        options.countBytes?.(n, 0);
         req.replyBuf(buf.subarray(0, n));
       });
     },
     write(req, ino, data, offset, fh) {
       serve(req, 'write', Number(ino), async () => {
-        req.replyWrite(await fs.files.write(fh ?? 0, offset, data));
+        const n = await fs.files.write(fh ?? 0, offset, data);
+        options.countBytes?.(0, n);
+        req.replyWrite(n);
       });
     },
     flush(req, ino, fh) {
