@@ -28,6 +28,8 @@ export interface Config {
    * store) and the one an existing volume must have. Unset: none for new volumes, any for old.
    */
   readonly translators: TranslatorRequest | undefined;
+  /** VOLDFS_HEARTBEAT_SECONDS: how often a mount renews its session in the volume (default 15). */
+  readonly heartbeatSeconds: number;
   /** VOLDFS_METRICS: where to serve Prometheus metrics (`host:port`), if anywhere. */
   readonly metrics: { readonly host: string; readonly port: number } | undefined;
 }
@@ -41,6 +43,7 @@ export const CONFIG_VARIABLES = [
   { name: 'VOLDFS_STATE_DIR', description: 'where background mounts keep pid and log files', default: '~/.local/state/voldfs' },
   { name: 'VOLDFS_TRANSLATORS', description: 'none, crypt, erasure:K+M or crypt,erasure:K+M (chosen at mkfs)', default: 'none' },
   { name: 'VOLDFS_PASSPHRASE_FILE', description: 'file holding the passphrase of an encrypted volume (else asked on the terminal)' },
+  { name: 'VOLDFS_HEARTBEAT_SECONDS', description: 'how often a mount renews its session in the volume (voldfs status shows it stale after three missed)', default: '15' },
   { name: 'VOLDFS_METRICS', description: 'HOST:PORT to serve Prometheus metrics on at /metrics (e.g. 127.0.0.1:9464); unset: none' },
 ];
 
@@ -73,7 +76,12 @@ export function parseConfig(env: Env): Config {
   const translatorText = env.VOLDFS_TRANSLATORS?.trim();
   const translators = translatorText ? parseTranslatorRequest(translatorText, 'VOLDFS_TRANSLATORS') : undefined;
   const metrics = parseMetricsAddress(env.VOLDFS_METRICS?.trim());
-  return Object.freeze({ db, backendOptions: backend.parseOptions(env), volume, logLevel, cacheSeconds, readaheadKib, stateDir, translators, metrics });
+  const heartbeatText = env.VOLDFS_HEARTBEAT_SECONDS?.trim() || '15';
+  const heartbeatSeconds = Number(heartbeatText);
+  if (!Number.isFinite(heartbeatSeconds) || heartbeatSeconds < 0.1 || heartbeatSeconds > 3600) {
+    throw new ConfigError(`VOLDFS_HEARTBEAT_SECONDS=${heartbeatText} must be a number of seconds from 0.1 to 3600`);
+  }
+  return Object.freeze({ db, backendOptions: backend.parseOptions(env), volume, logLevel, cacheSeconds, readaheadKib, stateDir, translators, heartbeatSeconds, metrics });
 }
 
 function parseMetricsAddress(text: string | undefined): Config['metrics'] {

@@ -13,6 +13,7 @@ import { READY_FD_VARIABLE, mountInBackground } from './daemon.js';
 import { registerDumpCommands } from './dump/command.js';
 import { registerFsckCommand } from './fsck-command.js';
 import { registerStatsCommand } from './stats-command.js';
+import { registerStatusCommand } from './status-command.js';
 import { makeLogger } from './logger.js';
 import { UsageError, checkMountpoint } from './mountpoint.js';
 import { openStore } from './open-store.js';
@@ -131,6 +132,7 @@ program
 registerFsckCommand(program);
 registerDumpCommands(program);
 registerStatsCommand(program);
+registerStatusCommand(program);
 
 function describe(err: unknown): string {
   if (err instanceof FsError && err.code === 'EEXIST') return `${err.message}; use --force to replace it`;

@@ -1,14 +1,17 @@
 import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
 import { FuseMount } from '../fs/fuse-mount.js';
 import { FileSystem } from '../inode/filesystem.js';
+import { MountSessionKeeper } from '../inode/sessions.js';
 import { Volume } from '../inode/volume.js';
 import type { Config } from './config.js';
 import { setMountReadahead } from './mount-readahead.js';
 import { checkMountpoint, isMounted, stateFiles } from './mountpoint.js';
 import { MountMetrics, serveControl, serveMetrics } from './metrics.js';
 import { openStore } from './open-store.js';
+import { VOLDFS_VERSION } from './version.js';
 import type { MountOptions } from './settings.js';
 
 /**
@@ -65,6 +68,14 @@ export async function serve(
   await writeFile(pid, `${process.pid}\n`);
   const servers = [await serveControl(metrics, control)];
   if (config.metrics) servers.push(await serveMetrics(metrics, config.metrics));
+  const session = new MountSessionKeeper(
+    volume.store,
+    volume.keys.mounts(),
+    { host: hostname(), pid: process.pid, version: VOLDFS_VERSION, mountpoint: path },
+    log,
+    config.heartbeatSeconds * 1000,
+  );
+  await session.attach();
   log.info({ mountpoint: path, store: store.data.name, volume: config.volume }, 'mounted');
   onReady();
 
@@ -83,6 +94,7 @@ export async function serve(
     log.error({ err }, 'unmount failed');
   }
   for (const server of servers) server.close();
+  await session.detach().catch((err: unknown) => log.warn({ err }, 'cannot remove this mount\'s session; voldfs fsck --repair will'));
   await fs.close();
   await store.close();
   await rm(pid, { force: true });

@@ -13,6 +13,10 @@ export class VolumeKeys {
   sentinel(): string {
     return `${this.prefix}alive`;
   }
+  /** The mounts attached to the volume now, each with its last heartbeat (sessions.ts). */
+  mounts(): string {
+    return `${this.prefix}mounts`;
+  }
   inodeAllocator(): string {
     return `${this.prefix}alloc`;
   }

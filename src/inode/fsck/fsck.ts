@@ -13,6 +13,7 @@ import { scanBlocks, scanMetadata } from './key-census.js';
 import { checkBlocks, checkLeftovers } from './leftovers.js';
 import { checkNames } from './name-checks.js';
 import { checkReplicas } from './replica-check.js';
+import { checkSessions } from './session-check.js';
 import { FIX_ORDER, ProblemList, type Problem, type ProblemAction, type ProblemKind } from './problems.js';
 import { openTarget } from './target.js';
 import type { RepairResult } from './tx-repairs.js';
@@ -135,6 +136,7 @@ export async function fsckVolume(stores: VolumeStores, options: FsckOptions = {}
     notes.push('leftovers were not looked for: without a usable root everything would look orphaned');
   }
   await checkAllocator(ctx, highestInode(walk, census, garbage));
+  await checkSessions(ctx);
 
   await checkReplicas(ctx);
   if (target.superblock) await checkLossMarkers(target.meta, target.keys, target.superblock.volumeId, problems, target.replication);

@@ -32,6 +32,7 @@ export const PROBLEM_KINDS = {
   'expired-garbage': 'leftover',
   'unreferenced-block': 'leftover',
   'pending-intent': 'leftover',
+  'stale-mount': 'leftover',
 } as const;
 
 export type ProblemKind = keyof typeof PROBLEM_KINDS;
@@ -89,6 +90,7 @@ export const FIX_ORDER = {
   garbage: 70,
   blocks: 80,
   allocator: 90,
+  staleMounts: 92,
   /** After every repair that writes metadata (those write all copies themselves). */
   metadataCopies: 95,
   /** Last: the markers say "this domain holds the volume", true only once it is repaired. */
