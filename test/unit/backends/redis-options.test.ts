@@ -3,7 +3,7 @@ import { ConfigError } from '../../../src/backends/errors.js';
 import { parseRedisOptions } from '../../../src/backends/redis/options.js';
 import { SINGLE_DOMAIN } from '../../../src/backends/kv-store.js';
 import { ClusterPlacement } from '../../../src/backends/redis/placement.js';
-import { crc16, keySlot } from '../../../src/backends/redis/key-slot.js';
+import { keySlot } from '../../../src/backends/redis/key-slot.js';
 
 describe('parseRedisOptions', () => {
   it('defaults to one server on 127.0.0.1:6379, 5 s timeout, 4 MiB values, no retries', () => {
@@ -58,8 +58,8 @@ describe('parseRedisOptions', () => {
 
 describe('key slots', () => {
   it('matches the CRC16 of the Redis Cluster specification', () => {
-    // The specification's test vector: CRC16 of "123456789" is 0x31C3.
-    expect(crc16(Buffer.from('123456789'))).toBe(0x31c3);
+    // The specification's test vector: CRC16 of "123456789" is 0x31C3, slot 0x31C3 % 16384.
+    expect(keySlot('123456789')).toBe(0x31c3 % 16384);
     // Slots as CLUSTER KEYSLOT reports them.
     expect(keySlot('foo')).toBe(12182);
     expect(keySlot('{user1000}.following')).toBe(keySlot('user1000'));
