@@ -94,7 +94,8 @@ import { ENVELOPE_OVERHEAD, MAX_TXID_BYTES, encodePlain } from './intent-codec.j
 import { IntentRecovery, type IntentInfo, type RecoveryOptions, type RecoveryReport } from './intent-recovery.js';
 import { KeyLock } from './key-lock.js';
 import { LockLiveness } from './lock-liveness.js';
-import { ContentionError, sleep } from './retry.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { ContentionError } from './retry.js';
 import { TxResolver, conditionHolds, previousOf, type RawState } from './tx-resolver.js';
 
 export type { IntentInfo, RecoveryOptions, RecoveryReport } from './intent-recovery.js';

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { StoreError } from '../backends/errors.js';
 
 /**
@@ -33,7 +34,6 @@ export interface RetryOptions {
   readonly operation?: string;
 }
 
-export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 let conflicts = 0;
 

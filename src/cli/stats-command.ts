@@ -1,5 +1,6 @@
 import { existsSync } from 'node:fs';
 import { request } from 'node:http';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Command } from 'commander';
 import { parseStateDir } from './config.js';
 import { UsageError, stateFiles } from './mountpoint.js';
@@ -150,7 +151,7 @@ export function registerStatsCommand(program: Command): void {
       }
       let before = await fetchSnapshot(socket);
       for (;;) {
-        await new Promise((r) => setTimeout(r, interval * 1000));
+        await sleep(interval * 1000);
         const after = await fetchSnapshot(socket);
         const view = viewOf(before, after);
         before = after;

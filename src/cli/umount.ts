@@ -1,6 +1,7 @@
 import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { UsageError, isMounted, stateFiles } from './mountpoint.js';
 
@@ -29,7 +30,7 @@ export async function unmount(dir: string, stateDir: string, timeoutMs = 120_000
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (!alive(pid)) return;
-    await new Promise((r) => setTimeout(r, 50));
+    await sleep(50);
   }
   throw new Error(`the voldfs process ${pid} serving ${path} did not exit within ${timeoutMs / 1000} s`);
 }

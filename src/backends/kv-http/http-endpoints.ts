@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { StoreError, StoreTimeout, StoreUnavailable } from '../errors.js';
 import { Limiter } from './limiter.js';
 
@@ -99,7 +100,7 @@ export class HttpEndpoints {
             'VOLDFS_HTTP_URLS',
         );
       }
-      await new Promise((resolve) => setTimeout(resolve, delay));
+      await sleep(delay);
     }
   }
 

@@ -1,5 +1,5 @@
 import { mkdir } from 'node:fs/promises';
-import { setImmediate as nextTurn } from 'node:timers/promises';
+import { setImmediate as nextTurn, setTimeout as sleep } from 'node:timers/promises';
 import { IF_EXISTS, open, type RootDatabase } from 'lmdb';
 import { IntegrityError, StoreUnavailable, ValueTooLarge } from '../errors.js';
 import {
@@ -253,7 +253,7 @@ export class LmdbStore implements KvStore {
     this.closed = true;
     // lmdb-js resets its read transaction on a zero-delay timer after each read; closing first
     // makes that timer throw "Attempt to reset an invalid read txn" and kill the process.
-    await new Promise((resolve) => setTimeout(resolve, 1));
+    await sleep(1);
     // After a failed commit lmdb-js never settles `flushed` nor close(): bound both waits.
     await bounded(Promise.resolve(this.db.flushed), CLOSE_FLUSH_WAIT_MS);
     await bounded(this.db.close(), CLOSE_FLUSH_WAIT_MS);

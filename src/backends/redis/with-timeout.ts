@@ -14,8 +14,3 @@ export async function withTimeout<T>(promise: Promise<T>, ms: number, onTimeout:
     clearTimeout(timer);
   }
 }
-
-/** Resolves after `ms` milliseconds. */
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
