@@ -9,6 +9,7 @@ import { decodeRecord, encodeRecord } from '../cas/record-codec.js';
 import { IntegrityError } from '../backends/errors.js';
 import { CHECKSUM_BYTES, checksumAll, checksumMatches } from '../translators/erasure/checksum.js';
 import { BlockPool } from './block-pool.js';
+import { ChunkIndex } from './chunk-index.js';
 
 /**
  * One chunk of a file's offset space: the block holding its bytes, or, for a chunk of at most
@@ -60,6 +61,8 @@ export interface FileDataOptions {
   readonly blocks: BlockStore;
   /** Key of the chunk map record of chunk `chunkIndex` of inode `ino`. */
   readonly chunkKey: (ino: number, chunkIndex: number) => string;
+  /** Key of a record of the inode's chunk index ({@link ChunkIndex}). */
+  readonly indexKey: (ino: number, level: number, group: number) => string;
   readonly volumeId: string;
   /** Bytes per chunk; also the largest block. */
   readonly chunkSize: number;
@@ -104,9 +107,12 @@ export class FileData {
   private readonly inflight = new Map<string, Promise<Buffer>>();
 
   private readonly transact: Transact;
+  /** Which chunks may exist: what truncate, delete and seeks walk instead of every index. */
+  readonly index: ChunkIndex;
 
   constructor(private readonly options: FileDataOptions) {
     this.transact = options.transact ?? ((body) => transact(options.store, undefined, body));
+    this.index = new ChunkIndex({ store: options.store, indexKey: options.indexKey, chunkKey: options.chunkKey, transact: this.transact });
     this.chunkSize = options.chunkSize;
     this.inlineMaxBytes = Math.min(options.inlineMaxBytes ?? DEFAULT_INLINE_MAX_BYTES, options.chunkSize);
     // Room for a block's stored form too: translators turn it into the block in place.
@@ -223,6 +229,7 @@ export class FileData {
       await this.transact(async (tx) => {
         const bytes = await tx.read(key);
         replaced = bytes ? chunkOf(key, decodeRecord<ChunkMapRecord>(key, bytes)) : undefined;
+        if (!bytes) await this.index.stageCreate(tx, ino, chunkIndex);
         const cached = replaced ? await this.readChunk(replaced, ino, chunkIndex) : undefined;
         // compose may return (part of) what it is given, which then lives on as the new block.
         const current = cached && this.pool.owns(cached) ? Buffer.from(cached) : cached;
@@ -269,15 +276,16 @@ export class FileData {
 
   /**
    * Cuts the file's data at `newSize`: chunks wholly beyond it are dropped, the boundary chunk
-   * rewritten shorter, so bytes past the end never reappear if the file grows again.
+   * rewritten shorter, so bytes past the end never reappear if the file grows again. Costs what
+   * the file holds past `newSize`, whatever `oldSize` says.
    */
   async truncate(ino: number, oldSize: number, newSize: number): Promise<void> {
     if (newSize >= oldSize) return;
     const firstGone = Math.ceil(newSize / this.chunkSize);
-    const lastOld = Math.ceil(oldSize / this.chunkSize) - 1;
-    const gone: number[] = [];
-    for (let i = firstGone; i <= lastOld; i++) gone.push(i);
-    await mapBounded(gone, 16, (i) => this.dropChunk(ino, i));
+    for await (const present of this.index.presentChunks(ino, firstGone)) {
+      await mapBounded(present, 16, (i) => this.dropChunk(ino, i));
+    }
+    await this.index.clearFrom(ino, firstGone);
     const keep = newSize % this.chunkSize;
     if (keep > 0) {
       const boundary = Math.floor(newSize / this.chunkSize);
@@ -285,6 +293,65 @@ export class FileData {
         await this.rewriteChunk(ino, boundary, (current) => (current ?? Buffer.alloc(0)).subarray(0, keep));
       }
     }
+  }
+
+  /**
+   * Deletes every chunk map of a dead inode, then its blocks at once (no reader is left after
+   * the grace period), then its chunk index. Costs what the file holds.
+   */
+  async deleteAll(ino: number, deleteBlock: (ref: BlockRef) => Promise<unknown>): Promise<void> {
+    for await (const present of this.index.presentChunks(ino, 0)) {
+      const refs = await this.chunkRefs(ino, present);
+      await mapBounded(present, 16, async (i, k) => {
+        const ref = refs[k];
+        if (ref && !isInline(ref)) await deleteBlock(ref);
+        await this.options.store.delete(this.options.chunkKey(ino, i));
+      });
+    }
+    for (const key of await this.index.recordKeys(ino)) await this.options.store.delete(key);
+  }
+
+  /**
+   * SEEK_DATA: the first offset at or after `offset` inside a chunk that has data, or undefined
+   * when there is none before `size` (ENXIO). A chunk counts as data whole, up to its block's
+   * end: lseek(2) allows reporting zeros as data. Costs the chunks the file holds from `offset`.
+   * Writes still buffered by an open file are not seen: persist them first.
+   */
+  async seekData(ino: number, offset: number, size: number): Promise<number | undefined> {
+    if (offset < 0 || offset >= size) return undefined;
+    const from = Math.floor(offset / this.chunkSize);
+    for await (const present of this.index.presentChunks(ino, from)) {
+      const refs = await this.chunkRefs(ino, present);
+      for (const [k, index] of present.entries()) {
+        const ref = refs[k];
+        if (!ref) continue;
+        const start = index * this.chunkSize;
+        const end = start + chunkLength(ref);
+        if (end > offset && start < size) return Math.max(offset, start);
+      }
+    }
+    return undefined;
+  }
+
+  /**
+   * SEEK_HOLE: the first offset at or after `offset` that is in a hole (no chunk, or past a
+   * short block's end), or `size` (the hole at the end of every file); undefined when `offset`
+   * is at or past `size` (ENXIO). Costs the chunks that follow `offset` without a gap.
+   */
+  async seekHole(ino: number, offset: number, size: number): Promise<number | undefined> {
+    if (offset < 0 || offset >= size) return undefined;
+    let next = Math.floor(offset / this.chunkSize);
+    for await (const present of this.index.presentChunks(ino, next)) {
+      const refs = await this.chunkRefs(ino, present);
+      for (const [k, index] of present.entries()) {
+        const ref = refs[k];
+        if (index !== next || !ref) return Math.min(size, Math.max(offset, next * this.chunkSize));
+        if (chunkLength(ref) < this.chunkSize) return Math.min(size, Math.max(offset, index * this.chunkSize + chunkLength(ref)));
+        next = index + 1;
+      }
+      if (next * this.chunkSize >= size) return size;
+    }
+    return Math.min(size, Math.max(offset, next * this.chunkSize));
   }
 
 }
@@ -302,14 +369,19 @@ export function newBlockId(): string {
   return randomBytes(15).toString('base64url');
 }
 
+/** Bytes a chunk holds: its block's length or its inline bytes. */
+function chunkLength(ref: ChunkRef): number {
+  return isInline(ref) ? ref.inline.length : ref.length;
+}
+
 /** Runs `fn` over `items` with at most `limit` calls in flight. */
-export async function mapBounded<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+export async function mapBounded<T, R>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
   const results = new Array<R>(items.length);
   let next = 0;
   const workers = Array.from({ length: Math.min(limit, items.length) }, async () => {
     while (next < items.length) {
       const i = next++;
-      results[i] = await fn(items[i]);
+      results[i] = await fn(items[i], i);
     }
   });
   await Promise.all(workers);

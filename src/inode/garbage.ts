@@ -4,7 +4,7 @@ import type { KvStore } from '../backends/kv-store.js';
 import { IF_ABSENT } from '../backends/kv-store.js';
 import { decodeRecord, encodeRecord } from '../cas/record-codec.js';
 import type { FileData } from '../chunk/file-data.js';
-import { isInline, mapBounded } from '../chunk/file-data.js';
+import { mapBounded } from '../chunk/file-data.js';
 import type { BlockRef, BlockStore } from '../translators/block-store.js';
 import type { VolumeKeys } from './keys.js';
 import type { GarbageRecord } from './records.js';
@@ -79,21 +79,13 @@ export class GarbageCollector {
     const record = decodeRecord<GarbageRecord>(key, found.value);
     if (record.notBefore > now) return false;
     await mapBounded(record.blocks ?? [], 16, (ref) => this.options.blocks.delete(ref));
-    for (const { ino, size } of record.inodes ?? []) await this.deleteInodeData(ino, size);
+    for (const { ino } of record.inodes ?? []) await this.deleteInodeData(ino);
     await this.options.store.delete(key, { kind: 'ifVersion', version: found.version });
     return true;
   }
 
-  private async deleteInodeData(ino: number, size: number): Promise<void> {
-    if (!this.fileData) return;
-    const chunks = Math.ceil(size / this.fileData.chunkSize);
-    const indexes = Array.from({ length: chunks }, (_, i) => i);
-    const refs = await this.fileData.chunkRefs(ino, indexes);
-    await mapBounded(indexes, 16, async (i) => {
-      const ref = refs[i];
-      if (ref && !isInline(ref)) await this.options.blocks.delete(ref);
-      await this.options.store.delete(this.options.keys.chunkMap(ino, i));
-    });
+  private async deleteInodeData(ino: number): Promise<void> {
+    await this.fileData?.deleteAll(ino, (ref) => this.options.blocks.delete(ref));
   }
 
   private async writeBatch(): Promise<void> {

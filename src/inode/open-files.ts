@@ -7,8 +7,11 @@ import { isDir, isReg, type InodeRecord } from './records.js';
 import { now, type Timespec } from './timespec.js';
 import type { Volume } from './volume.js';
 
-/** Largest file size: chunk indexes and offsets stay exact in doubles. */
-export const MAX_FILE_SIZE = 2 ** 50;
+/**
+ * Largest file size, 2^53 - 1 bytes (8 PiB): offsets reach voldfs as doubles, exact up to here.
+ * Writes and truncates past it answer EFBIG.
+ */
+export const MAX_FILE_SIZE = Number.MAX_SAFE_INTEGER;
 
 /** What this mount knows of a file while it has it open. */
 class OpenInode {

@@ -22,7 +22,8 @@ import { VolumeKeys } from './keys.js';
 import { ROOT_INO, S_IFDIR, type InodeRecord, type SuperblockRecord } from './records.js';
 import { now } from './timespec.js';
 
-export const VOLUME_FORMAT = 1;
+/** 2: files have a chunk index (src/chunk/chunk-index.ts), which format 1 volumes lack. */
+export const VOLUME_FORMAT = 2;
 const MAX_CHUNK = 1024 * 1024;
 
 /** Where a volume lives and how to unlock it. */
@@ -132,6 +133,7 @@ export class Volume {
       cache,
       blocks,
       chunkKey: (ino, i) => keys.chunkMap(ino, i),
+      indexKey: (ino, level, group) => keys.chunkIndex(ino, level, group),
       volumeId: superblock.volumeId,
       chunkSize: superblock.chunkSize,
       retire: (refs) => garbage.retire(refs),
