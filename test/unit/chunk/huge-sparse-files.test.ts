@@ -190,6 +190,25 @@ describe.each<Backing>(['memory', 'intents'])('huge sparse files (%s store)', (b
     await fs.close();
   });
 
+  it('OpenFiles.seek: buffered writes count, ENXIO at the end and where no data follows', async () => {
+    const budget = new KeyBudget();
+    const { fs } = await openFs(backing, budget);
+    const ino = await fs.namespace.create(ROOT_INO, 'seek-open', S_IFREG | 0o644, root);
+    const fh = await fs.files.open(ino, O_RDWR);
+    await fs.files.write(fh, 30 * TB, Buffer.from('buffered'));
+    const { result } = await budget.within(2_000, async () => ({
+      data: await fs.files.seek(fh, 0, 'data'),
+      hole: await fs.files.seek(fh, 30 * TB, 'hole'),
+      holeAtStart: await fs.files.seek(fh, 0, 'hole'),
+    }));
+    expect(result).toEqual({ data: 30 * TB, hole: 30 * TB + 8, holeAtStart: 0 });
+    await expectErrno(fs.files.seek(fh, 30 * TB + 8, 'data'), 'ENXIO');
+    await expectErrno(fs.files.seek(fh, 30 * TB + 8, 'hole'), 'ENXIO');
+    await expectErrno(fs.files.seek(fh, -1, 'data'), 'ENXIO');
+    await fs.files.release(fh);
+    await fs.close();
+  });
+
   it('random sparse writes and truncates at far offsets read back as a model says, at a cost in chunks present', async () => {
     const chunkOffsets = fc.oneof(fc.nat(200), fc.integer({ min: 0, max: 2 ** 33 - 1 }));
     const op = fc.oneof(
