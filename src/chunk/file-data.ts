@@ -10,6 +10,7 @@ import { IntegrityError } from '../backends/errors.js';
 import { CHECKSUM_BYTES, checksumAll, checksumMatches } from '../translators/erasure/checksum.js';
 import { BlockPool } from './block-pool.js';
 import { ChunkIndex } from './chunk-index.js';
+import { WriteMemory } from './write-memory.js';
 
 /**
  * One chunk of a file's offset space: the block holding its bytes, or, for a chunk of at most
@@ -68,6 +69,11 @@ export interface FileDataOptions {
   readonly chunkSize: number;
   /** Bytes of decoded blocks kept for reads. Default 256 MiB. */
   readonly blockCacheBytes?: number;
+  /**
+   * Bytes of chunk buffers every open file's write-back buffer may hold together (dirty or
+   * being stored) before writers wait. Default 256 MiB; at least one chunk.
+   */
+  readonly writeBufferBytes?: number;
   /** Evicted block buffers kept for reuse by later reads. Default 64. */
   readonly pooledBlocks?: number;
   /**
@@ -85,6 +91,9 @@ export interface FileDataOptions {
   /** Runs chunk map transactions: the volume's commit queue. Default: transact() on `store`. */
   readonly transact?: Transact;
 }
+
+/** Block fetches in flight past which readahead starts no more (reads still do). */
+const MAX_FETCHES_FOR_READAHEAD = 32;
 
 /** Small files fit whole in their chunk map record: one store write instead of two. */
 export const DEFAULT_INLINE_MAX_BYTES = 4096;
@@ -109,11 +118,14 @@ export class FileData {
   private readonly transact: Transact;
   /** Which chunks may exist: what truncate, delete and seeks walk instead of every index. */
   readonly index: ChunkIndex;
+  /** The ceiling on write-back memory shared by every open file. */
+  readonly writeMemory: WriteMemory;
 
   constructor(private readonly options: FileDataOptions) {
     this.transact = options.transact ?? ((body) => transact(options.store, undefined, body));
     this.index = new ChunkIndex({ store: options.store, indexKey: options.indexKey, chunkKey: options.chunkKey, transact: this.transact });
     this.chunkSize = options.chunkSize;
+    this.writeMemory = new WriteMemory(Math.max(1, Math.floor((options.writeBufferBytes ?? 256 * 1024 * 1024) / options.chunkSize)));
     this.inlineMaxBytes = Math.min(options.inlineMaxBytes ?? DEFAULT_INLINE_MAX_BYTES, options.chunkSize);
     // Room for a block's stored form too: translators turn it into the block in place.
     this.pool = new BlockPool(options.blocks.readRoom(options.chunkSize), options.pooledBlocks ?? 64);
@@ -203,6 +215,8 @@ export class FileData {
     if (isInline(ref)) return;
     const key = cacheKey(ref, ino, chunkIndex);
     if (this.blockCache.has(key) || this.inflight.has(key)) return;
+    // Readahead of many files at once would hold a block per fetch outside the cache's bound.
+    if (this.inflight.size >= MAX_FETCHES_FOR_READAHEAD) return;
     this.readBlock(ref, ino, chunkIndex).catch(() => undefined);
   }
 
