@@ -74,6 +74,29 @@ export class ChunkIndex {
   }
 
   /**
+   * Whether chunk `chunkIndex`'s group is named (read afresh from the store). A chunk map created
+   * without {@link stageCreate} must be followed by {@link ensureNamed}: a clear that raced the
+   * creation is seen then, and undone.
+   */
+  async isNamed(ino: number, chunkIndex: number): Promise<boolean> {
+    if (chunkIndex < GROUP_CHUNKS) return true;
+    const { level, group, bit } = indexPath(chunkIndex)[0];
+    const key = this.options.indexKey(ino, level, group);
+    const found = await this.options.store.get(key);
+    return found !== undefined && isSet(bitsOf(key, found.value), bit);
+  }
+
+  /**
+   * Names chunk `chunkIndex` if it is not (any more): after a chunk map was created on the word of
+   * {@link isNamed}. A clear commits only after reading every chunk map of its group as absent, so
+   * either it saw the new map and left the bit, or it came first and this sees the bit gone.
+   */
+  async ensureNamed(ino: number, chunkIndex: number): Promise<void> {
+    if (await this.isNamed(ino, chunkIndex)) return;
+    await this.options.transact((tx) => this.stageCreate(tx, ino, chunkIndex), { uncached: true });
+  }
+
+  /**
    * Groups of chunks that may hold data, in order, from the group holding chunk `fromChunk`: each
    * as its first chunk index. Reads one index record per set bit above the bottom level.
    */

@@ -120,9 +120,12 @@ export class FileData {
   readonly index: ChunkIndex;
   /** The ceiling on write-back memory shared by every open file. */
   readonly writeMemory: WriteMemory;
+  /** New chunks of named groups are verified after their commit instead of checked in it. */
+  private readonly namedAfter: boolean;
 
   constructor(private readonly options: FileDataOptions) {
     this.transact = options.transact ?? ((body) => transact(options.store, undefined, body));
+    this.namedAfter = options.store.capabilities.commitByIntents === true;
     this.index = new ChunkIndex({ store: options.store, indexKey: options.indexKey, chunkKey: options.chunkKey, transact: this.transact });
     this.chunkSize = options.chunkSize;
     this.writeMemory = new WriteMemory(Math.max(1, Math.floor((options.writeBufferBytes ?? 256 * 1024 * 1024) / options.chunkSize)));
@@ -239,11 +242,18 @@ export class FileData {
     let committed: (() => void) | undefined;
     let stored: BlockRef | undefined;
     let inlined: Buffer | undefined;
+    let named = false;
     try {
       await this.transact(async (tx) => {
         const bytes = await tx.read(key);
         replaced = bytes ? chunkOf(key, decodeRecord<ChunkMapRecord>(key, bytes)) : undefined;
-        if (!bytes) await this.index.stageCreate(tx, ino, chunkIndex);
+        named = false;
+        if (!bytes) {
+          // On intent-record stores a check of the index record would turn this single-key
+          // update into an intent commit: when the group is named already, verify afterwards.
+          named = this.namedAfter && (await this.index.isNamed(ino, chunkIndex));
+          if (!named) await this.index.stageCreate(tx, ino, chunkIndex);
+        }
         const cached = replaced ? await this.readChunk(replaced, ino, chunkIndex) : undefined;
         // compose may return (part of) what it is given, which then lives on as the new block.
         const current = cached && this.pool.owns(cached) ? Buffer.from(cached) : cached;
@@ -267,6 +277,7 @@ export class FileData {
       if (written.length > 0) this.options.retire(written);
       throw err;
     }
+    if (named) await this.index.ensureNamed(ino, chunkIndex);
     committed?.();
     // The chunk's write memory did not become a cached block: it goes back to the pool.
     if (inlined && this.pool.owns(inlined)) this.pool.recycle(inlined);

@@ -23,6 +23,7 @@ const log = pino({ level: 'silent' });
 const root = { uid: 0, gid: 0 };
 const O_RDWR = 2;
 const TB = 2 ** 40;
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /** Counts the keys every store call names; throws once the budget set for an operation is spent. */
 class KeyBudget {
@@ -207,6 +208,44 @@ describe.each<Backing>(['memory', 'intents'])('huge sparse files (%s store)', (b
     await expectErrno(fs.files.seek(fh, -1, 'data'), 'ENXIO');
     await fs.files.release(fh);
     await fs.close();
+  });
+
+  it('a chunk created while a truncate clears its group stays named (store calls reordered)', async () => {
+    const ROUNDS = 24;
+    const data = new MemoryData();
+    const delay: FaultHook = () => new Promise((resolve) => setTimeout(resolve, Math.random() * 2));
+    // The writer's chunk map writes are slow: a whole clear fits between its look at the index
+    // and its write.
+    const slowChunkWrites: FaultHook = (call) =>
+      (call.op === 'put' || call.op === 'commit') && call.keys.some((k) => k.startsWith('h:c:')) ? sleep(20) : delay(call);
+    const store = storeFor(backing, data, slowChunkWrites);
+    const fs = new FileSystem(await Volume.open({ store, log, prefix: 'h:', graceMs: 0 }));
+    // A second mount of the same volume: no lock or queue of this process orders the two.
+    const other = new FileSystem(await Volume.open({ store: storeFor(backing, data, delay), log, prefix: 'h:', graceMs: 0 }));
+    const fileData = fs.volume.data;
+    const chunk = fileData.chunkSize;
+    let survived = 0;
+    for (let round = 0; round < ROUNDS; round++) {
+      const base = (round + 1) * 4 * GROUP_CHUNKS;
+      const ino = await fs.namespace.create(ROOT_INO, `race${round}`, S_IFREG | 0o644, root);
+      await fileData.rewriteChunk(ino, base, () => Buffer.alloc(10, 1));
+      // One client cuts the group away; another creates a chunk in it meanwhile, sooner or later.
+      const create = async (r: number) => {
+        if (r % 2 === 1) await sleep(((r - 1) / 2) % 6);
+        await fileData.rewriteChunk(ino, base + 1, () => Buffer.alloc(10, 2));
+      };
+      await Promise.all([other.volume.data.truncate(ino, (base + 1) * chunk, base * chunk), create(round)]);
+      const named: number[] = [];
+      for await (const present of fileData.index.presentChunks(ino, GROUP_CHUNKS)) named.push(...present);
+      // The truncate may have dropped the new chunk too; whatever exists must be named.
+      const stored = dataKeysOf(data, ino).filter((k) => k.startsWith('h:c:')).map((k) => Number(k.split(':')[3]));
+      expect(named).toEqual(stored);
+      survived += stored.length;
+    }
+    await fs.close();
+    await other.close();
+    // The new chunk outlived the truncate: the case where a clear could have lost it.
+    expect(survived).toBeGreaterThan(0);
   });
 
   it('random sparse writes and truncates at far offsets read back as a model says, at a cost in chunks present', async () => {
