@@ -3,6 +3,7 @@
 // walked every chunk index up to its size. Now truncate, delete and fsck walk the chunks a file
 // has. Runs that line and its siblings on a real mount, on LMDB and on memcached, with the
 // daemon's RSS sampled throughout and held under a bound, then `voldfs fsck`.
+// Also: write-back of many open files stays within its share of VOLDFS_MEMORY_MB.
 // Needs `npm run build` (dist/ is what the CLI runs).
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -92,6 +93,42 @@ async function seekHoleWired(dir: string): Promise<boolean> {
   await shOk(dir, 'rm -f .probe');
   return r.code === 0 && Number(r.stdout.trim()) < 2 ** 30;
 }
+
+describe('write-back memory of many open files on a real mount (lmdb)', () => {
+  it(
+    'partial chunks written into 40 files held open: write-back waits at its share of VOLDFS_MEMORY_MB, RSS stays under 300 MB, data reads back',
+    async () => {
+      const work = await makeTempDir('write-back-ceiling');
+      // 64 MiB: 16 MiB of write-back for the whole mount. Without the shared bound, 40 files x 10
+      // partial chunks of 900 KB held 400 chunk buffers until their close (RSS over 440 MB).
+      const env = { VOLDFS_DB: 'lmdb', VOLDFS_LMDB_PATH: join(work, 'store.lmdb'), VOLDFS_STATE_DIR: join(work, 'state'), VOLDFS_MEMORY_MB: '64' };
+      const mount = await mountVoldfs({ env });
+      const sampler = sampleRss(await daemonPid(mount));
+      let rss: { maxMb: number; samples: number } | undefined;
+      try {
+        const script = [
+          'import os',
+          'fds = [os.open(f"f{i}", os.O_CREAT | os.O_WRONLY, 0o644) for i in range(40)]',
+          'for c in range(10):',
+          '    for i, fd in enumerate(fds):',
+          '        os.pwrite(fd, bytes([i + 1]) * 900_000, c * 2**20 + 7)',
+          'for fd in fds: os.close(fd)',
+        ].join('\n');
+        await shOk(mount.dir, `python3 -c '${script}'`, 120_000);
+        for (const i of [0, 17, 39]) {
+          const od = await shOk(mount.dir, `dd if=f${i} iflag=skip_bytes,count_bytes skip=${9 * 2 ** 20 + 7} count=2 status=none | od -An -tu1`);
+          expect(od.trim().split(/\s+/)).toEqual([String(i + 1), String(i + 1)]);
+        }
+      } finally {
+        rss = await sampler.stop();
+        await mount.unmount();
+      }
+      console.log(`write-back of 40 open files: daemon RSS at most ${rss.maxMb.toFixed(0)} MB over ${rss.samples} samples`);
+      expect(rss.maxMb).toBeLessThan(300);
+    },
+    TEST_MS,
+  );
+});
 
 describe.each(['lmdb', 'memcached'] as const)('huge sparse files on a real mount (%s)', (backend) => {
   let env: Record<string, string> = {};
