@@ -12,6 +12,8 @@ export interface RecordCacheOptions {
   readonly ttlMs?: number;
   /** Most records kept. Default 100,000. */
   readonly maxEntries?: number;
+  /** Most bytes of records kept (values and keys). Default 64 MiB. */
+  readonly maxBytes?: number;
 }
 
 /**
@@ -27,7 +29,13 @@ export class RecordCache {
   misses = 0;
 
   constructor(options: RecordCacheOptions = {}) {
-    this.lru = new LRUCache({ max: options.maxEntries ?? 100_000, ttl: options.ttlMs ?? 1000 });
+    this.lru = new LRUCache({
+      max: options.maxEntries ?? 100_000,
+      ttl: options.ttlMs ?? 1000,
+      maxSize: options.maxBytes ?? 64 * 1024 * 1024,
+      // Directory leaves and inline chunks reach several KiB: a count alone bounds nothing.
+      sizeCalculation: (entry, key) => 64 + key.length + (entry.record.value?.length ?? 0),
+    });
   }
 
   get(key: string): CachedRecord | undefined {

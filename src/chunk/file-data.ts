@@ -9,6 +9,8 @@ import { decodeRecord, encodeRecord } from '../cas/record-codec.js';
 import { IntegrityError } from '../backends/errors.js';
 import { CHECKSUM_BYTES, checksumAll, checksumMatches } from '../translators/erasure/checksum.js';
 import { BlockPool } from './block-pool.js';
+import { ChunkIndex } from './chunk-index.js';
+import { WriteMemory } from './write-memory.js';
 
 /**
  * One chunk of a file's offset space: the block holding its bytes, or, for a chunk of at most
@@ -60,11 +62,18 @@ export interface FileDataOptions {
   readonly blocks: BlockStore;
   /** Key of the chunk map record of chunk `chunkIndex` of inode `ino`. */
   readonly chunkKey: (ino: number, chunkIndex: number) => string;
+  /** Key of a record of the inode's chunk index ({@link ChunkIndex}). */
+  readonly indexKey: (ino: number, level: number, group: number) => string;
   readonly volumeId: string;
   /** Bytes per chunk; also the largest block. */
   readonly chunkSize: number;
   /** Bytes of decoded blocks kept for reads. Default 256 MiB. */
   readonly blockCacheBytes?: number;
+  /**
+   * Bytes of chunk buffers every open file's write-back buffer may hold together (dirty or
+   * being stored) before writers wait. Default 256 MiB; at least one chunk.
+   */
+  readonly writeBufferBytes?: number;
   /** Evicted block buffers kept for reuse by later reads. Default 64. */
   readonly pooledBlocks?: number;
   /**
@@ -82,6 +91,9 @@ export interface FileDataOptions {
   /** Runs chunk map transactions: the volume's commit queue. Default: transact() on `store`. */
   readonly transact?: Transact;
 }
+
+/** Block fetches in flight past which readahead starts no more (reads still do). */
+const MAX_FETCHES_FOR_READAHEAD = 32;
 
 /** Small files fit whole in their chunk map record: one store write instead of two. */
 export const DEFAULT_INLINE_MAX_BYTES = 4096;
@@ -104,10 +116,19 @@ export class FileData {
   private readonly inflight = new Map<string, Promise<Buffer>>();
 
   private readonly transact: Transact;
+  /** Which chunks may exist: what truncate, delete and seeks walk instead of every index. */
+  readonly index: ChunkIndex;
+  /** The ceiling on write-back memory shared by every open file. */
+  readonly writeMemory: WriteMemory;
+  /** New chunks of named groups are verified after their commit instead of checked in it. */
+  private readonly namedAfter: boolean;
 
   constructor(private readonly options: FileDataOptions) {
     this.transact = options.transact ?? ((body) => transact(options.store, undefined, body));
+    this.namedAfter = options.store.capabilities.commitByIntents === true;
+    this.index = new ChunkIndex({ store: options.store, indexKey: options.indexKey, chunkKey: options.chunkKey, transact: this.transact });
     this.chunkSize = options.chunkSize;
+    this.writeMemory = new WriteMemory(Math.max(1, Math.floor((options.writeBufferBytes ?? 256 * 1024 * 1024) / options.chunkSize)));
     this.inlineMaxBytes = Math.min(options.inlineMaxBytes ?? DEFAULT_INLINE_MAX_BYTES, options.chunkSize);
     // Room for a block's stored form too: translators turn it into the block in place.
     this.pool = new BlockPool(options.blocks.readRoom(options.chunkSize), options.pooledBlocks ?? 64);
@@ -197,6 +218,8 @@ export class FileData {
     if (isInline(ref)) return;
     const key = cacheKey(ref, ino, chunkIndex);
     if (this.blockCache.has(key) || this.inflight.has(key)) return;
+    // Readahead of many files at once would hold a block per fetch outside the cache's bound.
+    if (this.inflight.size >= MAX_FETCHES_FOR_READAHEAD) return;
     this.readBlock(ref, ino, chunkIndex).catch(() => undefined);
   }
 
@@ -219,10 +242,18 @@ export class FileData {
     let committed: (() => void) | undefined;
     let stored: BlockRef | undefined;
     let inlined: Buffer | undefined;
+    let named = false;
     try {
       await this.transact(async (tx) => {
         const bytes = await tx.read(key);
         replaced = bytes ? chunkOf(key, decodeRecord<ChunkMapRecord>(key, bytes)) : undefined;
+        named = false;
+        if (!bytes) {
+          // On intent-record stores a check of the index record would turn this single-key
+          // update into an intent commit: when the group is named already, verify afterwards.
+          named = this.namedAfter && (await this.index.isNamed(ino, chunkIndex));
+          if (!named) await this.index.stageCreate(tx, ino, chunkIndex);
+        }
         const cached = replaced ? await this.readChunk(replaced, ino, chunkIndex) : undefined;
         // compose may return (part of) what it is given, which then lives on as the new block.
         const current = cached && this.pool.owns(cached) ? Buffer.from(cached) : cached;
@@ -246,6 +277,7 @@ export class FileData {
       if (written.length > 0) this.options.retire(written);
       throw err;
     }
+    if (named) await this.index.ensureNamed(ino, chunkIndex);
     committed?.();
     // The chunk's write memory did not become a cached block: it goes back to the pool.
     if (inlined && this.pool.owns(inlined)) this.pool.recycle(inlined);
@@ -269,15 +301,16 @@ export class FileData {
 
   /**
    * Cuts the file's data at `newSize`: chunks wholly beyond it are dropped, the boundary chunk
-   * rewritten shorter, so bytes past the end never reappear if the file grows again.
+   * rewritten shorter, so bytes past the end never reappear if the file grows again. Costs what
+   * the file holds past `newSize`, whatever `oldSize` says.
    */
   async truncate(ino: number, oldSize: number, newSize: number): Promise<void> {
     if (newSize >= oldSize) return;
     const firstGone = Math.ceil(newSize / this.chunkSize);
-    const lastOld = Math.ceil(oldSize / this.chunkSize) - 1;
-    const gone: number[] = [];
-    for (let i = firstGone; i <= lastOld; i++) gone.push(i);
-    await mapBounded(gone, 16, (i) => this.dropChunk(ino, i));
+    for await (const present of this.index.presentChunks(ino, firstGone)) {
+      await mapBounded(present, 16, (i) => this.dropChunk(ino, i));
+    }
+    await this.index.clearFrom(ino, firstGone);
     const keep = newSize % this.chunkSize;
     if (keep > 0) {
       const boundary = Math.floor(newSize / this.chunkSize);
@@ -285,6 +318,65 @@ export class FileData {
         await this.rewriteChunk(ino, boundary, (current) => (current ?? Buffer.alloc(0)).subarray(0, keep));
       }
     }
+  }
+
+  /**
+   * Deletes every chunk map of a dead inode, then its blocks at once (no reader is left after
+   * the grace period), then its chunk index. Costs what the file holds.
+   */
+  async deleteAll(ino: number, deleteBlock: (ref: BlockRef) => Promise<unknown>): Promise<void> {
+    for await (const present of this.index.presentChunks(ino, 0)) {
+      const refs = await this.chunkRefs(ino, present);
+      await mapBounded(present, 16, async (i, k) => {
+        const ref = refs[k];
+        if (ref && !isInline(ref)) await deleteBlock(ref);
+        await this.options.store.delete(this.options.chunkKey(ino, i));
+      });
+    }
+    for (const key of await this.index.recordKeys(ino)) await this.options.store.delete(key);
+  }
+
+  /**
+   * SEEK_DATA: the first offset at or after `offset` inside a chunk that has data, or undefined
+   * when there is none before `size` (ENXIO). A chunk counts as data whole, up to its block's
+   * end: lseek(2) allows reporting zeros as data. Costs the chunks the file holds from `offset`.
+   * Writes still buffered by an open file are not seen: persist them first.
+   */
+  async seekData(ino: number, offset: number, size: number): Promise<number | undefined> {
+    if (offset < 0 || offset >= size) return undefined;
+    const from = Math.floor(offset / this.chunkSize);
+    for await (const present of this.index.presentChunks(ino, from)) {
+      const refs = await this.chunkRefs(ino, present);
+      for (const [k, index] of present.entries()) {
+        const ref = refs[k];
+        if (!ref) continue;
+        const start = index * this.chunkSize;
+        const end = start + chunkLength(ref);
+        if (end > offset && start < size) return Math.max(offset, start);
+      }
+    }
+    return undefined;
+  }
+
+  /**
+   * SEEK_HOLE: the first offset at or after `offset` that is in a hole (no chunk, or past a
+   * short block's end), or `size` (the hole at the end of every file); undefined when `offset`
+   * is at or past `size` (ENXIO). Costs the chunks that follow `offset` without a gap.
+   */
+  async seekHole(ino: number, offset: number, size: number): Promise<number | undefined> {
+    if (offset < 0 || offset >= size) return undefined;
+    let next = Math.floor(offset / this.chunkSize);
+    for await (const present of this.index.presentChunks(ino, next)) {
+      const refs = await this.chunkRefs(ino, present);
+      for (const [k, index] of present.entries()) {
+        const ref = refs[k];
+        if (index !== next || !ref) return Math.min(size, Math.max(offset, next * this.chunkSize));
+        if (chunkLength(ref) < this.chunkSize) return Math.min(size, Math.max(offset, index * this.chunkSize + chunkLength(ref)));
+        next = index + 1;
+      }
+      if (next * this.chunkSize >= size) return size;
+    }
+    return Math.min(size, Math.max(offset, next * this.chunkSize));
   }
 
 }
@@ -302,14 +394,19 @@ export function newBlockId(): string {
   return randomBytes(15).toString('base64url');
 }
 
+/** Bytes a chunk holds: its block's length or its inline bytes. */
+function chunkLength(ref: ChunkRef): number {
+  return isInline(ref) ? ref.inline.length : ref.length;
+}
+
 /** Runs `fn` over `items` with at most `limit` calls in flight. */
-export async function mapBounded<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+export async function mapBounded<T, R>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
   const results = new Array<R>(items.length);
   let next = 0;
   const workers = Array.from({ length: Math.min(limit, items.length) }, async () => {
     while (next < items.length) {
       const i = next++;
-      results[i] = await fn(items[i]);
+      results[i] = await fn(items[i], i);
     }
   });
   await Promise.all(workers);

@@ -1,4 +1,5 @@
 import type { AlongsideChunk, FileData } from './file-data.js';
+import type { Spiller } from './write-memory.js';
 
 /** Byte ranges written into one chunk and not yet stored, kept sorted and merged. */
 class DirtyChunk {
@@ -66,7 +67,7 @@ export interface WriteBufferOptions {
  * wait for flush(). A background failure fails every later write and the next flush (close),
  * which clears it, as NFS does.
  */
-export class WriteBuffer {
+export class WriteBuffer implements Spiller {
   private readonly dirty = new Map<number, DirtyChunk>();
   private readonly inflight = new Map<number, Promise<void>>();
   private failure: unknown;
@@ -107,6 +108,7 @@ export class WriteBuffer {
       if (!chunk) {
         chunk = new DirtyChunk(this.data.chunkBuffer(size));
         this.dirty.set(index, chunk);
+        this.data.writeMemory.take(this);
       }
       bytes.copy(chunk.bytes, within, done, done + n);
       chunk.add(within, within + n);
@@ -114,6 +116,16 @@ export class WriteBuffer {
       if (chunk.covers(size)) await this.startFlush(index);
     }
     if (this.dirty.size > this.maxDirty) await this.startFlush(this.dirty.keys().next().value as number);
+    await this.data.writeMemory.relieve(this);
+  }
+
+  get hasDirty(): boolean {
+    return this.dirty.size > 0;
+  }
+
+  async spillOldest(): Promise<void> {
+    const oldest = this.dirty.keys().next();
+    if (!oldest.done) await this.startFlush(oldest.value);
   }
 
   /** Whether chunks are being stored right now. */
@@ -146,14 +158,20 @@ export class WriteBuffer {
     const chunkSize = this.data.chunkSize;
     for (const [index, chunk] of this.dirty) {
       const start = index * chunkSize;
-      if (start >= size) this.dirty.delete(index);
+      if (start >= size) this.drop(index);
       else if (start + chunkSize > size) {
         const keep = size - start;
         const ranges = chunk.ranges.filter(([s]) => s < keep).map(([s, e]): [number, number] => [s, Math.min(e, keep)]);
         chunk.ranges.splice(0, chunk.ranges.length, ...ranges);
-        if (ranges.length === 0) this.dirty.delete(index);
+        if (ranges.length === 0) this.drop(index);
       }
     }
+  }
+
+  private drop(index: number): void {
+    this.dirty.delete(index);
+    this.data.writeMemory.give(false);
+    if (this.dirty.size === 0 && this.inflight.size === 0) this.data.writeMemory.forget(this);
   }
 
   private async startFlush(index: number, alone = false): Promise<void> {
@@ -162,6 +180,8 @@ export class WriteBuffer {
     const chunk = this.dirty.get(index);
     if (!chunk) return;
     this.dirty.delete(index);
+    const memory = this.data.writeMemory;
+    memory.storeStarted();
     const end = index * this.data.chunkSize + chunk.ranges[chunk.ranges.length - 1][1];
     const alongside = alone && this.inflight.size === 0 ? this.alongside() : undefined;
     const job = (alongside ? Promise.resolve() : this.beforeStore(end))
@@ -170,7 +190,11 @@ export class WriteBuffer {
       .catch((err: unknown) => {
         this.failure ??= err;
       })
-      .finally(() => this.inflight.delete(index));
+      .finally(() => {
+        this.inflight.delete(index);
+        memory.give(true);
+        if (this.dirty.size === 0 && this.inflight.size === 0) memory.forget(this);
+      });
     this.inflight.set(index, job);
   }
 

@@ -23,6 +23,8 @@ export interface Config {
   readonly readaheadKib: number;
   /** VOLDFS_STATE_DIR: pid and log files of background mounts. */
   readonly stateDir: string;
+  /** VOLDFS_MEMORY_MB: ceiling of the mount's caches and buffers, MiB (default 512). */
+  readonly memoryMb: number;
   /**
    * VOLDFS_TRANSLATORS: the stack for a new volume (mkfs, or a mount that formats an empty
    * store) and the one an existing volume must have. Unset: none for new volumes, any for old.
@@ -41,6 +43,7 @@ export const CONFIG_VARIABLES = [
   { name: 'VOLDFS_CACHE_SECONDS', description: 'attribute/entry cache lifetime in seconds (0 to 60)', default: '1' },
   { name: 'VOLDFS_READAHEAD_KB', description: 'kernel readahead on the mount in KiB, 0 to 65536; 0 keeps the kernel default (needs root)', default: '1024' },
   { name: 'VOLDFS_STATE_DIR', description: 'where background mounts keep pid and log files', default: '~/.local/state/voldfs' },
+  { name: 'VOLDFS_MEMORY_MB', description: 'ceiling of the caches and buffers of a mount in MiB, 64 to 1048576', default: '512' },
   { name: 'VOLDFS_TRANSLATORS', description: 'none, crypt, erasure:K+M or crypt,erasure:K+M (chosen at mkfs)', default: 'none' },
   { name: 'VOLDFS_PASSPHRASE_FILE', description: 'file holding the passphrase of an encrypted volume (else asked on the terminal)' },
   { name: 'VOLDFS_HEARTBEAT_SECONDS', description: 'how often a mount renews its session in the volume (voldfs status shows it stale after three missed)', default: '15' },
@@ -72,6 +75,11 @@ export function parseConfig(env: Env): Config {
   if (!Number.isInteger(readaheadKib) || readaheadKib < 0 || readaheadKib > 65536) {
     throw new ConfigError(`VOLDFS_READAHEAD_KB=${readaheadText} must be a whole number of KiB from 0 to 65536 (0 keeps the kernel's)`);
   }
+  const memoryText = env.VOLDFS_MEMORY_MB?.trim() || '512';
+  const memoryMb = Number(memoryText);
+  if (!Number.isInteger(memoryMb) || memoryMb < 64 || memoryMb > 1_048_576) {
+    throw new ConfigError(`VOLDFS_MEMORY_MB=${memoryText} must be a whole number of MiB from 64 to 1048576`);
+  }
   const stateDir = parseStateDir(env);
   const translatorText = env.VOLDFS_TRANSLATORS?.trim();
   const translators = translatorText ? parseTranslatorRequest(translatorText, 'VOLDFS_TRANSLATORS') : undefined;
@@ -81,7 +89,7 @@ export function parseConfig(env: Env): Config {
   if (!Number.isFinite(heartbeatSeconds) || heartbeatSeconds < 0.1 || heartbeatSeconds > 3600) {
     throw new ConfigError(`VOLDFS_HEARTBEAT_SECONDS=${heartbeatText} must be a number of seconds from 0.1 to 3600`);
   }
-  return Object.freeze({ db, backendOptions: backend.parseOptions(env), volume, logLevel, cacheSeconds, readaheadKib, stateDir, translators, heartbeatSeconds, metrics });
+  return Object.freeze({ db, backendOptions: backend.parseOptions(env), volume, logLevel, cacheSeconds, readaheadKib, stateDir, memoryMb, translators, heartbeatSeconds, metrics });
 }
 
 function parseMetricsAddress(text: string | undefined): Config['metrics'] {

@@ -39,6 +39,7 @@ export async function serve(
       log,
       prefix: `${config.volume}:`,
       cacheTtlMs: config.cacheSeconds * 1000,
+      memoryBytes: config.memoryMb * 1024 * 1024,
       translators: config.translators,
       passphrase,
     });

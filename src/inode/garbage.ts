@@ -4,7 +4,7 @@ import type { KvStore } from '../backends/kv-store.js';
 import { IF_ABSENT } from '../backends/kv-store.js';
 import { decodeRecord, encodeRecord } from '../cas/record-codec.js';
 import type { FileData } from '../chunk/file-data.js';
-import { isInline, mapBounded } from '../chunk/file-data.js';
+import { mapBounded } from '../chunk/file-data.js';
 import type { BlockRef, BlockStore } from '../translators/block-store.js';
 import type { VolumeKeys } from './keys.js';
 import type { GarbageRecord } from './records.js';
@@ -34,6 +34,9 @@ export class GarbageCollector {
   private readonly graceMs: number;
   private readonly batchMs: number;
   private fileData: FileData | undefined;
+  /** Keys of garbage records whose time has come, waiting for a collection slot. */
+  private readonly due: string[] = [];
+  private collecting = 0;
 
   constructor(private readonly options: GarbageOptions) {
     this.graceMs = options.graceMs ?? 30_000;
@@ -69,6 +72,7 @@ export class GarbageCollector {
     await this.writeBatch();
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
+    this.due.splice(0);
     await Promise.all(this.running);
   }
 
@@ -79,48 +83,58 @@ export class GarbageCollector {
     const record = decodeRecord<GarbageRecord>(key, found.value);
     if (record.notBefore > now) return false;
     await mapBounded(record.blocks ?? [], 16, (ref) => this.options.blocks.delete(ref));
-    for (const { ino, size } of record.inodes ?? []) await this.deleteInodeData(ino, size);
+    for (const { ino } of record.inodes ?? []) await this.deleteInodeData(ino);
     await this.options.store.delete(key, { kind: 'ifVersion', version: found.version });
     return true;
   }
 
-  private async deleteInodeData(ino: number, size: number): Promise<void> {
-    if (!this.fileData) return;
-    const chunks = Math.ceil(size / this.fileData.chunkSize);
-    const indexes = Array.from({ length: chunks }, (_, i) => i);
-    const refs = await this.fileData.chunkRefs(ino, indexes);
-    await mapBounded(indexes, 16, async (i) => {
-      const ref = refs[i];
-      if (ref && !isInline(ref)) await this.options.blocks.delete(ref);
-      await this.options.store.delete(this.options.keys.chunkMap(ino, i));
-    });
+  private async deleteInodeData(ino: number): Promise<void> {
+    await this.fileData?.deleteAll(ino, (ref) => this.options.blocks.delete(ref));
   }
 
   private async writeBatch(): Promise<void> {
-    if (this.pendingBlocks.length === 0) return;
-    const blocks = this.pendingBlocks.splice(0);
-    const key = this.options.keys.garbage(newGarbageId());
-    const record: GarbageRecord = { notBefore: Date.now() + this.graceMs, blocks };
-    try {
-      await this.options.store.put(key, encodeRecord(record), IF_ABSENT);
-      this.schedule(key, this.graceMs);
-    } catch (err) {
-      this.options.log.warn({ err, blocks: blocks.length }, 'could not record replaced blocks; fsck will find them');
+    while (this.pendingBlocks.length > 0) {
+      // One record per batch of blocks, so that a burst of replaced blocks never makes a record
+      // larger than the store takes.
+      const blocks = this.pendingBlocks.splice(0, MAX_BLOCKS_PER_RECORD);
+      const key = this.options.keys.garbage(newGarbageId());
+      const record: GarbageRecord = { notBefore: Date.now() + this.graceMs, blocks };
+      try {
+        await this.options.store.put(key, encodeRecord(record), IF_ABSENT);
+        this.schedule(key, this.graceMs);
+      } catch (err) {
+        this.options.log.warn({ err, blocks: blocks.length }, 'could not record replaced blocks; fsck will find them');
+      }
     }
   }
 
   private schedule(key: string, delayMs: number): void {
     const timer = setTimeout(() => {
       this.timers.delete(timer);
-      this.track(
-        this.collect(key).then(
-          () => undefined,
-          (err: unknown) => this.options.log.warn({ err, key }, 'garbage collection failed; fsck will retry'),
-        ),
-      );
+      this.due.push(key);
+      this.collectDue();
     }, delayMs + 100);
     timer.unref();
     this.timers.add(timer);
+  }
+
+  /** Collects due records, a few at a time: thousands of files deleted together come due together. */
+  private collectDue(): void {
+    while (this.collecting < MAX_COLLECTIONS && this.due.length > 0) {
+      const key = this.due.shift() as string;
+      this.collecting++;
+      this.track(
+        this.collect(key)
+          .then(
+            () => undefined,
+            (err: unknown) => this.options.log.warn({ err, key }, 'garbage collection failed; fsck will retry'),
+          )
+          .finally(() => {
+            this.collecting--;
+            this.collectDue();
+          }),
+      );
+    }
   }
 
   private track(job: Promise<void>): void {
@@ -128,6 +142,11 @@ export class GarbageCollector {
     void job.finally(() => this.running.delete(job));
   }
 }
+
+/** Blocks listed by one garbage record: a few hundred KiB at most, with erasure placements. */
+export const MAX_BLOCKS_PER_RECORD = 2048;
+/** Garbage records collected at once. */
+const MAX_COLLECTIONS = 4;
 
 function newGarbageId(): string {
   return `${Date.now().toString(36)}.${randomBytes(6).toString('base64url')}`;

@@ -30,6 +30,10 @@ export class VolumeKeys {
   chunkMap(ino: number, chunkIndex: number): string {
     return `${this.prefix}c:${ino}:${chunkIndex}`;
   }
+  /** A record of the bitmap tree naming which chunks of a file may exist (src/chunk/chunk-index.ts). */
+  chunkIndex(ino: number, level: number, group: number): string {
+    return `${this.prefix}x:${ino}:${level}:${group}`;
+  }
   blockPrefix(): string {
     return `${this.prefix}b:`;
   }

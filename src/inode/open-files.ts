@@ -7,8 +7,32 @@ import { isDir, isReg, type InodeRecord } from './records.js';
 import { now, type Timespec } from './timespec.js';
 import type { Volume } from './volume.js';
 
-/** Largest file size: chunk indexes and offsets stay exact in doubles. */
-export const MAX_FILE_SIZE = 2 ** 50;
+/**
+ * Largest file size, 2^53 - 1 bytes (8 PiB): offsets reach voldfs as doubles, exact up to here.
+ * Writes and truncates past it answer EFBIG.
+ */
+export const MAX_FILE_SIZE = Number.MAX_SAFE_INTEGER;
+
+/**
+ * Chunk refs an open file remembers: a read through a huge sparse file would otherwise keep one
+ * per chunk it passed. Enough for the readahead window and a cache's worth of 1 MiB chunks.
+ */
+const MAX_REMEMBERED_REFS = 4096;
+
+/** A Map that forgets its oldest entry past `limit` entries. */
+class BoundedMap<K, V> extends Map<K, V> {
+  constructor(private readonly limit: number) {
+    super();
+  }
+
+  override set(key: K, value: V): this {
+    if (!this.has(key) && this.size >= this.limit) {
+      const oldest = this.keys().next();
+      if (!oldest.done) this.delete(oldest.value);
+    }
+    return super.set(key, value);
+  }
+}
 
 /** What this mount knows of a file while it has it open. */
 class OpenInode {
@@ -23,7 +47,7 @@ class OpenInode {
   growing: Promise<void> | undefined;
   mtime: Timespec | undefined;
   /** Chunk refs read while open; dropped when this mount rewrites the chunk. */
-  readonly refs = new Map<number, ChunkRef | undefined>();
+  readonly refs = new BoundedMap<number, ChunkRef | undefined>(MAX_REMEMBERED_REFS);
   readonly buffer: WriteBuffer;
   /** End of the last read, to recognise sequential reads for readahead. */
   lastReadEnd = -1;
@@ -178,6 +202,22 @@ export class OpenFiles {
     state.mtime = now();
     await state.buffer.write(offset, data);
     return data.length;
+  }
+
+  /**
+   * lseek(2) SEEK_DATA (`what` 'data') and SEEK_HOLE ('hole'): the first offset at or after
+   * `offset` in data, or in a hole (the end of the file is one). Writes buffered here are
+   * stored first, so that they count. Costs the chunks the file holds from `offset`.
+   * @throws FsError ENXIO when `offset` is negative, at or past the end, or no data follows it;
+   *   EBADF for an unknown handle
+   */
+  async seek(fh: number, offset: number, what: 'data' | 'hole'): Promise<number> {
+    const state = this.stateOf(fh);
+    await state.buffer.flush();
+    const { data } = this.volume;
+    const found = what === 'data' ? await data.seekData(state.ino, offset, state.size) : await data.seekHole(state.ino, offset, state.size);
+    if (found === undefined) throw new FsError('ENXIO');
+    return found;
   }
 
   /**

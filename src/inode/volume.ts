@@ -18,11 +18,13 @@ import { FsError } from './fs-error.js';
 import { GarbageCollector } from './garbage.js';
 import { InodeAllocator } from './inode-allocator.js';
 import { LossDetector } from './loss-detector.js';
+import { DEFAULT_MEMORY_BYTES, shareMemory } from './memory-ceiling.js';
 import { VolumeKeys } from './keys.js';
 import { ROOT_INO, S_IFDIR, type InodeRecord, type SuperblockRecord } from './records.js';
 import { now } from './timespec.js';
 
-export const VOLUME_FORMAT = 1;
+/** 2: files have a chunk index (src/chunk/chunk-index.ts), which format 1 volumes lack. */
+export const VOLUME_FORMAT = 2;
 const MAX_CHUNK = 1024 * 1024;
 
 /** Where a volume lives and how to unlock it. */
@@ -54,7 +56,12 @@ export interface VolumeOptions extends VolumeStores {
   /** Attribute / entry cache lifetime, ms. */
   readonly cacheTtlMs?: number;
   readonly graceMs?: number;
-  /** Bytes of file blocks kept in memory for reads; default FileData's (256 MiB). */
+  /**
+   * Ceiling of the mount's caches and buffers, shared out by {@link shareMemory}. Default
+   * {@link DEFAULT_MEMORY_BYTES}.
+   */
+  readonly memoryBytes?: number;
+  /** Bytes of file blocks kept in memory for reads; default half of `memoryBytes`. */
   readonly blockCacheBytes?: number;
   /** Chunks up to this size live in their chunk map record; default FileData's, 0 never. */
   readonly inlineMaxBytes?: number;
@@ -120,7 +127,8 @@ export class Volume {
     const { superblock, meta, blocks, keys } = opened;
     const cacheTtlMs = options.cacheTtlMs ?? 1000;
     // lru-cache reads a ttl of 0 as "forever": never let "no caching" become that.
-    const cache = new RecordCache({ ttlMs: Math.max(1, cacheTtlMs) });
+    const shares = shareMemory(options.memoryBytes ?? DEFAULT_MEMORY_BYTES, superblock.chunkSize);
+    const cache = new RecordCache({ ttlMs: Math.max(1, cacheTtlMs), maxBytes: shares.recordCacheBytes });
     // Every insert rewrites a whole leaf: small leaves keep creates cheap in big directories.
     const loss = new LossDetector(meta, keys, { replicated: replicasOf(superblock) > 1 });
     const dirs = new DirectoryTree(keys, Math.min(8 * 1024, Math.floor(meta.capabilities.maxValueBytes / 4)), loss);
@@ -132,10 +140,13 @@ export class Volume {
       cache,
       blocks,
       chunkKey: (ino, i) => keys.chunkMap(ino, i),
+      indexKey: (ino, level, group) => keys.chunkIndex(ino, level, group),
       volumeId: superblock.volumeId,
       chunkSize: superblock.chunkSize,
       retire: (refs) => garbage.retire(refs),
-      blockCacheBytes: options.blockCacheBytes,
+      blockCacheBytes: options.blockCacheBytes ?? shares.blockCacheBytes,
+      pooledBlocks: shares.pooledBlocks,
+      writeBufferBytes: shares.writeBufferBytes,
       inlineMaxBytes: options.inlineMaxBytes,
       checkMissing: (key) => loss.checkMissing(key, 'chunk map'),
     });

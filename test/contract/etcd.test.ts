@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe } from 'vitest';
 import { httpBackend } from '../../src/backends/kv-http/index.js';
 import { startEtcd, type EtcdServers } from '../helpers/etcd-servers.js';
+import { describeChunkIndexContract } from './chunk-index-contract.js';
 import { describeKvStoreContract } from './kv-store-contract.js';
 
 const expected = { maxValueBytes: 1024 * 1024, atomicCommit: true, scan: true, maxCommitOps: 128, domains: 1 };
@@ -15,11 +16,13 @@ for (const mode of ['single', 'cluster'] as const) {
       await servers?.stop();
     });
 
+    const open = () =>
+      httpBackend.create(httpBackend.parseOptions({ ...servers.env, VOLDFS_HTTP_TIMEOUT_MS: '3000', VOLDFS_HTTP_RETRY_MS: '1000' }));
+    // Before the contract: its last test stops the servers.
+    describeChunkIndexContract(`http/etcd (${mode === 'single' ? '1 member' : '3 members'})`, open);
+
     describeKvStoreContract(`http/etcd (${mode === 'single' ? '1 member' : '3 members'})`, {
-      open: () =>
-        httpBackend.create(
-          httpBackend.parseOptions({ ...servers.env, VOLDFS_HTTP_TIMEOUT_MS: '3000', VOLDFS_HTTP_RETRY_MS: '1000' }),
-        ),
+      open,
       breakStore: async () => {
         for (let i = 0; i < servers.urls.length; i++) await servers.kill(i);
       },

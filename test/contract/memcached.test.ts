@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe } from 'vitest';
 import { memcachedBackend } from '../../src/backends/memcached/index.js';
 import type { KvStore } from '../../src/backends/kv-store.js';
 import { startMemcachedServers, type MemcachedPool } from '../helpers/memcached-servers.js';
+import { describeChunkIndexContract } from './chunk-index-contract.js';
 import { describeKvStoreContract } from './kv-store-contract.js';
 
 /** -I 1m: 1048576 bytes per item, minus 250 for the longest key and 59 of item overhead. */
@@ -25,6 +26,9 @@ function contractOnPool(label: string, servers: number): void {
         memcachedBackend.parseOptions({ VOLDFS_MC_SERVERS: pool.serversValue, VOLDFS_MC_TIMEOUT_MS: String(TIMEOUT_MS) }),
       );
     };
+
+    // Before the contract: its last test stops the servers.
+    describeChunkIndexContract(label, open);
 
     describeKvStoreContract(label, {
       open,

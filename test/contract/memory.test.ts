@@ -1,5 +1,8 @@
 import { MemoryStore } from '../../src/backends/memory/index.js';
+import { describeChunkIndexContract } from './chunk-index-contract.js';
 import { describeKvStoreContract } from './kv-store-contract.js';
+
+describeChunkIndexContract('memory', async () => new MemoryStore());
 
 describeKvStoreContract('memory', {
   open: async () => new MemoryStore(),

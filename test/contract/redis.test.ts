@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe } from 'vitest';
 import { redisBackend } from '../../src/backends/redis/index.js';
 import { startRedis, type RedisServers } from '../helpers/redis-servers.js';
+import { describeChunkIndexContract } from './chunk-index-contract.js';
 import { describeKvStoreContract } from './kv-store-contract.js';
 
 const MAX_VALUE_BYTES = 4 * 1024 * 1024;
@@ -14,8 +15,12 @@ describe('redis, single server', () => {
     await servers?.stop();
   });
 
+  const open = () => redisBackend.create(redisBackend.parseOptions({ ...servers.env, VOLDFS_REDIS_TIMEOUT_MS: '2000' }));
+  // Before the contract: its last test stops the servers.
+  describeChunkIndexContract('redis (single server)', open);
+
   describeKvStoreContract('redis (single server)', {
-    open: () => redisBackend.create(redisBackend.parseOptions({ ...servers.env, VOLDFS_REDIS_TIMEOUT_MS: '2000' })),
+    open,
     breakStore: async () => {
       for (const port of servers.ports) await servers.kill(port);
     },
@@ -32,11 +37,12 @@ describe('redis, cluster of 3 masters and 3 replicas', () => {
     await servers?.stop();
   });
 
+  const open = () =>
+    redisBackend.create(redisBackend.parseOptions({ ...servers.env, VOLDFS_REDIS_TIMEOUT_MS: '2000', VOLDFS_REDIS_RETRY_MS: '3000' }));
+  describeChunkIndexContract('redis (cluster)', open);
+
   describeKvStoreContract('redis (cluster)', {
-    open: () =>
-      redisBackend.create(
-        redisBackend.parseOptions({ ...servers.env, VOLDFS_REDIS_TIMEOUT_MS: '2000', VOLDFS_REDIS_RETRY_MS: '3000' }),
-      ),
+    open,
     breakStore: async () => {
       for (const port of servers.ports) await servers.kill(port);
     },

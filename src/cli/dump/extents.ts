@@ -74,12 +74,10 @@ export async function* dataPieces(fs: FileSystem, fh: number, size: number): Asy
 }
 
 async function seek(fs: FileSystem, fh: number, offset: number, what: 'data' | 'hole'): Promise<number | undefined> {
-  const files = fs.files as unknown as { seek?: (fh: number, offset: number, what: 'data' | 'hole') => Promise<number> };
-  if (!files.seek) return what === 'data' ? offset : undefined;
   try {
-    return await files.seek(fh, offset, what);
+    return await fs.files.seek(fh, offset, what);
   } catch (err) {
-    if (err instanceof FsError && (err.code as string) === 'ENXIO') return undefined;
+    if (err instanceof FsError && err.code === 'ENXIO') return undefined;
     throw err;
   }
 }

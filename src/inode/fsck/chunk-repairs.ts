@@ -74,6 +74,7 @@ export async function deleteOrphan(
   dirNodes: readonly string[],
   chunkIndexes: readonly number[],
   keep: ReadonlySet<string>,
+  indexRecords: readonly string[] = [],
 ): Promise<RepairResult> {
   const key = ctx.target.keys.inode(ino);
   const removed = await transact(ctx.target.meta, undefined, async (tx) => {
@@ -83,6 +84,7 @@ export async function deleteOrphan(
   });
   for (const node of dirNodes) await ctx.target.meta.delete(node);
   const maps = await deleteChunkMaps(ctx, ino, chunkIndexes, keep);
+  await deleteChunkIndex(ctx, ino, indexRecords);
   if (!removed && dirNodes.length === 0 && maps === 0) return { outcome: 'gone', done: 'already gone' };
   const parts = [removed ? 'inode deleted' : 'inode already gone'];
   if (dirNodes.length > 0) parts.push(`${dirNodes.length} directory nodes deleted`);
@@ -111,22 +113,42 @@ export async function dropHiddenName(ctx: FsckContext, dir: number, name: string
   });
   if (!dead) return { outcome: 'gone', done: 'the name is gone' };
   if (dead.nlink > 0) return { outcome: 'repaired', done: `name removed, ${dead.nlink} links left` };
-  const chunkSize = ctx.chunkSize ?? 1;
-  const indexes = await chunkIndexesOf(ctx, ino, Math.ceil(dead.size / chunkSize));
+  const indexes = await chunkIndexesOf(ctx, ino);
   const maps = await deleteChunkMaps(ctx, ino, indexes, new Set());
+  await deleteChunkIndex(ctx, ino);
   return { outcome: 'repaired', done: `name removed; the file had no other name: inode and ${maps} chunk maps with their blocks deleted` };
 }
 
-/** Chunk indexes of an inode: every map a scan lists (past the end too), else those below `chunks`. */
-async function chunkIndexesOf(ctx: FsckContext, ino: number, chunks: number): Promise<number[]> {
-  const below = Array.from({ length: chunks }, (_, i) => i);
+/** Chunk indexes of an inode: every map a scan lists (past the end too), else every map its chunk index names. */
+async function chunkIndexesOf(ctx: FsckContext, ino: number): Promise<number[]> {
   const scan = ctx.target.meta.scan?.bind(ctx.target.meta);
-  if (!scan) return below;
+  if (!scan) return presentChunks(ctx, ino);
   const prefix = ctx.target.keys.chunkMap(ino, 0).slice(0, -1);
-  const listed = new Set(below);
+  const listed: number[] = [];
   for await (const key of scan(prefix)) {
     const index = Number(key.slice(prefix.length));
-    if (Number.isSafeInteger(index)) listed.add(index);
+    if (Number.isSafeInteger(index)) listed.push(index);
   }
-  return [...listed];
+  return listed;
+}
+
+/** Chunk maps of an inode that exist, as its chunk index names them. */
+export async function presentChunks(ctx: FsckContext, ino: number): Promise<number[]> {
+  const out: number[] = [];
+  for await (const present of ctx.chunkIndex.presentChunks(ino, 0)) out.push(...present);
+  return out;
+}
+
+/** Deletes every record of a dead inode's chunk index (after its chunk maps). */
+export async function deleteChunkIndex(ctx: FsckContext, ino: number, known: readonly string[] = []): Promise<number> {
+  const keys = new Set([...(await ctx.chunkIndex.recordKeys(ino).catch(rethrowUnlessIntegrity)), ...known]);
+  let deleted = 0;
+  for (const key of keys) if (await ctx.target.meta.delete(key)) deleted++;
+  return deleted;
+}
+
+/** An undecodable index record is deleted with the others that a scan listed. */
+function rethrowUnlessIntegrity(err: unknown): string[] {
+  if (err instanceof IntegrityError) return [];
+  throw err;
 }

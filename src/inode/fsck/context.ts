@@ -1,5 +1,7 @@
 import type { KvStore, VersionedValue } from '../../backends/kv-store.js';
 import { mapBounded } from '../../chunk/file-data.js';
+import { ChunkIndex } from '../../chunk/chunk-index.js';
+import { transact } from '../../cas/transaction.js';
 import { DirectoryTree } from '../directory-tree.js';
 import type { ProblemList } from './problems.js';
 import type { FsckTarget } from './target.js';
@@ -89,6 +91,8 @@ export class FsckContext {
   readonly allocatorMargin: number;
   /** Directory operations inside repair transactions. */
   readonly dirs: DirectoryTree;
+  /** Which chunks of a file may exist: how file data is found where the store cannot list keys. */
+  readonly chunkIndex: ChunkIndex;
   readonly counts: FsckCounts = emptyCounts();
   /** What could not be checked or judged, for the report. */
   readonly notes: string[] = [];
@@ -111,6 +115,13 @@ export class FsckContext {
     this.allocatorMargin = options.allocatorMargin ?? 2 ** 20;
     // As Volume.open sizes leaves; only matters when a repair rewrites a leaf that then splits.
     this.dirs = new DirectoryTree(target.keys, Math.min(32 * 1024, Math.floor(target.meta.capabilities.maxValueBytes / 4)));
+    const { meta, keys } = target;
+    this.chunkIndex = new ChunkIndex({
+      store: meta,
+      indexKey: (ino, level, group) => keys.chunkIndex(ino, level, group),
+      chunkKey: (ino, i) => keys.chunkMap(ino, i),
+      transact: (body) => transact(meta, undefined, body),
+    });
   }
 
   get chunkSize(): number | undefined {

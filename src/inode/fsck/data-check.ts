@@ -37,10 +37,8 @@ export class DataChecker {
       if (this.census) {
         for (const index of this.census.chunkMaps.get(file.ino) ?? []) if (index < chunks) wanted.push({ file, index });
       } else {
-        for (let index = 0; index < chunks; index++) wanted.push({ file, index });
-        // Without a scan only the likeliest leftover is found: the chunk just past the end,
-        // written by a mount that crashed before it stored the new size.
-        wanted.push({ file, index: chunks });
+        // Without a scan the file's chunk index names its chunk maps, past the end too.
+        for (const index of await this.indexedChunks(file)) wanted.push({ file, index });
       }
     }
     const { keys, meta } = this.ctx.target;
@@ -72,6 +70,24 @@ export class DataChecker {
       maps.push({ file, index, ref });
     });
     await mapBounded(maps, this.ctx.concurrency, (m) => this.checkBlock(m));
+  }
+
+  /** Chunk maps the file's chunk index names; an undecodable index is reported, and names none. */
+  private async indexedChunks(file: FileToCheck): Promise<number[]> {
+    const found: number[] = [];
+    try {
+      for await (const present of this.ctx.chunkIndex.presentChunks(file.ino, 0)) found.push(...present);
+      return found;
+    } catch (err) {
+      if (!(err instanceof IntegrityError)) throw err;
+      this.ctx.problems.add({
+        kind: 'chunk-index-bad',
+        path: file.path,
+        ino: file.ino,
+        what: `the file's chunk index cannot be read (${err.message}): chunk maps it names past chunk ${found.at(-1) ?? 0} were not checked`,
+      });
+      return found;
+    }
   }
 
   private pastEnd(file: FileToCheck, index: number, ref: ChunkRef): void {

@@ -3,7 +3,7 @@ import { IntegrityError } from '../../backends/errors.js';
 import { decodeRecord } from '../../cas/record-codec.js';
 import { mapBounded } from '../../chunk/file-data.js';
 import type { GarbageRecord } from '../records.js';
-import { deleteChunkMaps } from './chunk-repairs.js';
+import { deleteChunkIndex, deleteChunkMaps } from './chunk-repairs.js';
 import type { FsckContext } from './context.js';
 import type { KeyCensus } from './key-census.js';
 import { FIX_ORDER } from './problems.js';
@@ -92,14 +92,14 @@ async function collectGarbage(
       else await blocks.delete(ref);
     });
   }
-  for (const { ino, size } of entry.record.inodes ?? []) {
+  for (const { ino } of entry.record.inodes ?? []) {
     if (inodeExists(ino) || (await meta.get(ctx.target.keys.inode(ino)))) {
       kept.push(`inode ${ino}`);
       continue;
     }
-    const chunkSize = ctx.chunkSize ?? 1;
-    const indexes = census.chunkMaps.get(ino) ?? Array.from({ length: Math.ceil(size / chunkSize) }, (_, i) => i);
-    await deleteChunkMaps(ctx, ino, indexes, referenced);
+    // The scan listed every chunk map: what the file's size says is no bound on what exists.
+    await deleteChunkMaps(ctx, ino, census.chunkMaps.get(ino) ?? [], referenced);
+    await deleteChunkIndex(ctx, ino, census.chunkIndexes.get(ino));
   }
   await meta.delete(entry.key, ifVersion(entry.version));
   ctx.counts.garbageCollected++;

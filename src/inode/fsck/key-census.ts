@@ -8,6 +8,8 @@ export interface KeyCensus {
   readonly dirNodes: Map<number, string[]>;
   /** Chunk indexes that have a chunk map, by inode. */
   readonly chunkMaps: Map<number, number[]>;
+  /** Keys of chunk index records, by inode. */
+  readonly chunkIndexes: Map<number, string[]>;
   /** Keys of garbage records. */
   readonly garbage: string[];
 }
@@ -28,7 +30,7 @@ const REPORT_EVERY = 10_000;
 export async function scanMetadata(ctx: FsckContext): Promise<KeyCensus | undefined> {
   const { meta, keys } = ctx.target;
   if (!meta.scan) return undefined;
-  const census: KeyCensus = { inodes: new Set(), dirNodes: new Map(), chunkMaps: new Map(), garbage: [] };
+  const census: KeyCensus = { inodes: new Set(), dirNodes: new Map(), chunkMaps: new Map(), chunkIndexes: new Map(), garbage: [] };
   const prefix = keys.prefix;
   for await (const key of meta.scan(prefix)) {
     if (++ctx.counts.keysScanned % REPORT_EVERY === 0) ctx.report();
@@ -46,6 +48,10 @@ export async function scanMetadata(ctx: FsckContext): Promise<KeyCensus | undefi
       const ino = colon > 0 ? wholeNumber(rest.slice(2, colon)) : undefined;
       const index = colon > 0 ? wholeNumber(rest.slice(colon + 1)) : undefined;
       if (ino !== undefined && index !== undefined) push(census.chunkMaps, ino, index);
+    } else if (kind === 'x:') {
+      const colon = rest.indexOf(':', 2);
+      const ino = colon > 0 ? wholeNumber(rest.slice(2, colon)) : undefined;
+      if (ino !== undefined) push(census.chunkIndexes, ino, key);
     } else if (kind === 'g:') {
       census.garbage.push(key);
     }

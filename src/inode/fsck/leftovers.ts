@@ -2,7 +2,9 @@ import { IntegrityError } from '../../backends/errors.js';
 import { decodeRecord } from '../../cas/record-codec.js';
 import { isInline } from '../../chunk/file-data.js';
 import { isReg, type InodeRecord } from '../records.js';
-import { chunkRefOf, deleteChunkMaps, deleteOrphan, deleteRawRecords } from './chunk-repairs.js';
+import { transact } from '../../cas/transaction.js';
+import { GROUP_CHUNKS } from '../../chunk/chunk-index.js';
+import { chunkRefOf, deleteChunkIndex, deleteChunkMaps, deleteOrphan, deleteRawRecords, presentChunks } from './chunk-repairs.js';
 import type { FsckContext } from './context.js';
 import type { GarbageState } from './garbage-check.js';
 import type { BlockCensus, KeyCensus } from './key-census.js';
@@ -27,6 +29,7 @@ export async function checkLeftovers(
 ): Promise<{ orphans: Set<number>; leftoverRefs: Set<string> }> {
   const orphans = await findOrphans(ctx, census, walk, live);
   const leftoverRefs = await checkChunkMaps(ctx, census, walk, live, garbage, orphans);
+  await checkChunkIndexes(ctx, census, walk, garbage, orphans);
   checkDirNodes(ctx, census, walk, orphans);
   return { orphans, leftoverRefs };
 }
@@ -57,9 +60,10 @@ async function findOrphans(ctx: FsckContext, census: KeyCensus, walk: WalkResult
       : 'undecodable inode record not reachable from the root';
     const nodes = census.dirNodes.get(ino) ?? [];
     const maps = census.chunkMaps.get(ino) ?? [];
+    const index = census.chunkIndexes.get(ino) ?? [];
     ctx.problems.add(
       { kind: 'orphan-inode', ino, key: keys[i], what },
-      { order: FIX_ORDER.orphans, offlineOnly: true, run: () => deleteOrphan(ctx, ino, nodes, maps, live) },
+      { order: FIX_ORDER.orphans, offlineOnly: true, run: () => deleteOrphan(ctx, ino, nodes, maps, live, index) },
     );
   });
   return orphans;
@@ -159,6 +163,67 @@ function goneVerifier(ctx: FsckContext, inos: number[]): () => Promise<Set<numbe
     })();
     return verified;
   };
+}
+
+/**
+ * The chunk index of every inode the scan found chunk maps of must name them all (else truncate
+ * and delete would miss them); index records of inodes that are gone are leftovers.
+ */
+async function checkChunkIndexes(
+  ctx: FsckContext,
+  census: KeyCensus,
+  walk: WalkResult,
+  garbage: GarbageState,
+  orphans: ReadonlySet<number>,
+): Promise<void> {
+  for (const [ino, indexes] of census.chunkMaps) {
+    const needed = indexes.filter((i) => i >= GROUP_CHUNKS);
+    if (needed.length === 0) continue;
+    let named: Set<number>;
+    try {
+      named = new Set(await presentChunks(ctx, ino));
+    } catch (err) {
+      if (!(err instanceof IntegrityError)) throw err;
+      named = new Set();
+    }
+    const unnamed = needed.filter((i) => !named.has(i));
+    if (unnamed.length === 0) continue;
+    const file = walk.files.get(ino);
+    ctx.problems.add(
+      {
+        kind: 'chunk-index-missing',
+        path: file?.path,
+        ino,
+        what: `${unnamed.length} chunk maps (from chunk ${Math.min(...unnamed)}) are missing from the file's chunk index: truncate and delete would leave them`,
+      },
+      // Setting bits is always safe: a bit names a chunk that may exist.
+      { order: FIX_ORDER.chunkMaps - 1, run: () => indexChunks(ctx, ino, unnamed) },
+    );
+  }
+  const verify = goneVerifier(ctx, [...census.chunkIndexes.keys()]);
+  for (const [ino, recordKeys] of census.chunkIndexes) {
+    if (reached(walk, ino) || orphans.has(ino) || garbage.inodes.has(ino) || census.chunkMaps.has(ino)) continue;
+    ctx.problems.add(
+      { kind: 'orphan-chunk-index', ino, what: `${recordKeys.length} chunk index records of inode ${ino}, which no longer exists and has no chunk maps` },
+      {
+        order: FIX_ORDER.chunkMaps,
+        run: async () => {
+          if (!(await verify()).has(ino)) return { outcome: 'gone', done: 'the inode exists or a garbage record lists it now' };
+          return deleted(await deleteChunkIndex(ctx, ino, recordKeys), 'chunk index records');
+        },
+      },
+    );
+  }
+}
+
+/** Sets the index bits of chunk maps, one transaction per chunk map (each a few small records). */
+async function indexChunks(ctx: FsckContext, ino: number, indexes: readonly number[]): Promise<RepairResult> {
+  // Rewriting an existing bit changes nothing: one chunk per group is enough.
+  const perGroup = [...new Map(indexes.map((i) => [Math.floor(i / GROUP_CHUNKS), i])).values()];
+  for (const index of perGroup) {
+    await transact(ctx.target.meta, undefined, (tx) => ctx.chunkIndex.stageCreate(tx, ino, index, true));
+  }
+  return { outcome: 'repaired', done: `${perGroup.length} groups of chunks added to the chunk index` };
 }
 
 function checkDirNodes(ctx: FsckContext, census: KeyCensus, walk: WalkResult, orphans: ReadonlySet<number>): void {
