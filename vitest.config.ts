@@ -1,15 +1,58 @@
 import { defineConfig } from 'vitest/config';
 
+/**
+ * Tests by tier, run in this order by `npm test` (every tier) or one at a time with
+ * `npm run test:unit`, `test:contract`, `test:e2e`, `test:long`:
+ * - unit: the layers on the in-memory store, files in parallel, about a minute;
+ * - contract: the store contract and the backends against real servers started on loopback;
+ * - e2e: real FUSE mounts compared with a local directory;
+ * - long: crash matrices, multi-mount stress, distributed faults and proofs (minutes each).
+ */
+const LONG = [
+  'test/unit/inode/large-directory.test.ts',
+  'test/e2e/huge-sparse-files.test.ts',
+  'test/e2e/crash.test.ts',
+  'test/e2e/crash-leftover-past-eof.test.ts',
+  'test/e2e/multi-mount-stress.test.ts',
+  'test/e2e/distributed-faults.test.ts',
+  'test/e2e/distributed-proof.test.ts',
+  'test/e2e/translators-proof.test.ts',
+  'test/e2e/erasure-servers.test.ts',
+  'test/e2e/memcached-full-and-lost.test.ts',
+];
+
 export default defineConfig({
   test: {
-    include: ['test/**/*.test.ts'],
     testTimeout: 60_000,
     hookTimeout: 120_000,
-    // FUSE mounts and real servers are shared machine resources: keep test files from
-    // fighting over two cores, and let each file start and stop what it needs.
-    fileParallelism: false,
     pool: 'forks',
     // One temp root per run; its teardown unmounts whatever a failed test left mounted.
     globalSetup: ['test/helpers/global-setup.ts'],
+    projects: [
+      {
+        extends: true,
+        test: { name: 'unit', include: ['test/unit/**/*.test.ts'], exclude: LONG, fileParallelism: true, sequence: { groupOrder: 0 } },
+      },
+      {
+        // Servers and FUSE mounts are shared machine resources: one file at a time, each
+        // starting and stopping what it needs.
+        extends: true,
+        test: { name: 'contract', include: ['test/contract/**/*.test.ts'], fileParallelism: false, sequence: { groupOrder: 1 } },
+      },
+      {
+        extends: true,
+        test: {
+          name: 'e2e',
+          include: ['test/e2e/**/*.test.ts', 'test/fuse-binding/**/*.test.ts'],
+          exclude: LONG,
+          fileParallelism: false,
+          sequence: { groupOrder: 2 },
+        },
+      },
+      {
+        extends: true,
+        test: { name: 'long', include: LONG, fileParallelism: false, sequence: { groupOrder: 3 } },
+      },
+    ],
   },
 });
