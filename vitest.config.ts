@@ -3,7 +3,7 @@ import { defineConfig } from 'vitest/config';
 /**
  * Tests by tier, run in this order by `npm test` (every tier) or one at a time with
  * `npm run test:unit`, `test:contract`, `test:e2e`, `test:long`:
- * - unit: the layers on the in-memory store, files in parallel, about a minute;
+ * - unit: the layers on the in-memory store (its script runs the files in parallel);
  * - contract: the store contract and the backends against real servers started on loopback;
  * - e2e: real FUSE mounts compared with a local directory;
  * - long: crash matrices, multi-mount stress, distributed faults and proofs (minutes each).
@@ -26,18 +26,19 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 120_000,
     pool: 'forks',
+    // Servers and FUSE mounts are shared machine resources: one file at a time, each starting
+    // and stopping what it needs. `npm run test:unit` runs the unit files in parallel.
+    fileParallelism: false,
     // One temp root per run; its teardown unmounts whatever a failed test left mounted.
     globalSetup: ['test/helpers/global-setup.ts'],
     projects: [
       {
         extends: true,
-        test: { name: 'unit', include: ['test/unit/**/*.test.ts'], exclude: LONG, fileParallelism: true, sequence: { groupOrder: 0 } },
+        test: { name: 'unit', include: ['test/unit/**/*.test.ts'], exclude: LONG, sequence: { groupOrder: 0 } },
       },
       {
-        // Servers and FUSE mounts are shared machine resources: one file at a time, each
-        // starting and stopping what it needs.
         extends: true,
-        test: { name: 'contract', include: ['test/contract/**/*.test.ts'], fileParallelism: false, sequence: { groupOrder: 1 } },
+        test: { name: 'contract', include: ['test/contract/**/*.test.ts'], sequence: { groupOrder: 1 } },
       },
       {
         extends: true,
@@ -45,13 +46,12 @@ export default defineConfig({
           name: 'e2e',
           include: ['test/e2e/**/*.test.ts', 'test/fuse-binding/**/*.test.ts'],
           exclude: LONG,
-          fileParallelism: false,
           sequence: { groupOrder: 2 },
         },
       },
       {
         extends: true,
-        test: { name: 'long', include: LONG, fileParallelism: false, sequence: { groupOrder: 3 } },
+        test: { name: 'long', include: LONG, sequence: { groupOrder: 3 } },
       },
     ],
   },
