@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { KvStore } from '../../src/backends/kv-store.js';
 import { CasOnlyStore, memcachedBackend } from '../../src/backends/memcached/index.js';
 import { KumofsCluster, KUMOFS_MISSING, warnIfKumofsMissing } from '../helpers/kumofs-cluster.js';
+import { KumofsStandIn } from '../helpers/kumofs-stand-in.js';
 import { startMemcachedServers, type MemcachedPool } from '../helpers/memcached-servers.js';
 import { Twemproxy } from '../helpers/twemproxy.js';
 import { describeKvStoreContract } from './kv-store-contract.js';
@@ -43,7 +44,7 @@ describe.skipIf(KUMOFS_MISSING !== undefined)('kumofs cluster of three servers',
   for (const port of ['binary', 'text'] as const) {
     describeKvStoreContract(`kumofs gateway, ${port} port`, {
       open: open(() => cluster?.[port]),
-      expected: { maxValueBytes: port === 'binary' ? KUMOFS_BINARY_MAX_VALUE_BYTES : MAX_VALUE_BYTES, atomicCommit: false, scan: false, domains: 1 },
+      expected: { maxValueBytes: port === 'binary' ? KUMOFS_BINARY_MAX_VALUE_BYTES : MAX_VALUE_BYTES, atomicCommit: false, scan: true, domains: 1 },
       spuriousConflicts: true,
     });
   }
@@ -56,6 +57,22 @@ describe.skipIf(KUMOFS_MISSING !== undefined)('kumofs cluster of three servers',
   });
 });
 
+describe('kumofs stand-in (test/helpers/kumofs-stand-in.ts, written from PROTOCOL.md)', () => {
+  let standIn: KumofsStandIn | undefined;
+  beforeAll(async () => {
+    standIn = await KumofsStandIn.start();
+  });
+  afterAll(async () => {
+    await standIn?.stop();
+  });
+  for (const port of ['binary', 'text'] as const) {
+    describeKvStoreContract(`kumofs stand-in, ${port} port`, {
+      open: open(() => standIn?.[port]),
+      expected: { maxValueBytes: port === 'binary' ? KUMOFS_BINARY_MAX_VALUE_BYTES : MAX_VALUE_BYTES, atomicCommit: false, scan: true, domains: 1 },
+    });
+  }
+});
+
 describe('memcached, text protocol (VOLDFS_MC_PROTOCOL=text)', () => {
   let pool: MemcachedPool | undefined;
   beforeAll(async () => {
@@ -66,7 +83,7 @@ describe('memcached, text protocol (VOLDFS_MC_PROTOCOL=text)', () => {
   });
   describeKvStoreContract('memcached text protocol, pool of three', {
     open: open(() => pool?.serversValue, { VOLDFS_MC_PROTOCOL: 'text' }),
-    expected: { maxValueBytes: MAX_VALUE_BYTES, atomicCommit: false, scan: false, domains: 3 },
+    expected: { maxValueBytes: MAX_VALUE_BYTES, atomicCommit: false, scan: true, domains: 3 },
     breakStore: async () => {
       await Promise.all(pool?.servers.map((s) => s.stop('SIGKILL')) ?? []);
     },
@@ -84,6 +101,6 @@ describe('twemproxy in front of three memcached servers', () => {
   });
   describeKvStoreContract('twemproxy', {
     open: open(() => proxy?.address),
-    expected: { maxValueBytes: MAX_VALUE_BYTES, atomicCommit: false, scan: false, domains: 1 },
+    expected: { maxValueBytes: MAX_VALUE_BYTES, atomicCommit: false, scan: true, domains: 1 },
   });
 });

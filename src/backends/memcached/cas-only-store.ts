@@ -3,6 +3,7 @@ import { StoreError, ValueTooLarge } from '../errors.js';
 import { UNCONDITIONAL, type KvStore, type PutResult, type StoreCapabilities, type VersionedValue, type WriteCondition } from '../kv-store.js';
 import { boundedMap } from './bounded-map.js';
 import type { CasItem, CasWire, StoreOutcome } from './cas-wire.js';
+import { KEY_LOG_PREFIX, KeyLog } from './key-log.js';
 import { encodeKey } from './keys.js';
 import { JumpHashPlacement } from './placement.js';
 import { casOfVersion, versionOfCas } from './protocol.js';
@@ -55,11 +56,15 @@ const CAS_OF_ABSENT = 1n;
  *   which fails once anyone else created it);
  * - no key voldfs deletes is ever left as a kumofs tombstone, so reusing it never trips on one.
  * Markers stay (a few dozen bytes per deleted key): the price of both guarantees.
+ *
+ * These servers cannot list their keys, so every key created (put without ifVersion) is first
+ * logged in this client's key log (key-log.ts): `scan` lists the logged keys that exist.
  */
 export class CasOnlyStore implements KvStore {
   readonly name = 'mc';
   readonly capabilities: StoreCapabilities;
   private readonly placement: JumpHashPlacement;
+  private readonly keyLog: KeyLog;
   private closed = false;
 
   constructor(
@@ -68,6 +73,7 @@ export class CasOnlyStore implements KvStore {
     itemSizeMax: number,
   ) {
     this.placement = new JumpHashPlacement(wires.length);
+    this.keyLog = new KeyLog(this);
     this.capabilities = Object.freeze({
       maxValueBytes: Math.min(itemSizeMax - 250 - 59, dialect.maxReadableBytes ?? Infinity) - FRAME_BYTES,
       atomicCommit: false,
@@ -94,6 +100,7 @@ export class CasOnlyStore implements KvStore {
     const limit = this.capabilities.maxValueBytes;
     if (value.length > limit) throw new ValueTooLarge(key, value.length, limit);
     const framed = [LIVE, value];
+    if (condition.kind !== 'ifVersion' && !key.startsWith(KEY_LOG_PREFIX)) await this.keyLog.record(key);
     let stored: boolean;
     switch (condition.kind) {
       case 'none':
@@ -130,6 +137,12 @@ export class CasOnlyStore implements KvStore {
     throw this.racing('delete', key);
   }
 
+  /** Keys starting with `prefix` that this store's clients created and that exist; not a snapshot. */
+  async *scan(prefix: string): AsyncIterable<string> {
+    this.checkOpen();
+    yield* this.keyLog.keys(prefix);
+  }
+
   async close(): Promise<void> {
     this.closed = true;
     for (const wire of this.wires) wire.close();
@@ -146,13 +159,17 @@ export class CasOnlyStore implements KvStore {
     throw this.racing('put', key);
   }
 
-  /** Create-if-absent: add, or a cas against the deleted marker (or kumofs's CAS of absence). */
+  /**
+   * Create-if-absent: add, or on kumofs a cas against CAS 1, which stores a key that never
+   * existed and fails on any record; then, over a deleted marker, a cas against its CAS.
+   */
   private async create(key: string, framed: Buffer[]): Promise<boolean> {
-    if (this.dialect.hasAdd && (await this.write(key, 'add', framed)) === 'stored') return true;
+    const first = this.dialect.hasAdd ? await this.write(key, 'add', framed) : await this.write(key, 'cas', framed, CAS_OF_ABSENT);
+    if (first === 'stored') return true;
     const item = await this.read(key);
-    if (item && isLive(item, key)) return false;
-    if (!item && this.dialect.hasAdd) return false; // deleted by someone meanwhile: a spurious conflict
-    return this.stored(key, await this.write(key, 'cas', framed, item ? item.cas : CAS_OF_ABSENT));
+    // Missing now: deleted or (kumofs) a tombstone someone else left; a conflict either way.
+    if (!item || isLive(item, key)) return false;
+    return this.stored(key, await this.write(key, 'cas', framed, item.cas));
   }
 
   /** Compare-and-swap; where cas would create a missing key, the key is read first. */
