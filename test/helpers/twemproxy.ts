@@ -27,9 +27,9 @@ export class Twemproxy {
     return `${HOST}:${this.port}`;
   }
 
-  /** Starts `servers` memcached servers (-M, 64 MiB) and nutcracker in front of them. */
-  static async start(servers = 3): Promise<Twemproxy> {
-    const pool = await startMemcachedServers(servers, { memoryMb: 64 });
+  /** Starts `servers` memcached servers (-M, `memoryMb` each, default 64) and nutcracker in front of them. */
+  static async start(servers = 3, memoryMb = 64): Promise<Twemproxy> {
+    const pool = await startMemcachedServers(servers, { memoryMb });
     const dir = await makeTempDir('twemproxy');
     try {
       for (let attempt = 0; attempt < 5; attempt++) {

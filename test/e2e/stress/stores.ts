@@ -65,7 +65,7 @@ export async function startStressStore(store: StressStore, options: StressStoreO
       return { env: { VOLDFS_DB: 'mc', VOLDFS_MC_SERVERS: port }, description: `kumofs (3 servers), gateway ${store.slice(7)} port`, stop: () => cluster.stop() };
     }
     case 'twemproxy': {
-      const proxy = await Twemproxy.start(3);
+      const proxy = await Twemproxy.start(3, options.memoryMb ?? 1024);
       return { env: { VOLDFS_DB: 'mc', VOLDFS_MC_SERVERS: proxy.address }, description: 'twemproxy over 3 memcached', stop: () => proxy.stop() };
     }
   }
