@@ -55,7 +55,17 @@ function describeFsck(label: string, servers: () => string | undefined): void {
     const kinds = online.problems.map((p) => p.kind).sort();
     expect(kinds).toEqual(expect.arrayContaining(['orphan-inode', 'unreferenced-block']));
 
+    const listedBefore = (await fx.keysUnder('', checker)).sort();
     const offline = await fsck(true);
+    // Offline, the key log is compacted to the keys that still exist: the repairs' deletions leave it.
+    expect(offline.notes.join('\n')).toMatch(/key listing compacted: \d+ keys recorded, \d+ still exist/);
+    const [, recorded, kept] = /(\d+) keys recorded, (\d+) still exist/.exec(offline.notes.join('\n')) ?? [];
+    expect(Number(kept)).toBeLessThan(Number(recorded));
+    const listedAfter = (await fx.keysUnder('', checker)).sort();
+    const present = await checker.getMany(listedBefore);
+    expect(listedAfter).toEqual(listedBefore.filter((_key, i) => present[i] !== undefined));
+    expect(listedAfter).not.toContain(stray);
+    expect(listedAfter.length).toBe(Number(kept));
     const repaired = offline.problems.filter((p) => p.action === 'repaired').map((p) => p.kind);
     expect(repaired).toEqual(expect.arrayContaining(['orphan-inode', 'unreferenced-block']));
     expect(offline.problems.filter((p) => p.action !== 'repaired')).toEqual([]);

@@ -143,6 +143,12 @@ export class CasOnlyStore implements KvStore {
     yield* this.keyLog.keys(prefix);
   }
 
+  /** Compacts the key log of `prefix`'s volume; only while nothing else writes there (fsck --offline). */
+  compactListing(prefix: string): Promise<{ before: number; after: number }> {
+    this.checkOpen();
+    return this.keyLog.compact(prefix);
+  }
+
   async close(): Promise<void> {
     this.closed = true;
     for (const wire of this.wires) wire.close();
