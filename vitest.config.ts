@@ -19,6 +19,7 @@ const LONG = [
   'test/e2e/translators-proof.test.ts',
   'test/e2e/erasure-servers.test.ts',
   'test/e2e/memcached-full-and-lost.test.ts',
+  'test/e2e/memcached-family.test.ts',
 ];
 
 export default defineConfig({

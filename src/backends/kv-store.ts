@@ -168,6 +168,15 @@ export interface KvStore {
   scan?(prefix: string): AsyncIterable<string>;
 
   /**
+   * For stores that list keys from their own record of the keys created (memcached-protocol
+   * servers without a key listing): rewrites that record for the keys under `prefix` (a
+   * volume's) so that it holds only keys that exist. Only while nothing else writes under
+   * `prefix` (fsck --offline). Optional.
+   * @returns keys recorded before and after
+   */
+  compactListing?(prefix: string): Promise<{ before: number; after: number }>;
+
+  /**
    * Waits until every write that has completed is durable (on disk, for a store that keeps
    * data on disk). Stores whose completed writes are already durable, or that have no disk,
    * leave it out. fsync(2) on a file ends here.

@@ -10,6 +10,7 @@
 import { mkdir, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { KumofsCluster, KUMOFS_MISSING, warnIfKumofsMissing } from '../helpers/kumofs-cluster.js';
 import { startMemcachedServers, type MemcachedPool } from '../helpers/memcached-servers.js';
 import { mountVoldfs } from '../helpers/mount.js';
 import { makeTempDir } from '../helpers/temp-dir.js';
@@ -36,6 +37,18 @@ const BACKENDS: Backend[] = [
       return { env: { VOLDFS_DB: 'mc', VOLDFS_MC_SERVERS: pool.serversValue }, stop: () => pool.stop() };
     },
   },
+  ...(KUMOFS_MISSING
+    ? []
+    : [
+        {
+          name: 'kumofs, 3 servers, text port (intent commits, no add, no conditional delete)',
+          minPoints: 4,
+          async start() {
+            const cluster = await KumofsCluster.start({ servers: 3 });
+            return { env: { VOLDFS_DB: 'mc', VOLDFS_MC_SERVERS: cluster.text }, stop: () => cluster.stop() };
+          },
+        },
+      ]),
   {
     name: 'lmdb (native commits)',
     minPoints: 1,
@@ -56,6 +69,7 @@ const PHASE_TIMEOUT_MS = 600_000;
 /** Data-path calls whose count depends on timing (inode updates that grow a file). */
 const isTimed = (point: string): boolean => point.startsWith('inode.put#');
 
+warnIfKumofsMissing('crash.test.ts (the kumofs crash matrix)');
 for (const backend of BACKENDS) {
   describe(`crash matrix on ${backend.name}`, () => {
     let env: Record<string, string> = {};

@@ -14,6 +14,7 @@ export const Opcode = Object.freeze({
   replace: 0x03,
   delete: 0x04,
   noop: 0x0a,
+  version: 0x0b,
   stat: 0x10,
 });
 
@@ -74,6 +75,8 @@ export interface Request {
   readonly key: Buffer;
   readonly extras?: Buffer;
   readonly value?: Buffer;
+  /** The value in several parts (sent one after the other, never concatenated); instead of `value`. */
+  readonly valueParts?: readonly Buffer[];
   /** CAS unique the server must match; 0 (default) means unconditional. */
   readonly cas?: bigint;
 }
@@ -81,7 +84,8 @@ export interface Request {
 /** The header and body parts of `request`, ready for a corked socket write. */
 export function encodeRequest(request: Request, opaque: number): Buffer[] {
   const extras = request.extras ?? Buffer.alloc(0);
-  const value = request.value ?? Buffer.alloc(0);
+  const value = request.valueParts ?? [request.value ?? Buffer.alloc(0)];
+  const valueBytes = value.reduce((sum, part) => sum + part.length, 0);
   const cas = Buffer.alloc(CAS_BYTES);
   cas.writeBigUInt64BE(request.cas ?? 0n);
   const header = memjs.Header.toBuffer({
@@ -89,11 +93,11 @@ export function encodeRequest(request: Request, opaque: number): Buffer[] {
     opcode: request.opcode,
     keyLength: request.key.length,
     extrasLength: extras.length,
-    totalBodyLength: extras.length + request.key.length + value.length,
+    totalBodyLength: extras.length + request.key.length + valueBytes,
     opaque,
     cas,
   });
-  return [header, extras, request.key, value].filter((part) => part.length > 0);
+  return [header, extras, request.key, ...value].filter((part) => part.length > 0);
 }
 
 /**

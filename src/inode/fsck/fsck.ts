@@ -152,6 +152,11 @@ export async function fsckVolume(stores: VolumeStores, options: FsckOptions = {}
         notes.push(`a garbage record not yet due could not be collected: ${err instanceof Error ? err.message : String(err)}`);
       }
     }
+    // After the repairs, so that the keys they deleted leave the listing too.
+    if (target.data.compactListing) {
+      const { before, after } = await target.data.compactListing(target.keys.prefix);
+      notes.push(`key listing compacted: ${before} keys recorded, ${after} still exist`);
+    }
   }
   ctx.phase = 'done';
   ctx.report();

@@ -1,14 +1,18 @@
 /**
  * The stores the multi-mount stress runs on, started on 127.0.0.1 (free ports) and stopped by
- * PID: a memcached pool, a Redis Cluster (3 masters + 3 replicas) or a 3-member etcd cluster.
+ * PID: a memcached pool, a Redis Cluster (3 masters + 3 replicas), a 3-member etcd cluster, a
+ * kumofs cluster of 3 servers (through its text or binary gateway port; needs ../shared/kumofs)
+ * or twemproxy in front of 3 memcached servers.
  * The driver only sees the VOLDFS_* variables that name the store and a stop function.
  */
 import { startEtcd } from '../../helpers/etcd-servers.js';
+import { KumofsCluster } from '../../helpers/kumofs-cluster.js';
 import { startMemcachedServers } from '../../helpers/memcached-servers.js';
 import { startRedis } from '../../helpers/redis-servers.js';
+import { Twemproxy } from '../../helpers/twemproxy.js';
 
 /** Store kinds of the stress test, as `scripts/stress --store` takes them. */
-export const STRESS_STORES = ['memcached', 'redis-cluster', 'etcd'] as const;
+export const STRESS_STORES = ['memcached', 'redis-cluster', 'etcd', 'kumofs-text', 'kumofs-binary', 'twemproxy'] as const;
 export type StressStore = (typeof STRESS_STORES)[number];
 
 /** Options of {@link startStressStore}. */
@@ -53,6 +57,16 @@ export async function startStressStore(store: StressStore, options: StressStoreO
     case 'etcd': {
       const cluster = await startEtcd('cluster');
       return { env: cluster.env, description: '3 etcd members', stop: () => cluster.stop() };
+    }
+    case 'kumofs-text':
+    case 'kumofs-binary': {
+      const cluster = await KumofsCluster.start({ servers: 3 });
+      const port = store === 'kumofs-text' ? cluster.text : cluster.binary;
+      return { env: { VOLDFS_DB: 'mc', VOLDFS_MC_SERVERS: port }, description: `kumofs (3 servers), gateway ${store.slice(7)} port`, stop: () => cluster.stop() };
+    }
+    case 'twemproxy': {
+      const proxy = await Twemproxy.start(3, options.memoryMb ?? 1024);
+      return { env: { VOLDFS_DB: 'mc', VOLDFS_MC_SERVERS: proxy.address }, description: 'twemproxy over 3 memcached', stop: () => proxy.stop() };
     }
   }
 }

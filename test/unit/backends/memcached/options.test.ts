@@ -62,11 +62,22 @@ describe('memcached options (VOLDFS_MC_*)', () => {
     );
   });
 
+  it('reads VOLDFS_MC_PROTOCOL (unset: probed) and VOLDFS_MC_ITEM_SIZE (default 1m, k and m suffixes)', () => {
+    expect(parseMemcachedOptions({})).toMatchObject({ protocol: undefined, itemSizeBytes: 1_048_576 });
+    expect(parseMemcachedOptions({ VOLDFS_MC_PROTOCOL: 'Text', VOLDFS_MC_ITEM_SIZE: '512k' })).toMatchObject({ protocol: 'text', itemSizeBytes: 524_288 });
+    expect(parseMemcachedOptions({ VOLDFS_MC_PROTOCOL: 'binary', VOLDFS_MC_ITEM_SIZE: '2m' })).toMatchObject({ protocol: 'binary', itemSizeBytes: 2_097_152 });
+    expect(() => parseMemcachedOptions({ VOLDFS_MC_PROTOCOL: 'ascii' })).toThrow(/VOLDFS_MC_PROTOCOL="ascii" is invalid: expected binary or text/);
+    expect(() => parseMemcachedOptions({ VOLDFS_MC_ITEM_SIZE: '1g' })).toThrow(/VOLDFS_MC_ITEM_SIZE="1g" is invalid/);
+    expect(() => parseMemcachedOptions({ VOLDFS_MC_ITEM_SIZE: '1000' })).toThrow(/from 64k to 128m/);
+  });
+
   it('is the backend registered as mc, documenting every variable it reads', () => {
     expect(memcachedBackend.name).toBe('mc');
     expect(memcachedBackend.variables.map((v) => v.name)).toEqual([
       'VOLDFS_MC_SERVERS',
       'VOLDFS_MC_TIMEOUT_MS',
+      'VOLDFS_MC_PROTOCOL',
+      'VOLDFS_MC_ITEM_SIZE',
       'VOLDFS_MC_ALLOW_EVICTION',
     ]);
     expect(() => memcachedBackend.parseOptions({ VOLDFS_MC_SERVERS: 'nonsense' })).toThrow(ConfigError);
