@@ -39,13 +39,18 @@ export async function serve(
     await store.close();
     throw err;
   }
-  const fs = new FileSystem(volume, async () => {
-    await store.data.sync?.();
-  });
+  const fs = new FileSystem(
+    volume,
+    async () => {
+      await store.data.sync?.();
+    },
+    config.lockLeaseSeconds * 1000,
+  );
   const mount = new FuseMount(path, fs, log, {
     cacheSeconds: config.cacheSeconds,
     allowOther: process.getuid?.() === 0,
     debug: config.logLevel === 'trace',
+    writebackCache: config.writebackCache,
   });
   // The INIT reply's max_readahead can only lower the kernel's 128 KiB window, never widen
   // it: a wider one is set through sysfs once mounted.

@@ -1,6 +1,7 @@
 import { CAP, LowLevelSession, type ConnInfo } from 'fuse-native/lowlevel';
 import type { Logger } from 'pino';
 import type { FileSystem } from '../inode/filesystem.js';
+import { withLocks } from './lock-operations.js';
 import { makeOperations } from './operations.js';
 
 export interface FuseMountOptions {
@@ -10,6 +11,11 @@ export interface FuseMountOptions {
   readonly allowOther: boolean;
   /** libfuse's request trace on stderr. */
   readonly debug: boolean;
+  /**
+   * The kernel's write-back cache: writes are gathered in the page cache and sent later in
+   * bigger pieces; other mounts see them only once the kernel has sent them (close, fsync).
+   */
+  readonly writebackCache?: boolean;
 }
 
 /** Largest read and write request: libfuse 3.14 asks the kernel for max_pages to match. */
@@ -34,6 +40,7 @@ export const MAX_REQUEST_BYTES = 1024 * 1024;
  *   and handle_killpriv (the kernel clears set-id bits on write and chown itself, with a
  *   setattr), so those stay the kernel's work, as with libfuse 2.
  * - a file unlinked while open keeps its inode (and no hidden name) until its last release.
+ * - posix and flock locks come to voldfs (withLocks), which shares them with the other mounts.
  */
 export class FuseMount {
   private readonly session = new LowLevelSession();
@@ -45,11 +52,12 @@ export class FuseMount {
     private readonly log: Logger,
     private readonly options: FuseMountOptions,
   ) {
-    this.ops = makeOperations(fs, log, {
+    const ops = makeOperations(fs, log, {
       cacheSeconds: options.cacheSeconds,
       // A negative offset drops the attributes only: an open invalidates the pages itself.
       invalidate: (ino) => this.session.notifyInvalInode(ino, -1, 0),
     });
+    this.ops = withLocks(ops, fs.locks, log);
     this.session.on('error', (err: Error) => log.error({ err }, 'FUSE session error'));
   }
 
@@ -69,6 +77,9 @@ export class FuseMount {
       maxWrite: MAX_REQUEST_BYTES,
       maxReadahead: readaheadKib * 1024,
       wantClear: CAP.ATOMIC_O_TRUNC | CAP.HANDLE_KILLPRIV,
+      posixLocks: true,
+      flockLocks: true,
+      writebackCache: this.options.writebackCache ?? false,
       debug: this.options.debug,
     });
     this.log.debug({ conn }, 'FUSE connection');

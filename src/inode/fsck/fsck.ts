@@ -11,6 +11,7 @@ import { readGarbage, stageGarbage, type GarbageState } from './garbage-check.js
 import { checkIntents } from './intent-check.js';
 import { scanBlocks, scanMetadata } from './key-census.js';
 import { checkBlocks, checkLeftovers } from './leftovers.js';
+import { checkLocks } from './lock-check.js';
 import { checkNames } from './name-checks.js';
 import { checkReplicas } from './replica-check.js';
 import { FIX_ORDER, ProblemList, type Problem, type ProblemAction, type ProblemKind } from './problems.js';
@@ -135,6 +136,8 @@ export async function fsckVolume(stores: VolumeStores, options: FsckOptions = {}
     notes.push('leftovers were not looked for: without a usable root everything would look orphaned');
   }
   await checkAllocator(ctx, highestInode(walk, census, garbage));
+  const lockNote = await checkLocks(ctx);
+  if (lockNote) notes.push(lockNote);
 
   await checkReplicas(ctx);
   if (target.superblock) await checkLossMarkers(target.meta, target.keys, target.superblock.volumeId, problems, target.replication);

@@ -32,6 +32,7 @@ export const PROBLEM_KINDS = {
   'expired-garbage': 'leftover',
   'unreferenced-block': 'leftover',
   'pending-intent': 'leftover',
+  'stale-lock': 'leftover',
 } as const;
 
 export type ProblemKind = keyof typeof PROBLEM_KINDS;
@@ -87,6 +88,8 @@ export const FIX_ORDER = {
   orphans: 50,
   chunkMaps: 60,
   garbage: 70,
+  /** Lock records before the leases that make their locks stale. */
+  locks: 75,
   blocks: 80,
   allocator: 90,
   /** After every repair that writes metadata (those write all copies themselves). */
