@@ -1,6 +1,7 @@
 import { CAP, LowLevelSession, type ConnInfo } from 'fuse-native/lowlevel';
 import type { Logger } from 'pino';
 import type { FileSystem } from '../inode/filesystem.js';
+import { withDataOperations } from './data-operations.js';
 import { withLocks } from './lock-operations.js';
 import { makeOperations } from './operations.js';
 
@@ -41,6 +42,7 @@ export const MAX_REQUEST_BYTES = 1024 * 1024;
  *   setattr), so those stay the kernel's work, as with libfuse 2.
  * - a file unlinked while open keeps its inode (and no hidden name) until its last release.
  * - posix and flock locks come to voldfs (withLocks), which shares them with the other mounts.
+ * - fallocate, lseek SEEK_DATA/SEEK_HOLE and copy_file_range are served (withDataOperations).
  */
 export class FuseMount {
   private readonly session = new LowLevelSession();
@@ -57,7 +59,7 @@ export class FuseMount {
       // A negative offset drops the attributes only: an open invalidates the pages itself.
       invalidate: (ino) => this.session.notifyInvalInode(ino, -1, 0),
     });
-    this.ops = withLocks(ops, fs.locks, log);
+    this.ops = withDataOperations(withLocks(ops, fs.locks, log), fs, log);
     this.session.on('error', (err: Error) => log.error({ err }, 'FUSE session error'));
   }
 

@@ -1,4 +1,5 @@
 import { Attributes } from './attributes.js';
+import { FileSpace } from './file-space.js';
 import { FsError } from './fs-error.js';
 import { InodeTable } from './inode-table.js';
 import { LockTable } from './locks/lock-table.js';
@@ -29,6 +30,8 @@ export class FileSystem {
   readonly namespace: Namespace;
   readonly attributes: Attributes;
   readonly files: OpenFiles;
+  /** fallocate and lseek's data and holes. */
+  readonly space: FileSpace;
   /** flock and fcntl locks, shared with every mount of the volume. */
   readonly locks: LockTable;
   private readonly inodes: InodeTable;
@@ -47,6 +50,7 @@ export class FileSystem {
     this.files = new OpenFiles(volume, this.inodes, (ino) => this.reapIfUnlinked(ino));
     this.namespace = new Namespace(volume, this.inodes, (ino) => this.files.isOpen(ino));
     this.attributes = new Attributes(volume, this.inodes, this.files);
+    this.space = new FileSpace(volume, this.files, this.attributes);
     this.locks = new LockTable({ store: volume.store, keys: volume.keys, log: volume.log, leaseMs: lockLeaseMs });
   }
 
