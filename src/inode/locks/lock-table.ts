@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { KvStore } from '../../backends/kv-store.js';
 import { decodeRecord, encodeRecord } from '../../cas/record-codec.js';
 import { transact } from '../../cas/transaction.js';
+import { FsError } from '../fs-error.js';
 import type { VolumeKeys } from '../keys.js';
 import { applyLock, findConflict, type HeldLock, type LockKind, type LockRequest, type LockType } from './lock-ranges.js';
 import { MountLease, decodeLease, leaseIsLive } from './mount-lease.js';
@@ -40,6 +41,7 @@ export class LockTable {
   private readonly mine = new Map<number, HeldLock[]>();
   /** Waiters to wake when a lock of this mount is released, by inode. */
   private readonly waiters = new Map<number, Set<() => void>>();
+  private closed = false;
 
   constructor(private readonly options: LockTableOptions) {
     this.mountId = options.mountId ?? randomBytes(8).toString('hex');
@@ -50,9 +52,12 @@ export class LockTable {
   /**
    * Takes, changes or releases (type undefined) a lock of this mount, unless another owner
    * holds a conflicting one: that lock is returned and nothing changes.
+   * @throws FsError EIO for a new lock once the table is closed (unmount)
    */
   async set(ino: number, request: Omit<LockRequest, 'mount'>): Promise<HeldLock | undefined> {
     const full: LockRequest = { ...request, mount: this.mountId };
+    // A waiter still retrying at unmount must not write a lease again after close().
+    if (this.closed && full.type !== undefined) throw new FsError('EIO', 'the mount is closing');
     if (full.type !== undefined) await this.lease.ensure();
     else if (!this.holdsAny(ino)) return undefined;
     return this.update(ino, (held) => {
@@ -103,6 +108,7 @@ export class LockTable {
 
   /** Releases every lock of this mount and ends its lease (unmount). */
   async close(): Promise<void> {
+    this.closed = true;
     for (const ino of [...this.mine.keys()]) {
       await this.update(ino, (held) => ({ locks: held.filter((h) => h.mount !== this.mountId) })).catch((err: unknown) =>
         this.options.log.warn({ ino, err }, 'cannot release the locks of this mount; they go when its lease expires'),

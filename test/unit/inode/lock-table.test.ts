@@ -81,6 +81,13 @@ describe('LockTable on the memory store', () => {
     expect(await b.set(INO, posix('2', 'write', 0, 10))).toBeUndefined();
   });
 
+  it('after close, a new lock is refused (EIO) and no lease is written again', async () => {
+    await a.set(INO, posix('1', 'write', 0, 10));
+    await a.close();
+    await expect(a.set(INO, posix('1', 'write', 0, 10))).rejects.toMatchObject({ code: 'EIO' });
+    expect(await store.get(keys.mountLease('A'))).toBeUndefined();
+  });
+
   it('changed() wakes a waiter when a lock of the mount is released', async () => {
     await a.set(INO, posix('1', 'write', 0, 10));
     const started = Date.now();
