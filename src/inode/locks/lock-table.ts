@@ -140,11 +140,12 @@ export class LockTable {
       return result;
     });
     if ('conflict' in outcome) return outcome.conflict;
-    const before = this.mine.get(ino) ?? [];
     const after = outcome.locks.filter((h) => h.mount === this.mountId);
     if (after.length > 0) this.mine.set(ino, after);
     else this.mine.delete(ino);
-    if (after.length < before.length || before.some((b) => !after.includes(b))) this.wake(ino);
+    // Any change may have freed what a waiter of this mount wants: it reads the record again
+    // rather than waiting for its next poll.
+    this.wake(ino);
     return undefined;
   }
 
