@@ -21,6 +21,10 @@ export interface Config {
   readonly cacheSeconds: number;
   /** VOLDFS_READAHEAD_KB: the kernel's readahead window on the mount, KiB; 0 leaves it (default 1024). */
   readonly readaheadKib: number;
+  /** VOLDFS_LOCK_LEASE_SECONDS: how long a dead mount's file locks keep counting (default 30). */
+  readonly lockLeaseSeconds: number;
+  /** VOLDFS_WRITEBACK_CACHE: the kernel's write-back cache on the mount (default off). */
+  readonly writebackCache: boolean;
   /** VOLDFS_STATE_DIR: pid and log files of background mounts. */
   readonly stateDir: string;
   /** VOLDFS_MEMORY_MB: ceiling of the mount's caches and buffers, MiB (default 512). */
@@ -42,6 +46,8 @@ export const CONFIG_VARIABLES = [
   { name: 'VOLDFS_LOG_LEVEL', description: LOG_LEVELS.join(', '), default: 'info' },
   { name: 'VOLDFS_CACHE_SECONDS', description: 'attribute/entry cache lifetime in seconds (0 to 60)', default: '1' },
   { name: 'VOLDFS_READAHEAD_KB', description: 'kernel readahead on the mount in KiB, 0 to 65536; 0 keeps the kernel default (needs root)', default: '1024' },
+  { name: 'VOLDFS_LOCK_LEASE_SECONDS', description: 'how long the file locks of a mount that died keep holding, seconds (1 to 3600)', default: '30' },
+  { name: 'VOLDFS_WRITEBACK_CACHE', description: '1: the kernel caches writes and sends them later, in bigger pieces (see README); 0: off', default: '0' },
   { name: 'VOLDFS_STATE_DIR', description: 'where background mounts keep pid and log files', default: '~/.local/state/voldfs' },
   { name: 'VOLDFS_MEMORY_MB', description: 'ceiling of the caches and buffers of a mount in MiB, 64 to 1048576', default: '512' },
   { name: 'VOLDFS_TRANSLATORS', description: 'none, crypt, erasure:K+M or crypt,erasure:K+M (chosen at mkfs)', default: 'none' },
@@ -80,6 +86,16 @@ export function parseConfig(env: Env): Config {
   if (!Number.isInteger(memoryMb) || memoryMb < 64 || memoryMb > 1_048_576) {
     throw new ConfigError(`VOLDFS_MEMORY_MB=${memoryText} must be a whole number of MiB from 64 to 1048576`);
   }
+  const leaseText = env.VOLDFS_LOCK_LEASE_SECONDS?.trim() || '30';
+  const lockLeaseSeconds = Number(leaseText);
+  if (!Number.isFinite(lockLeaseSeconds) || lockLeaseSeconds < 1 || lockLeaseSeconds > 3600) {
+    throw new ConfigError(`VOLDFS_LOCK_LEASE_SECONDS=${leaseText} must be a number of seconds from 1 to 3600`);
+  }
+  const writebackText = env.VOLDFS_WRITEBACK_CACHE?.trim() || '0';
+  if (writebackText !== '0' && writebackText !== '1') {
+    throw new ConfigError(`VOLDFS_WRITEBACK_CACHE=${writebackText} must be 1 (on) or 0 (off)`);
+  }
+  const writebackCache = writebackText === '1';
   const stateDir = parseStateDir(env);
   const translatorText = env.VOLDFS_TRANSLATORS?.trim();
   const translators = translatorText ? parseTranslatorRequest(translatorText, 'VOLDFS_TRANSLATORS') : undefined;
@@ -89,7 +105,7 @@ export function parseConfig(env: Env): Config {
   if (!Number.isFinite(heartbeatSeconds) || heartbeatSeconds < 0.1 || heartbeatSeconds > 3600) {
     throw new ConfigError(`VOLDFS_HEARTBEAT_SECONDS=${heartbeatText} must be a number of seconds from 0.1 to 3600`);
   }
-  return Object.freeze({ db, backendOptions: backend.parseOptions(env), volume, logLevel, cacheSeconds, readaheadKib, stateDir, memoryMb, translators, heartbeatSeconds, metrics });
+  return Object.freeze({ db, backendOptions: backend.parseOptions(env), volume, logLevel, cacheSeconds, readaheadKib, lockLeaseSeconds, writebackCache, stateDir, memoryMb, translators, heartbeatSeconds, metrics });
 }
 
 function parseMetricsAddress(text: string | undefined): Config['metrics'] {

@@ -48,9 +48,13 @@ export async function serve(
     throw err;
   }
   metrics.countRecords(volume.cache);
-  const fs = new FileSystem(volume, async () => {
-    await store.data.sync?.();
-  });
+  const fs = new FileSystem(
+    volume,
+    async () => {
+      await store.data.sync?.();
+    },
+    config.lockLeaseSeconds * 1000,
+  );
   const mount = new FuseMount(path, fs, log, {
     cacheSeconds: config.cacheSeconds,
     allowOther: mountOptions.allowOther || process.getuid?.() === 0,
@@ -59,6 +63,7 @@ export async function serve(
     observe: (op, seconds, errno) => metrics.request(op, seconds, errno),
     countBytes: (read, written) => metrics.bytes(read, written),
     debug: config.logLevel === 'trace',
+    writebackCache: config.writebackCache,
   });
   // The INIT reply's max_readahead can only lower the kernel's 128 KiB window, never widen
   // it: a wider one is set through sysfs once mounted.

@@ -1,7 +1,10 @@
 import { CAP, LowLevelSession, type ConnInfo } from 'fuse-native/lowlevel';
 import type { Logger } from 'pino';
 import type { FileSystem } from '../inode/filesystem.js';
+import { withDataOperations } from './data-operations.js';
+import { withLocks } from './lock-operations.js';
 import { makeOperations } from './operations.js';
+import { makeServe } from './serve-request.js';
 
 export interface FuseMountOptions {
   /** Seconds the kernel may cache attributes and names (attr and entry timeouts). */
@@ -18,6 +21,11 @@ export interface FuseMountOptions {
   readonly observe?: (op: string, seconds: number, errno: number) => void;
   /** Told of the bytes each read and write moved (statistics). */
   readonly countBytes?: (read: number, written: number) => void;
+  /**
+   * The kernel's write-back cache: writes are gathered in the page cache and sent later in
+   * bigger pieces; other mounts see them only once the kernel has sent them (close, fsync).
+   */
+  readonly writebackCache?: boolean;
 }
 
 /** Largest read and write request: libfuse 3.14 asks the kernel for max_pages to match. */
@@ -42,6 +50,8 @@ export const MAX_REQUEST_BYTES = 1024 * 1024;
  *   and handle_killpriv (the kernel clears set-id bits on write and chown itself, with a
  *   setattr), so those stay the kernel's work, as with libfuse 2.
  * - a file unlinked while open keeps its inode (and no hidden name) until its last release.
+ * - posix and flock locks come to voldfs (withLocks), which shares them with the other mounts.
+ * - fallocate, lseek SEEK_DATA/SEEK_HOLE and copy_file_range are served (withDataOperations).
  */
 export class FuseMount {
   private readonly session = new LowLevelSession();
@@ -53,13 +63,15 @@ export class FuseMount {
     private readonly log: Logger,
     private readonly options: FuseMountOptions,
   ) {
-    this.ops = makeOperations(fs, log, {
+    const ops = makeOperations(fs, log, {
       cacheSeconds: options.cacheSeconds,
       // A negative offset drops the attributes only: an open invalidates the pages itself.
       invalidate: (ino) => this.session.notifyInvalInode(ino, -1, 0),
       observe: options.observe,
       countBytes: options.countBytes,
     });
+    const serve = makeServe(log, options.observe);
+    this.ops = withDataOperations(withLocks(ops, fs.locks, log, serve), fs, serve);
     this.session.on('error', (err: Error) => log.error({ err }, 'FUSE session error'));
   }
 
@@ -81,6 +93,9 @@ export class FuseMount {
       maxWrite: MAX_REQUEST_BYTES,
       maxReadahead: readaheadKib * 1024,
       wantClear: CAP.ATOMIC_O_TRUNC | CAP.HANDLE_KILLPRIV,
+      posixLocks: true,
+      flockLocks: true,
+      writebackCache: this.options.writebackCache ?? false,
       debug: this.options.debug,
     });
     this.log.debug({ conn }, 'FUSE connection');

@@ -6,7 +6,7 @@ import { UTIME_NOW, UTIME_OMIT } from '../inode/attributes.js';
 import { FsError } from '../inode/fs-error.js';
 import { ROOT_INO, S_IFDIR, S_IFMT, S_IFREG, type DirEntry, type InodeRecord } from '../inode/records.js';
 import type { Timespec } from '../inode/timespec.js';
-import { toErrno } from './errno.js';
+import { makeServe, type RequestObserver } from './serve-request.js';
 import { toAttr } from './stat.js';
 
 const errno = constants.errno as Record<string, number>;
@@ -16,8 +16,8 @@ export interface OperationOptions {
   readonly cacheSeconds: number;
   /** Drops the kernel's cached attributes of an inode (a notify_inval_inode). */
   readonly invalidate: (ino: number) => Promise<void>;
-  /** Told of every request answered: its kind, how long it took, its errno (0 for success). */
-  readonly observe?: (op: string, seconds: number, errno: number) => void;
+  /** Told of every request answered (statistics). */
+  readonly observe?: RequestObserver;
   /** Told of the bytes each read and write request moved. */
   readonly countBytes?: (read: number, written: number) => void;
 }
@@ -61,26 +61,7 @@ export function makeOperations(fs: FileSystem, log: Logger, options: OperationOp
   const shown = new Map<number, string>();
   const signature = (r: InodeRecord) => `${r.size}:${r.mtime.sec}.${r.mtime.nsec}:${r.ctime.sec}.${r.ctime.nsec}`;
 
-  /** Runs one request's work; whatever it throws is answered here, once. */
-  function serve(req: Request, op: string, ino: number | null, work: () => Promise<unknown>, staleWhenGone = false): void {
-    const started = options.observe ? process.hrtime.bigint() : 0n;
-    const observed = (code: number) => options.observe?.(op, Number(process.hrtime.bigint() - started) / 1e9, code);
-    const fail = (err: unknown) => {
-      let code = toErrno(err, log, op, ino);
-      if (staleWhenGone && code === -errno.ENOENT) code = -errno.ESTALE;
-      observed(code);
-      try {
-        if (req.pending) req.replyErr(code);
-      } catch (replyErr) {
-        log.error({ op, ino, err: replyErr }, 'cannot answer the request');
-      }
-    };
-    try {
-      work().then(() => observed(0), fail);
-    } catch (err) {
-      fail(err);
-    }
-  }
+  const serve = makeServe(log, options.observe);
 
   const stat = async (ino: number): Promise<Attr> => {
     const record = await fs.attributes.stat(ino);

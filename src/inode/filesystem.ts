@@ -1,6 +1,8 @@
 import { Attributes } from './attributes.js';
+import { FileSpace } from './file-space.js';
 import { FsError } from './fs-error.js';
 import { InodeTable } from './inode-table.js';
+import { LockTable } from './locks/lock-table.js';
 import { Namespace, type Caller } from './namespace.js';
 import { OpenFiles } from './open-files.js';
 import { ROOT_INO, S_IFDIR, isDir, type DirEntry, type InodeRecord } from './records.js';
@@ -28,20 +30,28 @@ export class FileSystem {
   readonly namespace: Namespace;
   readonly attributes: Attributes;
   readonly files: OpenFiles;
+  /** fallocate and lseek's data and holes. */
+  readonly space: FileSpace;
+  /** flock and fcntl locks, shared with every mount of the volume. */
+  readonly locks: LockTable;
   private readonly inodes: InodeTable;
 
   /**
    * @param syncStore makes completed store writes durable (fsync); default: nothing to do,
    *   for stores whose writes are durable when they complete
+   * @param lockLeaseMs how long this mount's locks outlive it if it dies (LockTable's default)
    */
   constructor(
     readonly volume: Volume,
     private readonly syncStore: () => Promise<void> = async () => undefined,
+    lockLeaseMs?: number,
   ) {
     this.inodes = new InodeTable(volume.keys, volume.loss);
     this.files = new OpenFiles(volume, this.inodes, (ino) => this.reapIfUnlinked(ino));
     this.namespace = new Namespace(volume, this.inodes, (ino) => this.files.isOpen(ino));
     this.attributes = new Attributes(volume, this.inodes, this.files);
+    this.space = new FileSpace(volume, this.files, this.attributes);
+    this.locks = new LockTable({ store: volume.store, keys: volume.keys, log: volume.log, leaseMs: lockLeaseMs });
   }
 
   /** The inode a path names. @throws FsError ENOENT, ENOTDIR */
@@ -108,6 +118,7 @@ export class FileSystem {
 
   /** Persists everything and stops background work (unmount). */
   async close(): Promise<void> {
+    await this.locks.close();
     await this.files.persistAll();
     await this.volume.close();
     await this.syncStore();

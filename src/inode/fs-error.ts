@@ -2,7 +2,8 @@
 export type ErrnoCode =
   | 'EPERM' | 'ENOENT' | 'EIO' | 'EBADF' | 'EACCES' | 'EEXIST' | 'EXDEV' | 'ENOTDIR'
   | 'EISDIR' | 'EINVAL' | 'EFBIG' | 'ENOSPC' | 'EROFS' | 'EMLINK' | 'ERANGE' | 'ENAMETOOLONG'
-  | 'ENOSYS' | 'ENOTEMPTY' | 'ELOOP' | 'ENODATA' | 'ENOTSUP' | 'E2BIG' | 'ETIMEDOUT' | 'EBUSY' | 'ENXIO';
+  | 'ENOSYS' | 'ENOTEMPTY' | 'ELOOP' | 'ENODATA' | 'ENOTSUP' | 'E2BIG' | 'ETIMEDOUT' | 'EBUSY'
+  | 'EOPNOTSUPP' | 'ENODEV' | 'ENXIO';
 
 /**
  * An expected filesystem error, thrown by src/inode and src/chunk and turned into `-errno` by

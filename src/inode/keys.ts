@@ -44,4 +44,18 @@ export class VolumeKeys {
   garbagePrefix(): string {
     return `${this.prefix}g:`;
   }
+  /** The file locks (flock, fcntl) held on an inode by every mount. */
+  locks(ino: number): string {
+    return `${this.prefix}l:${ino}`;
+  }
+  locksPrefix(): string {
+    return `${this.prefix}l:`;
+  }
+  /** A mount's lease: its locks count while it is renewed. */
+  mountLease(mountId: string): string {
+    return `${this.prefix}m:${mountId}`;
+  }
+  mountLeasePrefix(): string {
+    return `${this.prefix}m:`;
+  }
 }

@@ -297,6 +297,14 @@ export class OpenFiles {
     return true;
   }
 
+  /** Forgets the chunk refs read while open: the chunks were changed behind the buffer (fallocate). */
+  forgetChunks(ino: number): void {
+    const state = this.inodes.get(ino);
+    if (!state) return;
+    state.refs.clear();
+    state.readAheadAt = -1;
+  }
+
   /** Persists pending writes of an inode if this mount has it open (before truncate, setattr). */
   async persistIno(ino: number): Promise<void> {
     const state = this.inodes.get(ino);

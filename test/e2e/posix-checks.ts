@@ -13,6 +13,7 @@ import { attrChecks } from './posix/attr-checks.js';
 import { dirChecks } from './posix/dir-checks.js';
 import { fileChecks } from './posix/file-checks.js';
 import { linkChecks } from './posix/link-checks.js';
+import { lockSpaceChecks } from './posix/lock-space-checks.js';
 import { renameChecks } from './posix/rename-checks.js';
 import { specialChecks } from './posix/special-checks.js';
 import type { PosixCheck } from './posix/util.js';
@@ -27,6 +28,7 @@ export const POSIX_CHECKS: readonly PosixCheck[] = [
   ...linkChecks,
   ...attrChecks,
   ...specialChecks,
+  ...lockSpaceChecks,
 ];
 
 /** Default time limit of one check, in milliseconds. */

@@ -231,7 +231,10 @@ describe('low-level binding: locks', () => {
       };
       fs.ops.setlk = (req: Request, ...args: unknown[]) => {
         locks.push(['setlk', ...args]);
-        req.replyOk();
+        // A blocking lock from 0 to the end never comes: it waits for the caller's signal.
+        const lock = args[2] as { start: number; len: number };
+        if (args[4] === true && lock.start === 0 && lock.len === 0) req.onInterrupt(() => req.replyErr('EINTR'));
+        else req.replyOk();
       };
       fs.ops.getlk = (req: Request, ...args: unknown[]) => {
         locks.push(['getlk', ...args]);
@@ -261,5 +264,11 @@ describe('low-level binding: locks', () => {
     expect(set.some((l) => (l[3] as { type: number }).type === F_UNLCK)).toBe(true);
     expect(await syscall('getlk', join(m.dir, 'locked'), 0, 20)).toEqual({ ok: true, value: F_WRLCK });
     expect(locks.find((l) => l[0] === 'getlk')?.[3]).toMatchObject({ type: F_WRLCK, start: 0, len: 20 });
+  });
+
+  it('a blocked F_SETLKW learns of the caller\'s signal through onInterrupt and answers EINTR', async () => {
+    const started = Date.now();
+    expect(await syscall('lockw-alarm', join(m.dir, 'locked'), 0.5)).toEqual({ ok: false, errno: 'EINTR' });
+    expect(Date.now() - started).toBeGreaterThanOrEqual(450);
   });
 });

@@ -3,7 +3,8 @@
 # need. Prints {"ok": true, "value": N} or {"ok": false, "errno": "ENAME"}.
 #   renameat2 OLD NEW FLAGS | fallocate PATH MODE OFF LEN | seek PATH data|hole OFF
 #   flock PATH | lockw PATH START LEN | getlk PATH START LEN
-import ctypes, errno, fcntl, json, os, struct, sys
+#   lockw-alarm PATH SECONDS (F_SETLKW of the whole file, interrupted by SIGALRM after SECONDS)
+import ctypes, errno, fcntl, json, os, signal, struct, sys
 
 libc = ctypes.CDLL(None, use_errno=True)
 libc.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_long, ctypes.c_long]
@@ -38,6 +39,15 @@ try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)
+        value = 0
+    elif op == "lockw-alarm":
+        fd = os.open(args[0], os.O_RDWR)
+        def interrupted(*_):
+            # Python would retry the call after a handler that returns.
+            raise OSError(errno.EINTR, "interrupted")
+        signal.signal(signal.SIGALRM, interrupted)
+        signal.setitimer(signal.ITIMER_REAL, float(args[1]))
+        fcntl.lockf(fd, fcntl.LOCK_EX)
         value = 0
     elif op in ("lockw", "getlk"):
         fd = os.open(args[0], os.O_RDWR)

@@ -11,6 +11,7 @@ import { readGarbage, stageGarbage, type GarbageState } from './garbage-check.js
 import { checkIntents } from './intent-check.js';
 import { scanBlocks, scanMetadata } from './key-census.js';
 import { checkBlocks, checkLeftovers } from './leftovers.js';
+import { checkLocks } from './lock-check.js';
 import { checkNames } from './name-checks.js';
 import { checkReplicas } from './replica-check.js';
 import { checkSessions } from './session-check.js';
@@ -137,6 +138,8 @@ export async function fsckVolume(stores: VolumeStores, options: FsckOptions = {}
   }
   await checkAllocator(ctx, highestInode(walk, census, garbage));
   await checkSessions(ctx);
+  const lockNote = await checkLocks(ctx);
+  if (lockNote) notes.push(lockNote);
 
   await checkReplicas(ctx);
   if (target.superblock) await checkLossMarkers(target.meta, target.keys, target.superblock.volumeId, problems, target.replication);

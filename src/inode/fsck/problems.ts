@@ -36,6 +36,7 @@ export const PROBLEM_KINDS = {
   'unreferenced-block': 'leftover',
   'pending-intent': 'leftover',
   'stale-mount': 'leftover',
+  'stale-lock': 'leftover',
 } as const;
 
 export type ProblemKind = keyof typeof PROBLEM_KINDS;
@@ -91,6 +92,8 @@ export const FIX_ORDER = {
   orphans: 50,
   chunkMaps: 60,
   garbage: 70,
+  /** Lock records before the leases that make their locks stale. */
+  locks: 75,
   blocks: 80,
   allocator: 90,
   staleMounts: 92,

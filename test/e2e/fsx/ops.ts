@@ -2,7 +2,9 @@
  * fsx-style random file operations: the operation type, fast-check generators for it, and how
  * one operation is applied to a directory tree, with its result reduced to comparable data.
  */
+import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { promisify } from 'node:util';
 import { chmod, link, lstat, mkdir, open, readdir, rename, rmdir, symlink, truncate, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import fc from 'fast-check';
@@ -22,7 +24,9 @@ export type FsOp =
   | { op: 'chmod'; path: string; mode: number }
   | { op: 'read'; path: string; offset: number; length: number }
   | { op: 'lstat'; path: string }
-  | { op: 'readdir'; path: string };
+  | { op: 'readdir'; path: string }
+  | { op: 'fallocate'; path: string; mode: number; offset: number; length: number }
+  | { op: 'copy'; from: string; to: string; fromOffset: number; toOffset: number; length: number };
 
 /** Outcome of an operation: comparable data on success, the errno code on failure. */
 export type OpResult = { ok: unknown } | { err: string };
@@ -59,6 +63,9 @@ export const PRELUDE: readonly FsOp[] = [
   { op: 'symlink', target: 'a', path: 'a/c' },
 ];
 
+/** fallocate modes: 0, KEEP_SIZE, PUNCH_HOLE | KEEP_SIZE, ZERO_RANGE, ZERO_RANGE | KEEP_SIZE. */
+const fallocateModeArb = fc.constantFrom(0, 0x01, 0x03, 0x10, 0x11);
+
 /** fast-check generator of one operation. */
 export const opArb: fc.Arbitrary<FsOp> = fc.oneof(
   { arbitrary: fc.record({ op: fc.constant('create' as const), path: pathArb, mode: modeArb, excl: fc.boolean() }), weight: 3 },
@@ -74,7 +81,47 @@ export const opArb: fc.Arbitrary<FsOp> = fc.oneof(
   { arbitrary: fc.record({ op: fc.constant('read' as const), path: pathArb, offset: offsetArb, length: lengthArb }), weight: 3 },
   { arbitrary: fc.record({ op: fc.constant('lstat' as const), path: pathArb }), weight: 1 },
   { arbitrary: fc.record({ op: fc.constant('readdir' as const), path: fc.constantFrom('.', ...NAMES) }), weight: 1 },
+  { arbitrary: fc.record({ op: fc.constant('fallocate' as const), path: pathArb, mode: fallocateModeArb, offset: offsetArb, length: lengthArb }), weight: 1 },
+  {
+    arbitrary: fc.record({ op: fc.constant('copy' as const), from: pathArb, to: pathArb, fromOffset: offsetArb, toOffset: offsetArb, length: lengthArb }),
+    weight: 1,
+  },
 );
+
+/**
+ * Python for the calls Node lacks: fallocate(2) through libc and os.copy_file_range. Prints the
+ * result (0, or the bytes copied) or the errno name.
+ */
+const SYSCALL_PY = `
+import ctypes, errno, os, sys
+op = sys.argv[1]
+try:
+    if op == 'fallocate':
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_long, ctypes.c_long]
+        fd = os.open(sys.argv[2], os.O_RDWR)
+        if libc.fallocate(fd, int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])) != 0:
+            raise OSError(ctypes.get_errno(), 'fallocate')
+        print(0)
+    else:
+        src = os.open(sys.argv[2], os.O_RDONLY)
+        dst = os.open(sys.argv[3], os.O_RDWR)
+        n, off_in, off_out, total = int(sys.argv[6]), int(sys.argv[4]), int(sys.argv[5]), 0
+        while total < n:
+            k = os.copy_file_range(src, dst, n - total, off_in + total, off_out + total)
+            if k == 0:
+                break
+            total += k
+        print(total)
+except OSError as e:
+    print(errno.errorcode.get(e.errno, str(e.errno)))
+`;
+
+async function syscall(args: string[]): Promise<OpResult> {
+  const { stdout } = await promisify(execFile)('python3', ['-c', SYSCALL_PY, ...args]);
+  const out = stdout.trim();
+  return /^E[A-Z]+$/.test(out) ? { err: out } : { ok: Number(out) };
+}
 
 /** A readable one-line form of an operation, for failure reports. */
 export function describeOp(o: FsOp): string {
@@ -150,5 +197,9 @@ export function applyOp(root: string, o: FsOp): Promise<OpResult> {
       });
     case 'readdir':
       return result(async () => (await readdir(at(o.path))).sort());
+    case 'fallocate':
+      return syscall(['fallocate', at(o.path), String(o.mode), String(o.offset), String(o.length)]);
+    case 'copy':
+      return syscall(['copy', at(o.from), at(o.to), String(o.fromOffset), String(o.toOffset), String(o.length)]);
   }
 }
