@@ -2,12 +2,9 @@ import type { Command } from 'commander';
 import { findBackend } from '../backends/registry.js';
 import { ROOT_INO, S_IFDIR, S_IFREG } from '../inode/records.js';
 import { isStale, readSessions, type MountSession } from '../inode/sessions.js';
-import { Volume } from '../inode/volume.js';
-import { FileSystem } from '../inode/filesystem.js';
+import type { FileSystem } from '../inode/filesystem.js';
 import { parseConfig } from './config.js';
-import { makeLogger } from './logger.js';
-import { openStore } from './open-store.js';
-import { passphraseSource } from './passphrase.js';
+import { openVolume } from './open-volume.js';
 
 /** What `voldfs status --json` prints. */
 export interface VolumeStatus {
@@ -71,55 +68,44 @@ export function registerStatusCommand(program: Command): void {
     .option('--no-usage', 'skip counting files and records (a walk of the whole tree)')
     .action(async (opts: { json?: boolean; usage: boolean }) => {
       const config = parseConfig(process.env);
-      const store = await openStore(config);
+      const opened = await openVolume(config);
       try {
-        const volume = await Volume.open({
-          store: store.meta,
-          dataStore: store.data,
-          replication: store.replication,
-          log: makeLogger(config.logLevel === 'info' ? 'warn' : config.logLevel),
-          prefix: `${config.volume}:`,
-          passphrase: passphraseSource(process.env),
-        });
-        const fs = new FileSystem(volume);
-        try {
-          const sb = volume.superblock;
-          const now = Date.now();
-          const sessions = await readSessions(volume.store, volume.keys.mounts());
-          const backend = findBackend(config.db);
-          const settings = Object.fromEntries(
-            (backend?.variables ?? []).filter((v) => process.env[v.name] && !/PASSPHRASE/.test(v.name)).map((v) => [v.name, process.env[v.name]!]),
-          );
-          const scan = store.meta.scan?.bind(store.meta);
-          const countRecords = scan
-            ? async () => {
-                let n = 0;
-                const keys = scan(`${config.volume}:`)[Symbol.asyncIterator]();
-                while (!(await keys.next()).done) n++;
-                return n;
-              }
-            : undefined;
-          const status: VolumeStatus = {
-            volume: {
-              name: config.volume,
-              id: sb.volumeId,
-              format: sb.format,
-              createdAt: when(sb.createdAt),
-              chunkSize: sb.chunkSize,
-              translators: Object.keys(sb.translators).join(',') || 'none',
-            },
-            store: { db: config.db, settings },
-            usage: opts.usage ? await usageOf(fs, countRecords) : undefined,
-            mounts: Object.entries(sessions)
-              .map(([id, s]) => ({ ...s, id, state: isStale(s, now) ? ('stale' as const) : ('live' as const) }))
-              .sort((a, b) => a.startedAt - b.startedAt),
-          };
-          process.stdout.write(opts.json ? `${JSON.stringify(status, null, 2)}\n` : `${renderStatus(status, now)}\n`);
-        } finally {
-          await fs.close();
-        }
+        const { fs, store } = opened;
+        const { volume } = fs;
+        const sb = volume.superblock;
+        const now = Date.now();
+        const sessions = await readSessions(volume.store, volume.keys.mounts());
+        const backend = findBackend(config.db);
+        const settings = Object.fromEntries(
+          (backend?.variables ?? []).filter((v) => process.env[v.name] && !/PASSPHRASE/.test(v.name)).map((v) => [v.name, process.env[v.name]!]),
+        );
+        const scan = store.meta.scan?.bind(store.meta);
+        const countRecords = scan
+          ? async () => {
+              let n = 0;
+              const keys = scan(`${config.volume}:`)[Symbol.asyncIterator]();
+              while (!(await keys.next()).done) n++;
+              return n;
+            }
+          : undefined;
+        const status: VolumeStatus = {
+          volume: {
+            name: config.volume,
+            id: sb.volumeId,
+            format: sb.format,
+            createdAt: when(sb.createdAt),
+            chunkSize: sb.chunkSize,
+            translators: opened.translators,
+          },
+          store: { db: config.db, settings },
+          usage: opts.usage ? await usageOf(fs, countRecords) : undefined,
+          mounts: Object.entries(sessions)
+            .map(([id, s]) => ({ ...s, id, state: isStale(s, now) ? ('stale' as const) : ('live' as const) }))
+            .sort((a, b) => a.startedAt - b.startedAt),
+        };
+        process.stdout.write(opts.json ? `${JSON.stringify(status, null, 2)}\n` : `${renderStatus(status, now)}\n`);
       } finally {
-        await store.close();
+        await opened.close();
       }
     });
 }

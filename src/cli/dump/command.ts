@@ -3,12 +3,8 @@ import type { Readable, Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { Presets, SingleBar } from 'cli-progress';
 import type { Command } from 'commander';
-import { FileSystem } from '../../inode/filesystem.js';
-import { Volume } from '../../inode/volume.js';
 import { parseConfig } from '../config.js';
-import { makeLogger } from '../logger.js';
-import { openStore } from '../open-store.js';
-import { passphraseSource } from '../passphrase.js';
+import { openVolume } from '../open-volume.js';
 import { dumpVolume, type TransferProgress } from './dump.js';
 import { loadVolume } from './load.js';
 
@@ -34,39 +30,6 @@ function progressBar(verb: string): { update: TransferProgress; stop(): void } {
   };
 }
 
-/** The volume the VOLDFS_* settings name, opened as a mount would open it. */
-async function openFileSystem(): Promise<{ fs: FileSystem; name: string; translators: string; close(): Promise<void> }> {
-  const config = parseConfig(process.env);
-  const store = await openStore(config);
-  try {
-    const volume = await Volume.open({
-      store: store.meta,
-      dataStore: store.data,
-      replication: store.replication,
-      log: makeLogger(config.logLevel === 'info' ? 'warn' : config.logLevel),
-      prefix: `${config.volume}:`,
-      translators: config.translators,
-      passphrase: passphraseSource(process.env),
-    });
-    const fs = new FileSystem(volume, async () => {
-      await store.data.sync?.();
-    });
-    const translators = Object.keys(volume.superblock.translators).join(',') || 'none';
-    return {
-      fs,
-      name: config.volume,
-      translators,
-      close: async () => {
-        await fs.close();
-        await store.close();
-      },
-    };
-  } catch (err) {
-    await store.close();
-    throw err;
-  }
-}
-
 /** `voldfs dump FILE` and `voldfs load FILE` (`-` for standard output / input). */
 export function registerDumpCommands(program: Command): void {
   program
@@ -75,16 +38,17 @@ export function registerDumpCommands(program: Command): void {
     .argument('<file>')
     .action(async (file: string) => {
       const out: Writable = file === '-' ? process.stdout : createWriteStream(file, { flags: 'wx' });
-      const opened = await openFileSystem();
+      const config = parseConfig(process.env);
+      const opened = await openVolume(config);
       const bar = progressBar('dump');
       try {
-        const done = await dumpVolume(opened.fs, out, { name: opened.name, translators: opened.translators }, bar.update);
+        const done = await dumpVolume(opened.fs, out, { name: config.volume, translators: opened.translators }, bar.update);
         bar.stop();
         if (out !== process.stdout) {
           out.end();
           await finished(out);
         }
-        console.error(`voldfs: dumped volume ${opened.name}: ${done.entries} entries, ${(done.bytes / 1e6).toFixed(1)} MB of data`);
+        console.error(`voldfs: dumped volume ${config.volume}: ${done.entries} entries, ${(done.bytes / 1e6).toFixed(1)} MB of data`);
       } finally {
         bar.stop();
         await opened.close();
@@ -96,12 +60,13 @@ export function registerDumpCommands(program: Command): void {
     .argument('<file>')
     .action(async (file: string) => {
       const input: Readable = file === '-' ? process.stdin : createReadStream(file);
-      const opened = await openFileSystem();
+      const config = parseConfig(process.env);
+      const opened = await openVolume(config);
       const bar = progressBar('load');
       try {
         const done = await loadVolume(opened.fs, input, bar.update);
         bar.stop();
-        console.error(`voldfs: loaded volume ${opened.name}: ${done.entries} entries, ${(done.bytes / 1e6).toFixed(1)} MB of data, every file checked`);
+        console.error(`voldfs: loaded volume ${config.volume}: ${done.entries} entries, ${(done.bytes / 1e6).toFixed(1)} MB of data, every file checked`);
       } finally {
         bar.stop();
         await opened.close();

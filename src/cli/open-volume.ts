@@ -1,0 +1,46 @@
+import { FileSystem } from '../inode/filesystem.js';
+import { Volume } from '../inode/volume.js';
+import type { Config } from './config.js';
+import { makeLogger } from './logger.js';
+import { openStore, type OpenedStore } from './open-store.js';
+import { passphraseSource } from './passphrase.js';
+
+/** A volume opened by a command (dump, load, status), as a mount opens it but without FUSE. */
+export interface OpenedVolume {
+  readonly fs: FileSystem;
+  readonly store: OpenedStore;
+  /** Its translators as the superblock records them, e.g. `crypt,erasure` or `none`. */
+  readonly translators: string;
+  close(): Promise<void>;
+}
+
+/** Opens the volume `config` names; a command's log stays quiet below warnings. */
+export async function openVolume(config: Config): Promise<OpenedVolume> {
+  const store = await openStore(config);
+  try {
+    const volume = await Volume.open({
+      store: store.meta,
+      dataStore: store.data,
+      replication: store.replication,
+      log: makeLogger(config.logLevel === 'info' ? 'warn' : config.logLevel),
+      prefix: `${config.volume}:`,
+      translators: config.translators,
+      passphrase: passphraseSource(process.env),
+    });
+    const fs = new FileSystem(volume, async () => {
+      await store.data.sync?.();
+    });
+    return {
+      fs,
+      store,
+      translators: Object.keys(volume.superblock.translators).join(',') || 'none',
+      close: async () => {
+        await fs.close();
+        await store.close();
+      },
+    };
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
+}
