@@ -107,12 +107,16 @@ describe('lseek SEEK_DATA / SEEK_HOLE', () => {
     expect(results).toContain(`f hole 0: 0 ${2 * MB + 7}`);
   });
 
-  it('SEEK_HOLE in a file with a hole answers the end of the file, which POSIX allows', async () => {
+  it('SEEK_HOLE in a file with a hole answers where its data ends, within the chunk that holds it', async () => {
     const file = join(mount.get().dir, 'seek', 'sparse');
     await writeFile(file, 'x');
     await run('truncate', ['-s', String(8 * MB), file]);
     const r = await run('python3', [DATA_OPS, 'seek', file, 'hole', '0']);
-    expect(r.stdout.trim()).toBe(String(8 * MB));
+    const hole = Number(r.stdout.trim());
+    // ext4 says 4096 (its block), voldfs the end of the chunk's stored bytes: both are before
+    // the end of the file, as a hole there must be.
+    expect(hole).toBeGreaterThanOrEqual(1);
+    expect(hole).toBeLessThanOrEqual(MB);
   });
 });
 

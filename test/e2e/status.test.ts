@@ -32,7 +32,7 @@ describe('voldfs status', () => {
       await run('cp', ['-a', '/usr/share/doc/bash', mounts[0].dir]);
 
       const both = await status();
-      expect(both.volume).toMatchObject({ name: 'shared', format: 1, translators: 'none' });
+      expect(both.volume).toMatchObject({ name: 'shared', format: 2, translators: 'none' });
       expect(both.store).toMatchObject({ db: 'lmdb', settings: { VOLDFS_LMDB_PATH: env.VOLDFS_LMDB_PATH } });
       expect(both.usage?.files).toBeGreaterThan(0);
       expect(both.usage?.records).toBeGreaterThan(both.usage!.files);

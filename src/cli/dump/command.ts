@@ -47,6 +47,9 @@ export function registerDumpCommands(program: Command): void {
         if (out !== process.stdout) {
           out.end();
           await finished(out);
+        } else {
+          // A pipe may still hold queued frames: the process must not exit before they leave.
+          await new Promise<void>((resolve, reject) => process.stdout.write('', (err) => (err ? reject(err) : resolve())));
         }
         console.error(`voldfs: dumped volume ${config.volume}: ${done.entries} entries, ${(done.bytes / 1e6).toFixed(1)} MB of data`);
       } finally {
