@@ -4,7 +4,7 @@ import { dirname } from 'node:path';
 import type { Logger } from 'pino';
 import { FuseMount } from '../fs/fuse-mount.js';
 import { FileSystem } from '../inode/filesystem.js';
-import { MountSessionKeeper } from '../inode/sessions.js';
+import { MountSessionKeeper, keepsSessions } from '../inode/sessions.js';
 import { Volume } from '../inode/volume.js';
 import type { Config } from './config.js';
 import { setMountReadahead } from './mount-readahead.js';
@@ -74,14 +74,16 @@ export async function serve(
   await writeFile(pid, `${process.pid}\n`);
   const servers = [await serveControl(metrics, control)];
   if (config.metrics) servers.push(await serveMetrics(metrics, config.metrics));
-  const session = new MountSessionKeeper(
-    volume.store,
-    volume.keys.mounts(),
-    { host: hostname(), pid: process.pid, version: VOLDFS_VERSION, mountpoint: path },
-    log,
-    config.heartbeatSeconds * 1000,
-  );
-  await session.attach();
+  const session = keepsSessions(volume.superblock)
+    ? new MountSessionKeeper(
+        volume.store,
+        volume.keys.mounts(),
+        { host: hostname(), pid: process.pid, version: VOLDFS_VERSION, mountpoint: path },
+        log,
+        config.heartbeatSeconds * 1000,
+      )
+    : undefined;
+  await session?.attach();
   log.info({ mountpoint: path, store: store.data.name, volume: config.volume }, 'mounted');
   onReady();
 
@@ -100,7 +102,7 @@ export async function serve(
     log.error({ err }, 'unmount failed');
   }
   for (const server of servers) server.close();
-  await session.detach().catch((err: unknown) => log.warn({ err }, 'cannot remove this mount\'s session; voldfs fsck --repair will'));
+  await session?.detach().catch((err: unknown) => log.warn({ err }, 'cannot remove this mount\'s session; voldfs fsck --repair will'));
   await fs.close();
   await store.close();
   await rm(pid, { force: true });

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { findBackend } from '../backends/registry.js';
 import { ROOT_INO, S_IFDIR, S_IFREG } from '../inode/records.js';
-import { isStale, readSessions, type MountSession } from '../inode/sessions.js';
+import { isStale, keepsSessions, readSessions, type MountSession } from '../inode/sessions.js';
 import type { FileSystem } from '../inode/filesystem.js';
 import { parseConfig } from './config.js';
 import { openVolume } from './open-volume.js';
@@ -11,7 +11,8 @@ export interface VolumeStatus {
   readonly volume: { name: string; id: string; format: number; createdAt: string; chunkSize: number; translators: string };
   readonly store: { db: string; settings: Record<string, string> };
   readonly usage?: { files: number; directories: number; other: number; bytes: number; records?: number };
-  readonly mounts: (MountSession & { id: string; state: 'live' | 'stale' })[];
+  /** Absent on a volume that keeps metadata copies: its mounts keep no sessions. */
+  readonly mounts?: (MountSession & { id: string; state: 'live' | 'stale' })[];
 }
 
 async function usageOf(fs: FileSystem, countRecords: (() => Promise<number>) | undefined): Promise<NonNullable<VolumeStatus['usage']>> {
@@ -48,6 +49,10 @@ export function renderStatus(s: VolumeStatus, now = Date.now()): string {
       `usage        ${u.files} files, ${u.directories} directories, ${u.other} other entries, ${(u.bytes / 1e6).toFixed(1)} MB in files; ` +
         (u.records === undefined ? 'records not counted (the store cannot list keys)' : `${u.records} records`),
     );
+  }
+  if (!s.mounts) {
+    lines.push('mounts       not tracked on a volume that keeps metadata copies (see voldfs status in the README)');
+    return lines.join('\n');
   }
   lines.push(`mounts       ${s.mounts.length === 0 ? 'none attached' : `${s.mounts.filter((m) => m.state === 'live').length} live, ${s.mounts.filter((m) => m.state === 'stale').length} stale`}`);
   for (const m of s.mounts) {
@@ -99,7 +104,7 @@ export function registerStatusCommand(program: Command): void {
           },
           store: { db: config.db, settings },
           usage: opts.usage ? await usageOf(fs, countRecords) : undefined,
-          mounts: Object.entries(sessions)
+          mounts: !keepsSessions(sb) ? undefined : Object.entries(sessions)
             .map(([id, s]) => ({ ...s, id, state: isStale(s, now) ? ('stale' as const) : ('live' as const) }))
             .sort((a, b) => a.startedAt - b.startedAt),
         };

@@ -3,6 +3,8 @@ import type { Logger } from 'pino';
 import type { KvStore } from '../backends/kv-store.js';
 import { decodeRecord, encodeRecord } from '../cas/record-codec.js';
 import { transact } from '../cas/transaction.js';
+import type { SuperblockRecord } from './records.js';
+import { replicasOf } from './volume.js';
 
 /** One mount attached to a volume, as its session says. Times are wall-clock ms. */
 export interface MountSession {
@@ -18,6 +20,15 @@ export interface MountSession {
 
 /** The record of every session: id -> session. */
 type SessionsRecord = Record<string, MountSession>;
+
+/**
+ * Whether mounts of a volume keep sessions. Not on a volume that keeps metadata copies on
+ * several servers: there a write that a hung server misses marks the server as having lost
+ * its data, and a heartbeat would make every idle mount write through such a hang.
+ */
+export function keepsSessions(superblock: SuperblockRecord): boolean {
+  return replicasOf(superblock) === 1;
+}
 
 /** How often a mount renews its session by default. */
 export const HEARTBEAT_MS = 15_000;
