@@ -135,6 +135,19 @@ export class ChunkIndex {
     return (await this.options.store.get(this.options.indexKey(ino, INDEX_LEVELS - 1, 0))) !== undefined;
   }
 
+  /**
+   * How many groups of chunks past the first may hold data: the set bits of the bottom records.
+   * Reads the index records on the way (one per level for a file with data in one place);
+   * stops counting at `limit`.
+   */
+  async groupsPresent(ino: number, limit: number): Promise<number> {
+    let count = 0;
+    for await (const first of this.walk(ino, INDEX_LEVELS - 1, 0, 0)) {
+      if (first > 0 && ++count >= limit) break;
+    }
+    return count;
+  }
+
   /** Keys of every index record of `ino`, bottom level first (what deletion removes). */
   async recordKeys(ino: number): Promise<string[]> {
     const byLevel: string[][] = Array.from({ length: INDEX_LEVELS }, () => []);

@@ -9,7 +9,7 @@ import { decodeRecord, encodeRecord } from '../cas/record-codec.js';
 import { IntegrityError } from '../backends/errors.js';
 import { CHECKSUM_BYTES, checksumAll, checksumMatches } from '../translators/erasure/checksum.js';
 import { BlockPool } from './block-pool.js';
-import { ChunkIndex } from './chunk-index.js';
+import { ChunkIndex, GROUP_CHUNKS } from './chunk-index.js';
 import { WriteMemory } from './write-memory.js';
 
 /**
@@ -198,6 +198,18 @@ export class FileData {
    */
   chunkBuffer(bytes: number): Buffer {
     return this.pool.take(bytes);
+  }
+
+  /**
+   * An upper bound of the bytes a file of `size` bytes holds, from its chunk index: whole
+   * groups of chunks where any may exist. What st_blocks tells `cp --sparse` and `du`: a file
+   * far larger than its data would otherwise look dense and be read whole.
+   */
+  async allocatedBound(ino: number, size: number): Promise<number> {
+    const groupBytes = GROUP_CHUNKS * this.chunkSize;
+    if (size <= groupBytes) return size;
+    const groups = 1 + (await this.index.groupsPresent(ino, Math.ceil(size / groupBytes)));
+    return Math.min(size, groups * groupBytes);
   }
 
   /** A block's bytes if they are cached, without waiting; the rule of {@link readBlock} applies. */

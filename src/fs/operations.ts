@@ -66,7 +66,9 @@ export function makeOperations(fs: FileSystem, log: Logger, options: OperationOp
   const stat = async (ino: number): Promise<Attr> => {
     const record = await fs.attributes.stat(ino);
     shown.set(ino, signature(record));
-    return toAttr(ino, record);
+    // Only files past the chunk index's first group can be sparse enough to matter.
+    const allocated = (record.mode & S_IFMT) === S_IFREG ? await fs.volume.data.allocatedBound(ino, record.size) : record.size;
+    return toAttr(ino, record, allocated);
   };
   const entry = (ino: number, attr: Attr): Entry => ({ ino, generation: 0, attr, attrTimeout: timeout, entryTimeout: timeout });
   const replyEntryOf = async (req: Request, ino: number) => req.replyEntry(entry(ino, await stat(ino)));

@@ -6,7 +6,10 @@ import { isDir } from '../inode/records.js';
  * The attributes the kernel caches for an inode, from its record. st_blocks counts 512-byte
  * units of the size (voldfs does not report holes as unallocated).
  */
-export function toAttr(ino: number, r: InodeRecord): Attr {
+/**
+ * @param allocated bytes the file holds, if known to be fewer than its size (a sparse file)
+ */
+export function toAttr(ino: number, r: InodeRecord, allocated = r.size): Attr {
   return {
     ino,
     mode: r.mode,
@@ -16,7 +19,7 @@ export function toAttr(ino: number, r: InodeRecord): Attr {
     nlink: r.nlink,
     rdev: r.rdev,
     blksize: 4096,
-    blocks: Math.ceil(r.size / 512),
+    blocks: Math.ceil(Math.min(allocated, r.size) / 512),
     atime: r.atime,
     mtime: r.mtime,
     ctime: r.ctime,

@@ -105,6 +105,25 @@ describe.each<Backing>(['memory', 'intents'])('huge sparse files (%s store)', (b
     await fs.close();
   });
 
+  it('allocatedBound (st_blocks) counts the groups of chunks a sparse file holds, not its size', async () => {
+    const budget = new KeyBudget();
+    const { fs } = await openFs(backing, budget);
+    const ino = await fs.namespace.create(ROOT_INO, 'sparse', S_IFREG | 0o644, root);
+    const chunk = fs.volume.data.chunkSize;
+    await writeAt(fs, ino, 0, Buffer.from('a'));
+    await writeAt(fs, ino, 50 * TB, Buffer.from('z'));
+    await fs.attributes.truncate(ino, 100 * TB);
+    const { result: bound, keys } = await budget.within(100, () => fs.volume.data.allocatedBound(ino, 100 * TB));
+    // The first group (always counted) and the group holding 50 TB, from a few index records.
+    expect(bound).toBe(2 * 64 * chunk);
+    expect(keys).toBeLessThanOrEqual(4);
+    // A file within the first group counts as dense, with no index read.
+    const small = await fs.namespace.create(ROOT_INO, 'small', S_IFREG | 0o644, root);
+    await writeAt(fs, small, 0, Buffer.alloc(3 * chunk, 1));
+    expect(await fs.volume.data.allocatedBound(small, 3 * chunk)).toBe(3 * chunk);
+    await fs.close();
+  });
+
   it('a file of the largest size: written and read at both ends, truncated, deleted, fsck clean', async () => {
     const budget = new KeyBudget();
     const { fs, data, store } = await openFs(backing, budget);
