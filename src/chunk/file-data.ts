@@ -253,6 +253,7 @@ export class FileData {
     let replaced: ChunkRef | undefined;
     let committed: (() => void) | undefined;
     let stored: BlockRef | undefined;
+    let storedBytes: Buffer | undefined;
     let inlined: Buffer | undefined;
     let named = false;
     try {
@@ -279,8 +280,8 @@ export class FileData {
           const ref = await this.options.blocks.put(newBlockId(), next, this.context(ino, chunkIndex));
           written.push(ref);
           stored = ref;
+          storedBytes = next;
           tx.write(key, encodeRecord({ block: ref } satisfies ChunkMapRecord));
-          this.blockCache.set(cacheKey(ref, ino, chunkIndex), next);
         }
         committed = alongside ? await alongside(tx) : undefined;
       }, { uncached: true });
@@ -289,6 +290,10 @@ export class FileData {
       if (written.length > 0) this.options.retire(written);
       throw err;
     }
+    // Cached only once committed: an attempt that lost a conflict (chunks of one group share
+    // an index record) stored the same bytes under another block, and a cache entry for that
+    // loser would recycle this memory while the winner still uses it.
+    if (stored && storedBytes) this.blockCache.set(cacheKey(stored, ino, chunkIndex), storedBytes);
     if (named) await this.index.ensureNamed(ino, chunkIndex);
     committed?.();
     // The chunk's write memory did not become a cached block: it goes back to the pool.
