@@ -20,6 +20,7 @@ const LONG = [
   'test/e2e/erasure-servers.test.ts',
   'test/e2e/memcached-full-and-lost.test.ts',
   'test/e2e/memcached-family.test.ts',
+  'test/e2e/big-file.test.ts',
 ];
 
 export default defineConfig({
