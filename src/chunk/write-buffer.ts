@@ -1,11 +1,26 @@
 import type { AlongsideChunk, FileData } from './file-data.js';
 import type { Spiller } from './write-memory.js';
 
+/** Bytes a chunk's write memory starts with at least; below a chunk, it grows as writes reach further. */
+const SMALL_CHUNK_BYTES = 64 * 1024;
+
 /** Byte ranges written into one chunk and not yet stored, kept sorted and merged. */
 class DirtyChunk {
   readonly ranges: [number, number][] = [];
 
-  constructor(readonly bytes: Buffer) {}
+  /**
+   * @param bytes memory for the chunk's first `bytes.length` bytes: a small file's chunk gets
+   *   small memory, since a whole chunk from the pool costs fresh pages when none is free
+   */
+  constructor(public bytes: Buffer) {}
+
+  /** Makes `bytes` reach `end`, keeping what was written. */
+  reach(end: number, whole: () => Buffer): void {
+    if (end <= this.bytes.length) return;
+    const grown = end > SMALL_CHUNK_BYTES / 2 ? whole() : Buffer.allocUnsafe(Math.min(SMALL_CHUNK_BYTES, 2 ** Math.ceil(Math.log2(end))));
+    for (const [s, e] of this.ranges) this.bytes.copy(grown, s, s, e);
+    this.bytes = grown;
+  }
 
   add(start: number, end: number): void {
     const merged: [number, number][] = [];
@@ -106,10 +121,11 @@ export class WriteBuffer implements Spiller {
       while (this.inflight.has(index)) await this.inflight.get(index);
       let chunk = this.dirty.get(index);
       if (!chunk) {
-        chunk = new DirtyChunk(this.data.chunkBuffer(size));
+        chunk = new DirtyChunk(within + n > SMALL_CHUNK_BYTES / 2 ? this.data.chunkBuffer(size) : Buffer.allocUnsafe(0));
         this.dirty.set(index, chunk);
         this.data.writeMemory.take(this);
       }
+      chunk.reach(within + n, () => this.data.chunkBuffer(size));
       bytes.copy(chunk.bytes, within, done, done + n);
       chunk.add(within, within + n);
       done += n;
