@@ -112,6 +112,14 @@ export interface StoreCapabilities {
   readonly putReleasesValue?: boolean;
 }
 
+/** A commit the store has taken ({@link KvStore.commitAhead}). */
+export interface TakenCommit {
+  /** The version each op leaves if the commit applies (undefined for a delete). */
+  readonly versions: readonly (Version | undefined)[];
+  /** Resolves true once applied, false if a condition did not hold (nothing applied). */
+  readonly applied: Promise<boolean>;
+}
+
 export interface KvStore {
   /** Backend name as chosen by VOLDFS_DB (`lmdb`, `mem`, `mc`, ...). */
   readonly name: string;
@@ -160,6 +168,20 @@ export interface KvStore {
    * instead of reading it back. Optional, on stores that know the versions when they commit.
    */
   commitVersioned?(ops: readonly CommitOp[], checks?: readonly CommitCheck[]): Promise<(Version | undefined)[] | undefined>;
+
+  /**
+   * {@link KvStore.commitVersioned} without waiting for the commit to apply: resolves once the
+   * store has taken it, with the version each op will leave if it applies, and `applied`, which
+   * tells whether it did. Commits taken later apply after it. Optional, on stores that choose
+   * versions before they commit and apply commits in the order taken.
+   */
+  commitAhead?(ops: readonly CommitOp[], checks?: readonly CommitCheck[]): Promise<TakenCommit>;
+
+  /**
+   * Whether another process has the store open now, and so would not yet see a commit taken
+   * ({@link KvStore.commitAhead}) but not applied. Optional: without it, assume one may.
+   */
+  otherProcessesAttached?(): boolean;
 
   /**
    * Every key starting with `prefix`, for fsck, garbage collection and tests. May be slow and

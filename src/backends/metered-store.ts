@@ -14,6 +14,8 @@ export class MeteredStore implements KvStore {
   readonly getValueInto?: KvStore['getValueInto'];
   readonly commit?: KvStore['commit'];
   readonly commitVersioned?: KvStore['commitVersioned'];
+  readonly commitAhead?: KvStore['commitAhead'];
+  readonly otherProcessesAttached?: KvStore['otherProcessesAttached'];
   readonly scan?: KvStore['scan'];
   readonly sync?: KvStore['sync'];
 
@@ -32,6 +34,14 @@ export class MeteredStore implements KvStore {
       this.commitVersioned = (ops: readonly CommitOp[], checks?: readonly CommitCheck[]): Promise<(Version | undefined)[] | undefined> =>
         this.timed('commit', () => commitVersioned(ops, checks));
     }
+    const commitAhead = inner.commitAhead?.bind(inner);
+    if (commitAhead) {
+      this.commitAhead = async (ops: readonly CommitOp[], checks?: readonly CommitCheck[]) => {
+        const taken = await commitAhead(ops, checks);
+        return { versions: taken.versions, applied: this.timed('commit', () => taken.applied) };
+      };
+    }
+    this.otherProcessesAttached = inner.otherProcessesAttached?.bind(inner);
     const scan = inner.scan?.bind(inner);
     if (scan) this.scan = (prefix) => scan(prefix);
     const sync = inner.sync?.bind(inner);

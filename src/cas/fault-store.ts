@@ -29,6 +29,8 @@ export class FaultStore implements KvStore {
   readonly capabilities: StoreCapabilities;
   readonly commit?: (ops: readonly CommitOp[], checks?: readonly CommitCheck[]) => Promise<boolean>;
   readonly commitVersioned?: KvStore['commitVersioned'];
+  readonly commitAhead?: KvStore['commitAhead'];
+  readonly otherProcessesAttached?: KvStore['otherProcessesAttached'];
   readonly scan?: (prefix: string) => AsyncIterable<string>;
 
   constructor(
@@ -51,6 +53,14 @@ export class FaultStore implements KvStore {
         return versioned(ops, checks);
       };
     }
+    const ahead = inner.commitAhead?.bind(inner);
+    if (ahead) {
+      this.commitAhead = async (ops, checks) => {
+        await this.hook('commit', ops[0]?.key ?? checks?.[0]?.key ?? '');
+        return ahead(ops, checks);
+      };
+    }
+    this.otherProcessesAttached = inner.otherProcessesAttached?.bind(inner);
     const scan = inner.scan?.bind(inner);
     if (scan) this.scan = (prefix) => this.scanAfterHook(scan, prefix);
   }

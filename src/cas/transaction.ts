@@ -25,8 +25,16 @@ interface ReadState {
   readonly version: Version | null;
   /** Read from writes queued for a later commit ({@link PendingWrites}): no store version. */
   readonly pending?: true;
+  /** The queued value this pending read saw, to tell whether the queue still holds it. */
+  readonly queued?: Buffer | null;
   /** Served by the record cache: possibly older than the store. */
   readonly cached?: true;
+}
+
+/** A write handed to the store and not yet applied, with the version it will have (null: deleted). */
+export interface InFlightWrite {
+  readonly value: Buffer | null;
+  readonly version: Version | null;
 }
 
 /**
@@ -35,10 +43,11 @@ interface ReadState {
  */
 export interface PendingWrites {
   /**
-   * The queued value of `key` (`null`: queued for deletion), `undefined` if none is queued, or a
-   * promise to wait for when the key is being committed right now (then read again).
+   * The queued value of `key` (`null`: queued for deletion), `undefined` if none is queued, a
+   * write handed to the store (read it as if applied, with its version), or a promise to wait for
+   * when the key is being committed and its version is not known yet (then read again).
    */
-  lookup(key: string): Buffer | null | undefined | Promise<void>;
+  lookup(key: string): Buffer | null | undefined | InFlightWrite | Promise<void>;
 }
 
 /** What a transaction asks the store to do on commit. */
@@ -79,7 +88,13 @@ export class Transaction {
         await queued;
         continue;
       }
-      const state: ReadState = { value: queued ?? undefined, version: null, pending: true };
+      if (queued !== null && !Buffer.isBuffer(queued)) {
+        // Handed to the store: the commit applies it before this transaction's.
+        const state: ReadState = { value: queued.value ?? undefined, version: queued.version };
+        this.reads.set(key, state);
+        return state.value;
+      }
+      const state: ReadState = { value: queued ?? undefined, version: null, pending: true, queued };
       this.reads.set(key, state);
       return state.value;
     }
@@ -167,6 +182,17 @@ export class Transaction {
   *keysFromStore(): Iterable<string> {
     for (const [key, state] of this.reads) if (!state.pending) yield key;
     for (const key of this.writes.keys()) if (!this.reads.has(key)) yield key;
+  }
+
+  /** Keys read from queued writes, with the value each read saw there. */
+  *pendingReads(): Iterable<[string, Buffer | null]> {
+    for (const [key, state] of this.reads) if (state.pending) yield [key, state.queued ?? null];
+  }
+
+  /** The version a read of `key` saw (null: absent); undefined if not read, or read from the queue. */
+  versionRead(key: string): Version | null | undefined {
+    const state = this.reads.get(key);
+    return state && !state.pending ? state.version : undefined;
   }
 
   /**

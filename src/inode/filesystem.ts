@@ -111,6 +111,7 @@ export class FileSystem {
   /** fsync(2): the file's data and attributes persisted, and the store's writes durable. */
   async fsync(fh: number): Promise<void> {
     await this.files.flush(fh);
+    await this.volume.commits.settle();
     await this.syncStore();
     const lost = this.volume.commits.takeLostUpdate();
     if (lost !== undefined) throw new FsError('EIO', 'an earlier change of this mount could not be committed (see the log)');

@@ -228,7 +228,7 @@ export class OpenFiles {
     const handle = this.handles.get(fh);
     if (!handle) throw new FsError('EBADF');
     await this.persistFor(handle.ino, this.stateOf(fh));
-    await this.volume.commits.settle();
+    await this.volume.commits.publish();
     if (handle.error !== undefined) {
       const err = handle.error;
       handle.error = undefined;

@@ -10,6 +10,7 @@ import {
   SINGLE_DOMAIN,
   type PutResult,
   type StoreCapabilities,
+  type TakenCommit,
   type Version,
   type VersionedValue,
   type WriteCondition,
@@ -62,6 +63,10 @@ async function bounded(pending: Promise<unknown>, ms: number): Promise<void> {
 
 /** How long close() waits for the last commits to reach the disk. */
 const CLOSE_FLUSH_WAIT_MS = 5_000;
+/** How long a reading of the reader table stands. */
+const ATTACHED_FRESH_MS = 20;
+/** How often at most the reader table is cleared of dead processes. */
+const READER_CHECK_EVERY_MS = 1_000;
 /** How often a pending write checks that the disk is not full. */
 const WRITE_WATCH_MS = 1_000;
 
@@ -76,6 +81,9 @@ export class LmdbStore implements KvStore {
     putReleasesValue: true,
   });
   private closed = false;
+  private readerCheckAt = 0;
+  private attachedAt = 0;
+  private attached = true;
 
   private constructor(
     private readonly db: RootDatabase<Buffer, string>,
@@ -197,6 +205,15 @@ export class LmdbStore implements KvStore {
 
   /** See {@link KvStore.commitVersioned}: versions are chosen here, before the write. */
   async commitVersioned(ops: readonly CommitOp[], checks: readonly CommitCheck[] = []): Promise<(Version | undefined)[] | undefined> {
+    const taken = await this.commitAhead(ops, checks);
+    return (await taken.applied) ? [...taken.versions] : undefined;
+  }
+
+  /**
+   * See {@link KvStore.commitAhead}. lmdb-js applies writes in the order they are given, on its
+   * write thread, and settles them only after the disk flush that follows.
+   */
+  async commitAhead(ops: readonly CommitOp[], checks: readonly CommitCheck[] = []): Promise<TakenCommit> {
     if (ops.length + checks.length > MAX_COMMIT_OPS) {
       throw new RangeError(`commit of ${ops.length + checks.length} ops and checks exceeds maxCommitOps ${MAX_COMMIT_OPS}`);
     }
@@ -207,10 +224,11 @@ export class LmdbStore implements KvStore {
       if (op.value) this.checkSize(op.key, op.value);
     }
     this.ensureOpen();
-    const guards = commitGuards(ops, checks);
-    if (guards === undefined) return undefined;
-
     const versions = ops.map(() => newVersion());
+    const encoded = ops.map((op, i) => (op.value ? encodeVersion(versions[i]) : undefined));
+    const guards = commitGuards(ops, checks);
+    if (guards === undefined) return { versions: encoded, applied: Promise.resolve(false) };
+
     const applyOps = (): void => {
       ops.forEach((op, i) => {
         // Inside a block these calls only queue instructions; the block's promise reports.
@@ -227,9 +245,37 @@ export class LmdbStore implements KvStore {
     };
     if (guards.length === 0) blocks.push(this.db.batch(applyOps));
     else nest(0);
-    const results = await this.write(Promise.all(blocks));
-    if (!results.every(Boolean)) return undefined;
-    return ops.map((op, i) => (op.value ? encodeVersion(versions[i]) : undefined));
+    const applied = this.write(Promise.all(blocks)).then((results) => results.every(Boolean));
+    return { versions: encoded, applied };
+  }
+
+  /**
+   * See {@link KvStore.otherProcessesAttached}: from LMDB's reader table, where every process
+   * that has read the store holds a slot. Slots of processes that died are cleared first.
+   */
+  otherProcessesAttached(): boolean {
+    this.ensureOpen();
+    const now = Date.now();
+    // Asked once per operation: the table is read again only after a few milliseconds.
+    if (now - this.attachedAt < ATTACHED_FRESH_MS) return this.attached;
+    this.attachedAt = now;
+    this.attached = this.othersInReaderTable();
+    if (this.attached && now - this.readerCheckAt >= READER_CHECK_EVERY_MS) {
+      this.readerCheckAt = now;
+      this.db.readerCheck();
+      this.attached = this.othersInReaderTable();
+    }
+    return this.attached;
+  }
+
+  private othersInReaderTable(): boolean {
+    const own = String(process.pid);
+    // Lines of "pid thread txnid" after a heading line.
+    for (const line of this.db.readerList().split('\n').slice(1)) {
+      const pid = line.trim().split(/\s+/)[0];
+      if (pid && pid !== own) return true;
+    }
+    return false;
   }
 
   async *scan(prefix: string): AsyncIterable<string> {

@@ -36,6 +36,8 @@ export class EncryptedKvStore implements KvStore {
   readonly capabilities: StoreCapabilities;
   readonly commit?: (ops: readonly CommitOp[], checks?: readonly CommitCheck[]) => Promise<boolean>;
   readonly commitVersioned?: KvStore['commitVersioned'];
+  readonly commitAhead?: KvStore['commitAhead'];
+  readonly otherProcessesAttached?: KvStore['otherProcessesAttached'];
   readonly scan?: (prefix: string) => AsyncIterable<string>;
   private readonly exclude: (key: string) => boolean;
 
@@ -58,6 +60,9 @@ export class EncryptedKvStore implements KvStore {
     }
     const innerVersioned = inner.commitVersioned?.bind(inner);
     if (innerVersioned) this.commitVersioned = async (ops, checks) => innerVersioned(this.sealOps(ops), checks);
+    const innerAhead = inner.commitAhead?.bind(inner);
+    if (innerAhead) this.commitAhead = async (ops, checks) => innerAhead(this.sealOps(ops), checks);
+    this.otherProcessesAttached = inner.otherProcessesAttached?.bind(inner);
     if (inner.scan) this.scan = inner.scan.bind(inner);
   }
 
