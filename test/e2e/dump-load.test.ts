@@ -125,7 +125,7 @@ describe('voldfs dump | voldfs load between stores', () => {
     expect(sealedBytes.includes(Buffer.from('dump test passphrase'))).toBe(false);
 
     // A wrong passphrase: refused before the target store is opened (its LMDB directory never made).
-    const untouched = { ...defaultStoreEnv(join(work, 'never-made')), VOLDFS_VOLUME: 'sealed', VOLDFS_PASSPHRASE_FILE: wrongFile };
+    const untouched: Record<string, string> = { ...defaultStoreEnv(join(work, 'never-made')), VOLDFS_VOLUME: 'sealed', VOLDFS_PASSPHRASE_FILE: wrongFile };
     const wrong = await voldfs(['load', sealedDump], untouched);
     expect(wrong.code).toBe(1);
     expect(wrong.stderr).toMatch(/the passphrase does not unlock this volume: check VOLDFS_PASSPHRASE_FILE/);
