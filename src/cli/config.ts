@@ -25,7 +25,7 @@ export interface Config {
   readonly lockLeaseSeconds: number;
   /** VOLDFS_WRITEBACK_CACHE: the kernel's write-back cache on the mount (default off). */
   readonly writebackCache: boolean;
-  /** VOLDFS_STATE_DIR: pid and log files of background mounts. */
+  /** VOLDFS_STATE_DIR: pid, log and control socket of each mount. */
   readonly stateDir: string;
   /** VOLDFS_MEMORY_MB: ceiling of the mount's caches and buffers, MiB (default 512). */
   readonly memoryMb: number;
@@ -48,10 +48,10 @@ export const CONFIG_VARIABLES = [
   { name: 'VOLDFS_READAHEAD_KB', description: 'kernel readahead on the mount in KiB, 0 to 65536; 0 keeps the kernel default (needs root)', default: '1024' },
   { name: 'VOLDFS_LOCK_LEASE_SECONDS', description: 'how long the file locks of a mount that died keep holding, seconds (1 to 3600)', default: '30' },
   { name: 'VOLDFS_WRITEBACK_CACHE', description: '1: the kernel caches writes and sends them later, in bigger pieces (see README); 0: off', default: '0' },
-  { name: 'VOLDFS_STATE_DIR', description: 'where background mounts keep pid and log files', default: '~/.local/state/voldfs' },
+  { name: 'VOLDFS_STATE_DIR', description: 'pid, log and control socket of each mount', default: '$XDG_STATE_HOME/voldfs, or ~/.local/state/voldfs' },
   { name: 'VOLDFS_MEMORY_MB', description: 'ceiling of the caches and buffers of a mount in MiB, 64 to 1048576', default: '512' },
   { name: 'VOLDFS_TRANSLATORS', description: 'none, crypt, erasure:K+M or crypt,erasure:K+M (chosen at mkfs)', default: 'none' },
-  { name: 'VOLDFS_PASSPHRASE_FILE', description: 'file holding the passphrase of an encrypted volume (else asked on the terminal)' },
+  { name: 'VOLDFS_PASSPHRASE_FILE', description: 'file holding the passphrase of an encrypted volume (else VOLDFS_PASSPHRASE, the passphrase itself, environment only; else asked on the terminal)' },
   { name: 'VOLDFS_HEARTBEAT_SECONDS', description: 'how often a mount renews its session in the volume (voldfs status shows it stale after three missed)', default: '15' },
   { name: 'VOLDFS_METRICS', description: 'HOST:PORT to serve Prometheus metrics on at /metrics (e.g. 127.0.0.1:9464); unset: none' },
 ];

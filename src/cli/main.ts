@@ -6,7 +6,7 @@ import { BACKENDS } from '../backends/registry.js';
 import { FsError } from '../inode/fs-error.js';
 import { WrongPassphrase } from '../translators/crypt/keyring.js';
 import { changePassphrase } from '../inode/passphrase-change.js';
-import { format } from '../inode/volume.js';
+import { VolumeNotFormatted, format } from '../inode/volume.js';
 import { NO_TRANSLATORS, describeRequest, parseTranslatorRequest } from '../translators/request.js';
 import { CONFIG_VARIABLES, parseConfig, parseStateDir } from './config.js';
 import { READY_FD_VARIABLE, mountInBackground } from './daemon.js';
@@ -137,6 +137,7 @@ registerStatusCommand(program);
 function describe(err: unknown): string {
   if (err instanceof FsError && err.code === 'EEXIST') return `${err.message}; use --force to replace it`;
   if (err instanceof WrongPassphrase) return `${err.message}: check VOLDFS_PASSPHRASE_FILE or what you typed`;
+  if (err instanceof VolumeNotFormatted) return `${err.message}, or check VOLDFS_DB, its servers or path, and VOLDFS_VOLUME`;
   return err instanceof Error ? err.message : String(err);
 }
 
@@ -150,9 +151,14 @@ run().then(
   () => process.exit(0),
   (err: unknown) => {
     const known =
-      err instanceof UsageError || err instanceof ConfigError || err instanceof StoreError || err instanceof FsError || err instanceof WrongPassphrase;
+      err instanceof UsageError ||
+      err instanceof ConfigError ||
+      err instanceof StoreError ||
+      err instanceof FsError ||
+      err instanceof WrongPassphrase ||
+      err instanceof VolumeNotFormatted;
     console.error(`voldfs: ${describe(err)}`);
     if (!known && process.env.VOLDFS_LOG_LEVEL === 'debug') console.error(err);
-    process.exit(err instanceof UsageError || err instanceof ConfigError ? 2 : 1);
+    process.exit(err instanceof UsageError || err instanceof ConfigError || err instanceof VolumeNotFormatted ? 2 : 1);
   },
 );

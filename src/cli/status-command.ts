@@ -73,7 +73,8 @@ export function registerStatusCommand(program: Command): void {
     .option('--no-usage', 'skip counting files and records (a walk of the whole tree)')
     .action(async (opts: { json?: boolean; usage: boolean }) => {
       const config = parseConfig(process.env);
-      const opened = await openVolume(config);
+      // Looking must not format an empty store.
+      const opened = await openVolume(config, { formatIfEmpty: false });
       try {
         const { fs, store } = opened;
         const { volume } = fs;

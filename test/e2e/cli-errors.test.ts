@@ -1,7 +1,7 @@
 // Bad input at the command line gets a clear message naming what is wrong, and loses nothing:
-// a wrong VOLDFS_DB, an unwritable VOLDFS_LMDB_PATH, mount points that cannot be used, a Redis
-// or etcd store that cannot be reached, a record that fails to decode, mkfs over an existing
-// volume. Needs `npm run build`.
+// a wrong VOLDFS_DB, an unwritable VOLDFS_LMDB_PATH, a bad VOLDFS_HEARTBEAT_SECONDS, mount points
+// that cannot be used, a store that cannot be reached (mount, status, dump) or holds no volume,
+// a record that fails to decode, mkfs over an existing volume. Needs `npm run build`.
 import { chmod, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { join } from 'node:path';
@@ -49,6 +49,26 @@ describe('configuration errors', () => {
   });
 });
 
+describe('a bad VOLDFS_HEARTBEAT_SECONDS', () => {
+  it('stops status and a mount with a message naming it and the accepted range', async () => {
+    const env = { VOLDFS_DB: 'lmdb', VOLDFS_LMDB_PATH: join(work, 'heartbeat-store'), VOLDFS_STATE_DIR: join(work, 'state') };
+    for (const value of ['often', '0', '0.05', '7200', '-3']) {
+      const status = await voldfs(['status'], { ...env, VOLDFS_HEARTBEAT_SECONDS: value });
+      expect(status.code, status.stderr).toBe(2);
+      expect(status.stderr).toContain(`voldfs: VOLDFS_HEARTBEAT_SECONDS=${value} must be a number of seconds from 0.1 to 3600`);
+    }
+    const dir = join(work, 'heartbeat-mount');
+    await mkdir(dir);
+    const mount = await voldfs(['mount', dir], { ...env, VOLDFS_HEARTBEAT_SECONDS: 'often' });
+    expect(mount.code).toBe(2);
+    expect(mount.stderr).toMatch(/VOLDFS_HEARTBEAT_SECONDS=often must be a number of seconds from 0\.1 to 3600/);
+    const option = await voldfs(['mount', '-o', 'heartbeat_seconds=0', dir], env);
+    expect(option.code).toBe(2);
+    expect(option.stderr).toMatch(/VOLDFS_HEARTBEAT_SECONDS=0 must be a number of seconds from 0\.1 to 3600/);
+    expect(await isFuseMounted(dir)).toBe(false);
+  });
+});
+
 describe('mount points', () => {
   const env = () => ({ VOLDFS_DB: 'lmdb', VOLDFS_LMDB_PATH: join(work, 'mp-store'), VOLDFS_STATE_DIR: join(work, 'state') });
 
@@ -87,7 +107,7 @@ describe('mount points', () => {
   });
 });
 
-describe('a store that cannot be reached at mount time', () => {
+describe('a store that cannot be reached, or holds no volume', () => {
   // Ports nothing listens on (refused at once), and a server that accepts connections but
   // never answers (the open must give up after its time limit, not hang).
   let refused: number[] = [];
@@ -142,6 +162,42 @@ describe('a store that cannot be reached at mount time', () => {
     const servers = refused.map((p) => `127.0.0.1:${p}`).join(',');
     const stderr = await mountFails('memcached', { VOLDFS_DB: 'mc', VOLDFS_MC_SERVERS: servers }, 15_000);
     expect(stderr).toMatch(/voldfs: cannot connect to memcached at 127\.0\.0\.1:\d+: ECONNREFUSED.*VOLDFS_MC_SERVERS/);
+  });
+
+  it('status and dump name the setting, exit 1 and write no dump file', async () => {
+    const stores: [string, Record<string, string>, RegExp][] = [
+      ['redis', { VOLDFS_DB: 'redis', VOLDFS_REDIS_URL: `redis://127.0.0.1:${refused[0]}` }, /cannot open the Redis store: .*ECONNREFUSED.*correct VOLDFS_REDIS_URL/],
+      ['memcached', { VOLDFS_DB: 'mc', VOLDFS_MC_SERVERS: refused.map((p) => `127.0.0.1:${p}`).join(',') }, /cannot connect to memcached at 127\.0\.0\.1:\d+: ECONNREFUSED.*VOLDFS_MC_SERVERS/],
+      ['etcd', { VOLDFS_DB: 'http', VOLDFS_HTTP_DIALECT: 'etcd', VOLDFS_HTTP_URLS: `http://127.0.0.1:${refused[1]}` }, /cannot open the etcd store: .*ECONNREFUSED.*correct VOLDFS_HTTP_URLS/],
+    ];
+    for (const [name, env, message] of stores) {
+      const status = await voldfs(['status'], env);
+      expect(status.code, `${name}: ${status.stderr}`).toBe(1);
+      expect(status.stderr).toMatch(message);
+      expect(status.stdout).toBe('');
+      const file = join(work, `unreachable-${name}.dump`);
+      const dump = await voldfs(['dump', file], env);
+      expect(dump.code, `${name}: ${dump.stderr}`).toBe(1);
+      expect(dump.stderr).toMatch(message);
+      await expect(stat(file), `${name}: dump left ${file}`).rejects.toThrow(/ENOENT/);
+      const piped = await voldfs(['dump', '-'], env);
+      expect(piped.code).toBe(1);
+      expect(piped.stdout).toBe('');
+    }
+  }, 120_000);
+
+  it('status and dump of a store that holds no volume say so and format nothing', async () => {
+    const path = join(work, 'empty-store');
+    const env = { VOLDFS_DB: 'lmdb', VOLDFS_LMDB_PATH: path, VOLDFS_VOLUME: 'absent' };
+    for (const args of [['status'], ['dump', join(work, 'absent.dump')]]) {
+      const r = await voldfs(args, env);
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stderr).toMatch(/no volume under "absent:": run voldfs mkfs, or check VOLDFS_DB, its servers or path, and VOLDFS_VOLUME/);
+    }
+    await expect(stat(join(work, 'absent.dump'))).rejects.toThrow(/ENOENT/);
+    const db = openLmdb<Buffer, string>({ path, encoding: 'binary' });
+    expect([...db.getKeys()]).toEqual([]);
+    await db.close();
   });
 
   it('a server that accepts but never answers fails the mount after the time limit, saying so', async () => {

@@ -3,6 +3,7 @@ import type { FileSystem } from '../../inode/filesystem.js';
 import { ROOT_INO, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, type InodeRecord } from '../../inode/records.js';
 import { ExtentHash, dataPieces } from './extents.js';
 import { FrameWriter } from './frames.js';
+import type { FrameCipher, SealedHeader } from './sealing.js';
 
 const O_RDONLY = 0;
 
@@ -42,10 +43,17 @@ const common = (id: number, parent: number | undefined, name: string, r: InodeRe
  * Writes the whole volume behind `fs` to `out` as a dump stream (frames.ts): the tree with
  * every attribute, xattr and hard link, and file data without its holes. Ids in the stream
  * are the volume's inode numbers.
+ * @param sealed makes a ciphertext dump (sealing.ts newSealedDump); absent, plaintext
  */
-export async function dumpVolume(fs: FileSystem, out: Writable, volume: { name: string; translators: string }, progress: TransferProgress): Promise<{ entries: number; bytes: number }> {
+export async function dumpVolume(
+  fs: FileSystem,
+  out: Writable,
+  volume: { name: string; translators: string },
+  progress: TransferProgress,
+  sealed?: { header: SealedHeader; cipher: FrameCipher },
+): Promise<{ entries: number; bytes: number }> {
   const total = await measure(fs);
-  const writer = new FrameWriter(out);
+  const writer = new FrameWriter(out, sealed);
   await writer.start();
   await writer.write({ t: 'volume', ...volume, ...total });
   const done = { entries: 0, bytes: 0 };

@@ -2,6 +2,7 @@ import { createHash, type Hash } from 'node:crypto';
 import type { Readable, Writable } from 'node:stream';
 import { Packr } from 'msgpackr';
 import type { Timespec } from '../../inode/timespec.js';
+import type { FrameCipher, SealedHeader } from './sealing.js';
 
 /**
  * The dump format: the magic line, then frames of a 4-byte big-endian length and a MessagePack
@@ -9,8 +10,13 @@ import type { Timespec } from '../../inode/timespec.js';
  * or altered stream is found). Directories come before what they hold; a file's data follows
  * its entry as `data` frames (only the extents that hold data: holes stay holes) and ends with
  * `end`, carrying the SHA-256 of its extents.
+ *
+ * A ciphertext dump (of an encrypted volume) starts with its own magic line and a clear header
+ * frame (sealing.ts: the volume's wrapped key and KDF settings), then the same frames, each
+ * body sealed with AES-256-GCM under a key only the volume's passphrase unlocks.
  */
 export const DUMP_MAGIC = 'voldfs-dump 1\n';
+export const SEALED_DUMP_MAGIC = 'voldfs-dump 1 ciphertext\n';
 
 interface Common {
   readonly id: number;
@@ -40,21 +46,29 @@ const packr = new Packr({ useRecords: false, mapsAsObjects: true, int64AsType: '
 
 export class DumpFormatError extends Error {}
 
-/** Writes frames to a stream, waiting when it is full, and keeps the running checksum. */
+/**
+ * Writes frames to a stream, waiting when it is full, and keeps the running checksum; with
+ * `sealed`, a ciphertext dump.
+ */
 export class FrameWriter {
   private readonly hash: Hash = createHash('sha256');
+  private seq = 0;
 
-  constructor(private readonly out: Writable) {}
+  constructor(
+    private readonly out: Writable,
+    private readonly sealed?: { readonly header: SealedHeader; readonly cipher: FrameCipher },
+  ) {}
 
   async start(): Promise<void> {
-    await this.raw(Buffer.from(DUMP_MAGIC));
+    if (!this.sealed) return this.raw(Buffer.from(DUMP_MAGIC));
+    await this.raw(Buffer.from(SEALED_DUMP_MAGIC));
+    await this.raw(frameOf(packr.pack(this.sealed.header)));
   }
 
   async write(entry: DumpEntry): Promise<void> {
-    const body = packr.pack(entry);
-    const frame = Buffer.allocUnsafe(4 + body.length);
-    frame.writeUInt32BE(body.length, 0);
-    body.copy(frame, 4);
+    const packed = packr.pack(entry);
+    const body = this.sealed ? this.sealed.cipher.seal(packed, this.seq++) : packed;
+    const frame = frameOf(body);
     this.hash.update(frame);
     await this.raw(frame);
   }
@@ -77,24 +91,45 @@ export class FrameWriter {
   }
 }
 
+function frameOf(body: Buffer): Buffer {
+  const frame = Buffer.allocUnsafe(4 + body.length);
+  frame.writeUInt32BE(body.length, 0);
+  body.copy(frame, 4);
+  return frame;
+}
+
+/**
+ * Opens a ciphertext dump from its header; it throws (WrongPassphrase, ConfigError) when it
+ * cannot, before any entry is read.
+ */
+export type DumpUnlocker = (header: SealedHeader) => Promise<FrameCipher>;
+
 /**
  * The entries of a dump stream, checked: the magic, whole frames, and a trailer whose checksum
- * matches the frames before it.
- * @throws DumpFormatError saying what is wrong (not a dump, cut short, altered)
+ * matches the frames before it. A ciphertext dump is opened with `unlock`, and every frame
+ * must authenticate.
+ * @throws DumpFormatError saying what is wrong (not a dump, cut short, altered, ciphertext
+ *   without `unlock`); whatever `unlock` throws
  */
-export async function* readFrames(input: Readable): AsyncGenerator<DumpEntry> {
+export async function* readFrames(input: Readable, unlock?: DumpUnlocker): AsyncGenerator<DumpEntry> {
   const hash = createHash('sha256');
   let pending: Buffer = Buffer.alloc(0);
   let magicSeen = false;
+  let sealed = false;
+  let cipher: FrameCipher | undefined;
+  let seq = 0;
   let trailer = false;
   for await (const chunk of input) {
     pending = pending.length === 0 ? (chunk as Buffer) : Buffer.concat([pending, chunk as Buffer]);
     if (!magicSeen) {
-      if (pending.length < DUMP_MAGIC.length) continue;
-      if (pending.subarray(0, DUMP_MAGIC.length).toString('latin1') !== DUMP_MAGIC) {
+      const line = pending.subarray(0, 64).indexOf(0x0a);
+      if (line < 0 && pending.length < 64) continue;
+      const magic = pending.subarray(0, line + 1).toString('latin1');
+      if (magic !== DUMP_MAGIC && magic !== SEALED_DUMP_MAGIC) {
         throw new DumpFormatError('this is not a voldfs dump (it does not start with "voldfs-dump 1")');
       }
-      pending = pending.subarray(DUMP_MAGIC.length);
+      sealed = magic === SEALED_DUMP_MAGIC;
+      pending = pending.subarray(magic.length);
       magicSeen = true;
     }
     while (pending.length >= 4) {
@@ -103,7 +138,13 @@ export async function* readFrames(input: Readable): AsyncGenerator<DumpEntry> {
       const frame = pending.subarray(0, 4 + length);
       pending = pending.subarray(4 + length);
       if (trailer) throw new DumpFormatError('the dump goes on after its trailer');
-      const entry = packr.unpack(frame.subarray(4)) as DumpEntry;
+      if (sealed && !cipher) {
+        if (!unlock) throw new DumpFormatError('this dump is ciphertext: it loads only with its volume\'s passphrase');
+        cipher = await unlock(packr.unpack(frame.subarray(4)) as SealedHeader);
+        continue;
+      }
+      const body = cipher ? cipher.open(frame.subarray(4), seq++) : frame.subarray(4);
+      const entry = packr.unpack(body) as DumpEntry;
       if (entry.t === 'trailer') {
         if (entry.sha256 !== hash.copy().digest('hex')) throw new DumpFormatError('the dump was altered: its checksum does not match its contents');
         trailer = true;

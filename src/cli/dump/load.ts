@@ -1,10 +1,9 @@
-import type { Readable } from 'node:stream';
 import type { FileSystem } from '../../inode/filesystem.js';
 import { ROOT_INO, S_IFDIR, S_IFMT } from '../../inode/records.js';
 import type { Timespec } from '../../inode/timespec.js';
 import type { TransferProgress } from './dump.js';
 import { ExtentHash, dataPieces } from './extents.js';
-import { DumpFormatError, readFrames, type DumpEntry } from './frames.js';
+import { DumpFormatError, type DumpEntry } from './frames.js';
 
 const O_RDWR = 2;
 
@@ -13,13 +12,13 @@ type WithAttributes = Extract<DumpEntry, { t: 'dir' | 'file' | 'symlink' | 'node
 export class LoadRefused extends Error {}
 
 /**
- * Loads a dump stream into the empty volume behind `fs`, checking every file as it goes: the
- * data written is read back and must hash as the dump says. Directory times are set last,
- * since filling a directory changes them.
+ * Loads the entries of a dump (open-dump.ts) into the empty volume behind `fs`, checking every
+ * file as it goes: the data written is read back and must hash as the dump says. Directory
+ * times are set last, since filling a directory changes them.
  * @throws LoadRefused when the volume is not empty; DumpFormatError for a bad stream, or a
  *   file that does not read back as dumped
  */
-export async function loadVolume(fs: FileSystem, input: Readable, progress: TransferProgress): Promise<{ entries: number; bytes: number }> {
+export async function loadVolume(fs: FileSystem, entries: AsyncIterable<DumpEntry>, progress: TransferProgress): Promise<{ entries: number; bytes: number }> {
   if ((await fs.readdir(ROOT_INO)).length > 0) throw new LoadRefused('load needs an empty volume, and this one has files: use another volume name, or mkfs --force');
   const inos = new Map<number, number>();
   const directoryTimes: [number, Timespec, Timespec][] = [];
@@ -41,7 +40,7 @@ export async function loadVolume(fs: FileSystem, input: Readable, progress: Tran
     else await fs.attributes.utimens(ino, e.atime, e.mtime);
   };
 
-  for await (const entry of readFrames(input)) {
+  for await (const entry of entries) {
     if (file && entry.t !== 'data' && entry.t !== 'end') throw new DumpFormatError(`file ${file.entry.name} ends without its checksum`);
     const caller = 'uid' in entry ? { uid: entry.uid, gid: entry.gid } : { uid: 0, gid: 0 };
     switch (entry.t) {

@@ -83,6 +83,7 @@ const WRAP_AAD = Buffer.from('voldfs keyring v1: wrapped master key');
 const INFO_BLOCK = 'voldfs v1 block data';
 const INFO_METADATA = 'voldfs v1 metadata';
 const INFO_CHECK = 'voldfs v1 key check';
+const INFO_DUMP = 'voldfs v1 dump';
 // @node-rs/argon2 exports Algorithm as a const enum, which esbuild-based runners cannot inline.
 const ARGON2ID = 2 as Algorithm;
 
@@ -149,6 +150,22 @@ export async function rewrapKeyring(
   const master = await unwrap(oldPassphrase, settings);
   try {
     return { ...settings, ...(await wrap(master, fresh, kdf)) };
+  } finally {
+    master.fill(0);
+  }
+}
+
+/**
+ * The key that seals one ciphertext dump (`voldfs dump --ciphertext`): HKDF of the master key
+ * with the dump's random id as salt, so no two dumps share a key, and a dump opens only with
+ * the passphrase of the volume it came from (its settings travel in the dump's header).
+ * @throws WrongPassphrase if the passphrase does not unlock `settings`; IntegrityError if the
+ *   settings are malformed
+ */
+export async function dumpKey(passphrase: string | Buffer, settings: CryptSettings, dumpId: Buffer): Promise<KeyObject> {
+  const master = await unwrap(passphrase, settings);
+  try {
+    return createSecretKey(Buffer.from(await hkdfAsync('sha256', master, dumpId, INFO_DUMP, KEY_BYTES)));
   } finally {
     master.fill(0);
   }

@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { MemoryStore } from '../../../src/backends/memory/index.js';
 import { dumpVolume } from '../../../src/cli/dump/dump.js';
 import { ExtentHash } from '../../../src/cli/dump/extents.js';
-import { DumpFormatError } from '../../../src/cli/dump/frames.js';
+import { DumpFormatError, readFrames } from '../../../src/cli/dump/frames.js';
 import { LoadRefused, loadVolume } from '../../../src/cli/dump/load.js';
 import { FileSystem } from '../../../src/inode/filesystem.js';
 import { ROOT_INO, S_IFDIR, S_IFIFO, S_IFREG, type InodeRecord } from '../../../src/inode/records.js';
@@ -75,7 +75,7 @@ describe('dump and load', () => {
 
     const dump = await dumpToBuffer(fs);
     const target = await open();
-    const done = await loadVolume(target, Readable.from([dump]), noProgress);
+    const done = await loadVolume(target, readFrames(Readable.from([dump])), noProgress);
     expect(done.entries).toBe(8);
     expect(await describeTree(target)).toEqual(await describeTree(fs));
     // Holes stay holes: the dump holds the 6 bytes of the sparse file, not 5 MiB.
@@ -88,11 +88,11 @@ describe('dump and load', () => {
     const fs = await open();
     await writeFile(fs, ROOT_INO, 'f', [[0, Buffer.from('x'.repeat(5000))]]);
     const dump = await dumpToBuffer(fs);
-    await expect(loadVolume(fs, Readable.from([dump]), noProgress)).rejects.toBeInstanceOf(LoadRefused);
+    await expect(loadVolume(fs, readFrames(Readable.from([dump])), noProgress)).rejects.toBeInstanceOf(LoadRefused);
     const attempt = async (bytes: Buffer) => {
       const target = await open();
       try {
-        return await loadVolume(target, Readable.from([bytes]), noProgress).then(() => 'loaded', (err: unknown) => err);
+        return await loadVolume(target, readFrames(Readable.from([bytes])), noProgress).then(() => 'loaded', (err: unknown) => err);
       } finally {
         await target.close();
       }
