@@ -82,8 +82,7 @@ export class FileSystem {
   async readdir(ino: number): Promise<[string, DirEntry][]> {
     const record = await this.attributes.stat(ino);
     if (!isDir(record.mode)) throw new FsError('ENOTDIR');
-    // Names created but not committed yet (answered before their commit) must be listed too.
-    await this.volume.commits.settle();
+    // Through the volume's store view: names answered but not committed yet are listed too.
     return this.volume.dirs.list(this.volume.store, ino);
   }
 

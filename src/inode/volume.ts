@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import { ConfigError, IntegrityError } from '../backends/errors.js';
 import type { KvStore } from '../backends/kv-store.js';
 import { CommitQueue, type QueuedOptions } from '../cas/commit-queue.js';
+import { QueuedView } from '../cas/queued-view.js';
 import { RecordCache } from '../cas/record-cache.js';
 import type { Transaction } from '../cas/transaction.js';
 import type { ReplicatedStore } from '../cas/replicated-store.js';
@@ -134,9 +135,11 @@ export class Volume {
     const dirs = new DirectoryTree(keys, Math.min(8 * 1024, Math.floor(meta.capabilities.maxValueBytes / 4)), loss);
     const garbage = new GarbageCollector({ store: meta, keys, blocks, log: options.log, graceMs: options.graceMs });
     const commits = new CommitQueue(meta, cache, options.log, { deferMs: options.commitDelayMs });
+    // Reads outside transactions (chunk maps, locks, listings) see what the queue holds.
+    const view = new QueuedView(meta, commits);
     const data = new FileData({
       transact: (body, queued) => commits.transact(body, queued),
-      store: meta,
+      store: view,
       cache,
       blocks,
       chunkKey: (ino, i) => keys.chunkMap(ino, i),
@@ -152,7 +155,7 @@ export class Volume {
     });
     garbage.attach(data);
     const allocator = new InodeAllocator(meta, keys.inodeAllocator());
-    return new Volume(meta, options.log, keys, superblock, cache, dirs, data, allocator, garbage, blocks, cacheTtlMs, loss, commits);
+    return new Volume(view, options.log, keys, superblock, cache, dirs, data, allocator, garbage, blocks, cacheTtlMs, loss, commits);
   }
 
   async close(): Promise<void> {
