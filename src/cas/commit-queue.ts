@@ -111,7 +111,20 @@ export class CommitQueue implements PendingWrites {
     this.maxDeferred = options.maxDeferred ?? 256;
     this.enabled = store.capabilities.atomicCommit && !store.capabilities.commitByIntents && store.commit !== undefined;
     const ahead = store.commitAhead !== undefined;
-    this.answerWhenTaken = options.answerWhenTaken ?? (() => ahead && store.otherProcessesAttached?.() === false);
+    const alone = options.answerWhenTaken ?? (() => ahead && store.otherProcessesAttached?.() === false);
+    let was: boolean | undefined;
+    this.answerWhenTaken = () => {
+      const now = alone();
+      if (ahead && now !== was) {
+        was = now;
+        log.info(
+          now
+            ? 'no other process has the store open: operations are answered once their commit is handed over'
+            : 'another process has the store open: operations wait for their commits to apply',
+        );
+      }
+      return now;
+    };
   }
 
   lookup(key: string): Buffer | null | undefined | InFlightWrite | Promise<void> {
