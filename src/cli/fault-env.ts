@@ -21,7 +21,7 @@
  *
  * Never set these outside tests: the process dies on purpose.
  */
-import { appendFile } from 'node:fs/promises';
+import { appendFileSync } from 'node:fs';
 import { destination, pino, type Logger } from 'pino';
 import type { Env } from '../backends/backend.js';
 import { ConfigError } from '../backends/errors.js';
@@ -133,7 +133,9 @@ export function makeStoreFaults(settings: FaultSettings, volumePrefix: string, i
       // SIGKILL of oneself lands before kill() returns; never let the call proceed regardless.
       await new Promise<never>(() => undefined);
     }
-    if (settings.traceFile) await appendFile(settings.traceFile, counted.map(([name, n]) => `${name}#${n}`).join(' ') + '\n');
+    // Written before the call goes on: an operation answered before its commit applies has its
+    // commit's line in the trace by the time its caller sees the answer.
+    if (settings.traceFile) appendFileSync(settings.traceFile, counted.map(([name, n]) => `${name}#${n}`).join(' ') + '\n');
   };
   return {
     intent: (point, key) => seen(point, key),
