@@ -13,7 +13,7 @@ import { withAtomicCommit } from '../../../src/cas/intent-store.js';
 import { GROUP_CHUNKS } from '../../../src/chunk/chunk-index.js';
 import { FileSystem } from '../../../src/inode/filesystem.js';
 import { FsError } from '../../../src/inode/fs-error.js';
-import { fsckVolume } from '../../../src/inode/fsck/index.js';
+import { fsckVolume } from '../../../src/fsck/index.js';
 import { MAX_FILE_SIZE } from '../../../src/inode/open-files.js';
 import { ROOT_INO, S_IFREG } from '../../../src/inode/records.js';
 import { Volume } from '../../../src/inode/volume.js';

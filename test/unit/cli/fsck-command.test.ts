@@ -9,7 +9,7 @@ import { Volume } from '../../../src/inode/volume.js';
 import { patternBytes } from '../../helpers/pattern.js';
 import { run } from '../../helpers/run.js';
 import { makeTempDir, removeTempDir } from '../../helpers/temp-dir.js';
-import { silent } from '../inode/fsck-fixture.js';
+import { silent } from '../fsck/fsck-fixture.js';
 
 const MAIN = fileURLToPath(new URL('../../../src/cli/main.ts', import.meta.url));
 

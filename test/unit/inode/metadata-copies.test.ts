@@ -7,7 +7,7 @@ import { ReplicatedStore } from '../../../src/cas/replicated-store.js';
 import { unlock } from '../../../src/inode/volume.js';
 import { NoCommitStore } from '../../helpers/no-commit-store.js';
 import { patternBytes } from '../../helpers/pattern.js';
-import { VolumeFixture, kindsOf, silent } from './fsck-fixture.js';
+import { VolumeFixture, kindsOf, silent } from '../fsck/fsck-fixture.js';
 
 const DOMAINS = 6;
 const PREFIX = 't:';

@@ -13,7 +13,7 @@ import { withAtomicCommit } from '../../../src/cas/intent-store.js';
 import { IntegrityError } from '../../../src/backends/errors.js';
 import { decodeRecord, encodeRecord } from '../../../src/cas/record-codec.js';
 import { DEFAULT_INLINE_MAX_BYTES, type ChunkMapRecord } from '../../../src/chunk/file-data.js';
-import { fsckVolume } from '../../../src/inode/fsck/index.js';
+import { fsckVolume } from '../../../src/fsck/index.js';
 import { FileSystem } from '../../../src/inode/filesystem.js';
 import { ROOT_INO, S_IFREG } from '../../../src/inode/records.js';
 import { Volume } from '../../../src/inode/volume.js';

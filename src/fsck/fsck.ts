@@ -1,8 +1,8 @@
-import type { KvStore } from '../../backends/kv-store.js';
-import type { ReplicatedStore } from '../../cas/replicated-store.js';
-import type { VolumeKeys } from '../keys.js';
-import { LossDetector } from '../loss-detector.js';
-import type { VolumeStores } from '../volume.js';
+import type { KvStore } from '../backends/kv-store.js';
+import type { ReplicatedStore } from '../cas/replicated-store.js';
+import type { VolumeKeys } from '../inode/keys.js';
+import { LossDetector } from '../inode/loss-detector.js';
+import type { VolumeStores } from '../inode/volume.js';
 import { checkAllocator, highestInode } from './allocator-check.js';
 import { reportSuspects } from './confirm.js';
 import { FsckContext, emptyCounts, type FsckCounts, type FsckOptions } from './context.js';

@@ -1,12 +1,12 @@
-import type { KvStore } from '../../backends/kv-store.js';
-import { IntegrityError } from '../../backends/errors.js';
-import { IntentCommitStore } from '../../cas/intent-store.js';
-import type { ReplicatedStore } from '../../cas/replicated-store.js';
-import { decodeRecord } from '../../cas/record-codec.js';
-import type { BlockStore } from '../../translators/block-store.js';
-import { VolumeKeys } from '../keys.js';
-import { ROOT_INO, type SuperblockRecord } from '../records.js';
-import { VOLUME_FORMAT, VolumeNotFormatted, unlock, type VolumeStores } from '../volume.js';
+import type { KvStore } from '../backends/kv-store.js';
+import { IntegrityError } from '../backends/errors.js';
+import { IntentCommitStore } from '../cas/intent-store.js';
+import type { ReplicatedStore } from '../cas/replicated-store.js';
+import { decodeRecord } from '../cas/record-codec.js';
+import type { BlockStore } from '../translators/block-store.js';
+import { VolumeKeys } from '../inode/keys.js';
+import { ROOT_INO, type SuperblockRecord } from '../inode/records.js';
+import { VOLUME_FORMAT, VolumeNotFormatted, unlock, type VolumeStores } from '../inode/volume.js';
 import type { ProblemList } from './problems.js';
 
 /** The volume as fsck sees it. */

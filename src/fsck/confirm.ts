@@ -1,9 +1,9 @@
-import type { Version } from '../../backends/kv-store.js';
-import { transact } from '../../cas/transaction.js';
-import { decodeRecord } from '../../cas/record-codec.js';
-import { mapBounded } from '../../chunk/file-data.js';
-import { FsError } from '../fs-error.js';
-import { S_IFDIR, S_IFMT, type InodeRecord } from '../records.js';
+import type { Version } from '../backends/kv-store.js';
+import { transact } from '../cas/transaction.js';
+import { decodeRecord } from '../cas/record-codec.js';
+import { mapBounded } from '../chunk/file-data.js';
+import { FsError } from '../inode/fs-error.js';
+import { S_IFDIR, S_IFMT, type InodeRecord } from '../inode/records.js';
 import type { FsckContext } from './context.js';
 import { FIX_ORDER } from './problems.js';
 import type { Suspect, WalkResult } from './tree-walk.js';

@@ -1,9 +1,9 @@
-import { ifVersion } from '../../backends/kv-store.js';
-import { decodeRecord, encodeRecord } from '../../cas/record-codec.js';
-import { transact } from '../../cas/transaction.js';
-import type { HeldLock } from '../locks/lock-ranges.js';
-import type { LockRecord } from '../locks/lock-table.js';
-import { decodeLease, leaseIsLive } from '../locks/mount-lease.js';
+import { ifVersion } from '../backends/kv-store.js';
+import { decodeRecord, encodeRecord } from '../cas/record-codec.js';
+import { transact } from '../cas/transaction.js';
+import type { HeldLock } from '../inode/locks/lock-ranges.js';
+import type { LockRecord } from '../inode/locks/lock-table.js';
+import { decodeLease, leaseIsLive } from '../inode/locks/mount-lease.js';
 import type { FsckContext } from './context.js';
 import { FIX_ORDER } from './problems.js';
 

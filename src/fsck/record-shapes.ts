@@ -1,6 +1,6 @@
-import { IntegrityError } from '../../backends/errors.js';
-import { decodeRecord } from '../../cas/record-codec.js';
-import type { DirNode, InodeRecord } from '../records.js';
+import { IntegrityError } from '../backends/errors.js';
+import { decodeRecord } from '../cas/record-codec.js';
+import type { DirNode, InodeRecord } from '../inode/records.js';
 
 /** The record, or undefined when it cannot be decoded or does not have the expected shape. */
 export function decodeOr<T>(key: string, bytes: Buffer, valid: (value: unknown) => value is T): T | undefined {

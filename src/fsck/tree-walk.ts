@@ -1,6 +1,6 @@
-import type { Version } from '../../backends/kv-store.js';
-import { ROOT_INO, S_IFMT, isDir, isLnk, isReg, type DirEntry, type InodeRecord } from '../records.js';
-import { isHiddenName } from '../directory-tree.js';
+import type { Version } from '../backends/kv-store.js';
+import { ROOT_INO, S_IFMT, isDir, isLnk, isReg, type DirEntry, type InodeRecord } from '../inode/records.js';
+import { isHiddenName } from '../inode/directory-tree.js';
 import { dropHiddenName } from './chunk-repairs.js';
 import type { FsckContext } from './context.js';
 import { decodeOr, validInode, validNode } from './record-shapes.js';

@@ -1,8 +1,8 @@
-import { ifVersion, type Version } from '../../backends/kv-store.js';
-import { IntegrityError } from '../../backends/errors.js';
-import { decodeRecord } from '../../cas/record-codec.js';
-import { mapBounded } from '../../chunk/file-data.js';
-import type { GarbageRecord } from '../records.js';
+import { ifVersion, type Version } from '../backends/kv-store.js';
+import { IntegrityError } from '../backends/errors.js';
+import { decodeRecord } from '../cas/record-codec.js';
+import { mapBounded } from '../chunk/file-data.js';
+import type { GarbageRecord } from '../inode/records.js';
 import { deleteChunkIndex, deleteChunkMaps } from './chunk-repairs.js';
 import type { FsckContext } from './context.js';
 import type { KeyCensus } from './key-census.js';

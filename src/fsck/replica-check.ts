@@ -1,4 +1,4 @@
-import { mapBounded } from '../../chunk/file-data.js';
+import { mapBounded } from '../chunk/file-data.js';
 import type { FsckContext } from './context.js';
 import { FIX_ORDER } from './problems.js';
 

@@ -1,6 +1,6 @@
-import type { Version } from '../../backends/kv-store.js';
-import type { Transaction } from '../../cas/transaction.js';
-import { ROOT_INO } from '../records.js';
+import type { Version } from '../backends/kv-store.js';
+import type { Transaction } from '../cas/transaction.js';
+import { ROOT_INO } from '../inode/records.js';
 import { changedDirectories, inodeVersions, namesIn } from './confirm.js';
 import type { FsckContext } from './context.js';
 import { FIX_ORDER, type Fix, type ProblemInput } from './problems.js';

@@ -10,7 +10,7 @@ import { indexRecord } from '../../../src/chunk/chunk-index.js';
 import { caller, VolumeFixture } from './fsck-fixture.js';
 import { NoCommitStore } from '../../helpers/no-commit-store.js';
 import { ROOT_INO, S_IFREG } from '../../../src/inode/records.js';
-import type { FsckReport } from '../../../src/inode/fsck/index.js';
+import type { FsckReport } from '../../../src/fsck/index.js';
 
 const O_RDWR = 2;
 const kindsOf = (r: FsckReport) => r.problems.map((p) => p.kind).sort();

@@ -3,7 +3,7 @@ import { MemoryData } from '../../../src/backends/memory/index.js';
 import { InjectedCrash, type FaultPoint } from '../../../src/cas/fault-points.js';
 import { TAG_ENVELOPE } from '../../../src/cas/intent-codec.js';
 import { IntentCommitStore } from '../../../src/cas/intent-store.js';
-import { fsckVolume } from '../../../src/inode/fsck/index.js';
+import { fsckVolume } from '../../../src/fsck/index.js';
 import { NoCommitStore } from '../../helpers/no-commit-store.js';
 import { VolumeFixture, silent } from './fsck-fixture.js';
 

@@ -1,4 +1,4 @@
-import { isStale, readSessions, updateSessions } from '../sessions.js';
+import { isStale, readSessions, updateSessions } from '../inode/sessions.js';
 import type { FsckContext } from './context.js';
 import { FIX_ORDER } from './problems.js';
 

@@ -1,9 +1,9 @@
-import { IntegrityError } from '../../backends/errors.js';
-import { decodeRecord } from '../../cas/record-codec.js';
-import { isInline } from '../../chunk/file-data.js';
-import { isReg, type InodeRecord } from '../records.js';
-import { transact } from '../../cas/transaction.js';
-import { GROUP_CHUNKS } from '../../chunk/chunk-index.js';
+import { IntegrityError } from '../backends/errors.js';
+import { decodeRecord } from '../cas/record-codec.js';
+import { isInline } from '../chunk/file-data.js';
+import { isReg, type InodeRecord } from '../inode/records.js';
+import { transact } from '../cas/transaction.js';
+import { GROUP_CHUNKS } from '../chunk/chunk-index.js';
 import { chunkRefOf, deleteChunkIndex, deleteChunkMaps, deleteOrphan, deleteRawRecords, presentChunks } from './chunk-repairs.js';
 import type { FsckContext } from './context.js';
 import type { GarbageState } from './garbage-check.js';

@@ -1,6 +1,6 @@
-import { IntegrityError } from '../../backends/errors.js';
-import { isInline, mapBounded, type ChunkRef } from '../../chunk/file-data.js';
-import { BlockMissing, type BlockHealth, type BlockRef } from '../../translators/block-store.js';
+import { IntegrityError } from '../backends/errors.js';
+import { isInline, mapBounded, type ChunkRef } from '../chunk/file-data.js';
+import { BlockMissing, type BlockHealth, type BlockRef } from '../translators/block-store.js';
 import type { FsckContext } from './context.js';
 import { chunkRefOf, deleteChunkMaps } from './chunk-repairs.js';
 import type { KeyCensus } from './key-census.js';

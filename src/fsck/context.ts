@@ -1,8 +1,8 @@
-import type { KvStore, VersionedValue } from '../../backends/kv-store.js';
-import { mapBounded } from '../../chunk/file-data.js';
-import { ChunkIndex } from '../../chunk/chunk-index.js';
-import { transact } from '../../cas/transaction.js';
-import { DirectoryTree } from '../directory-tree.js';
+import type { KvStore, VersionedValue } from '../backends/kv-store.js';
+import { mapBounded } from '../chunk/file-data.js';
+import { ChunkIndex } from '../chunk/chunk-index.js';
+import { transact } from '../cas/transaction.js';
+import { DirectoryTree } from '../inode/directory-tree.js';
 import type { ProblemList } from './problems.js';
 import type { FsckTarget } from './target.js';
 

@@ -1,5 +1,5 @@
-import { transact, type Transaction } from '../../cas/transaction.js';
-import { decodeRecord, encodeRecord } from '../../cas/record-codec.js';
+import { transact, type Transaction } from '../cas/transaction.js';
+import { decodeRecord, encodeRecord } from '../cas/record-codec.js';
 import {
   S_IFBLK,
   S_IFCHR,
@@ -12,9 +12,9 @@ import {
   isDir,
   type DirNode,
   type InodeRecord,
-} from '../records.js';
+} from '../inode/records.js';
 import type { FsckContext } from './context.js';
-import { readTreeNodes, type TreeNodeAt } from '../directory-tree.js';
+import { readTreeNodes, type TreeNodeAt } from '../inode/directory-tree.js';
 
 /**
  * Repairs of metadata, each one transaction that re-reads what the check saw and changes

@@ -4,7 +4,7 @@ import type { KvStore } from '../../../src/backends/kv-store.js';
 import { decodeRecord, encodeRecord } from '../../../src/cas/record-codec.js';
 import type { ChunkMapRecord } from '../../../src/chunk/file-data.js';
 import type { BlockRef } from '../../../src/translators/block-store.js';
-import { fsckVolume, type FsckOptions, type FsckReport, type ProblemKind } from '../../../src/inode/fsck/index.js';
+import { fsckVolume, type FsckOptions, type FsckReport, type ProblemKind } from '../../../src/fsck/index.js';
 import { FileSystem } from '../../../src/inode/filesystem.js';
 import { VolumeKeys } from '../../../src/inode/keys.js';
 import { S_IFREG, type InodeRecord } from '../../../src/inode/records.js';
