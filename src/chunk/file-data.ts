@@ -5,7 +5,7 @@ import type { RecordCache } from '../cas/record-cache.js';
 import type { Transact } from '../cas/commit-queue.js';
 import { transact, type Transaction } from '../cas/transaction.js';
 import type { BlockContext, BlockRef, BlockStore } from '../translators/block-store.js';
-import { decodeRecord, encodeRecord } from '../cas/record-codec.js';
+import { decodeRecord, encodeRecord } from './record-codec.js';
 import { IntegrityError } from '../backends/errors.js';
 import { CHECKSUM_BYTES, checksumAll, checksumMatches } from '../translators/erasure/checksum.js';
 import { BlockPool } from './block-pool.js';

@@ -1,6 +1,6 @@
 import { IntegrityError } from '../backends/errors.js';
 import { transact } from '../cas/transaction.js';
-import { decodeRecord, encodeRecord } from '../cas/record-codec.js';
+import { decodeRecord, encodeRecord } from '../chunk/record-codec.js';
 import { ROOT_INO } from '../inode/records.js';
 import type { FsckContext } from './context.js';
 import type { GarbageState } from './garbage-check.js';

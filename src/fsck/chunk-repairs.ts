@@ -1,7 +1,7 @@
 import { ifVersion } from '../backends/kv-store.js';
 import { IntegrityError } from '../backends/errors.js';
 import { transact } from '../cas/transaction.js';
-import { decodeRecord, encodeRecord } from '../cas/record-codec.js';
+import { decodeRecord, encodeRecord } from '../chunk/record-codec.js';
 import { inlineIntact, isInline, mapBounded, type ChunkMapRecord, type ChunkRef } from '../chunk/file-data.js';
 import { isReg, type InodeRecord } from '../inode/records.js';
 import type { FsckContext } from './context.js';

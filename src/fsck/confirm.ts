@@ -1,6 +1,6 @@
 import type { Version } from '../backends/kv-store.js';
 import { transact } from '../cas/transaction.js';
-import { decodeRecord } from '../cas/record-codec.js';
+import { decodeRecord } from '../chunk/record-codec.js';
 import { mapBounded } from '../chunk/file-data.js';
 import { FsError } from '../inode/fs-error.js';
 import { S_IFDIR, S_IFMT, type InodeRecord } from '../inode/records.js';

@@ -1,5 +1,5 @@
 import type { KvStore } from '../backends/kv-store.js';
-import type { ReplicatedStore } from '../cas/replicated-store.js';
+import type { ReplicatedStore } from '../backends/wrappers/replicated-store.js';
 import type { VolumeKeys } from '../inode/keys.js';
 import { LossDetector } from '../inode/loss-detector.js';
 import type { VolumeStores } from '../inode/volume.js';

@@ -1,6 +1,6 @@
 import { ifVersion, type Version } from '../backends/kv-store.js';
 import { IntegrityError } from '../backends/errors.js';
-import { decodeRecord } from '../cas/record-codec.js';
+import { decodeRecord } from '../chunk/record-codec.js';
 import { mapBounded } from '../chunk/file-data.js';
 import type { GarbageRecord } from '../inode/records.js';
 import { deleteChunkIndex, deleteChunkMaps } from './chunk-repairs.js';

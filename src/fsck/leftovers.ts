@@ -1,5 +1,5 @@
 import { IntegrityError } from '../backends/errors.js';
-import { decodeRecord } from '../cas/record-codec.js';
+import { decodeRecord } from '../chunk/record-codec.js';
 import { isInline } from '../chunk/file-data.js';
 import { isReg, type InodeRecord } from '../inode/records.js';
 import { transact } from '../cas/transaction.js';

@@ -1,5 +1,5 @@
 import { ifVersion } from '../backends/kv-store.js';
-import { decodeRecord, encodeRecord } from '../cas/record-codec.js';
+import { decodeRecord, encodeRecord } from '../chunk/record-codec.js';
 import { transact } from '../cas/transaction.js';
 import type { HeldLock } from '../inode/locks/lock-ranges.js';
 import type { LockRecord } from '../inode/locks/lock-table.js';

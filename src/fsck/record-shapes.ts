@@ -1,5 +1,5 @@
 import { IntegrityError } from '../backends/errors.js';
-import { decodeRecord } from '../cas/record-codec.js';
+import { decodeRecord } from '../chunk/record-codec.js';
 import type { DirNode, InodeRecord } from '../inode/records.js';
 
 /** The record, or undefined when it cannot be decoded or does not have the expected shape. */

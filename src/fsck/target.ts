@@ -1,8 +1,8 @@
 import type { KvStore } from '../backends/kv-store.js';
 import { IntegrityError } from '../backends/errors.js';
 import { IntentCommitStore } from '../cas/intent-store.js';
-import type { ReplicatedStore } from '../cas/replicated-store.js';
-import { decodeRecord } from '../cas/record-codec.js';
+import type { ReplicatedStore } from '../backends/wrappers/replicated-store.js';
+import { decodeRecord } from '../chunk/record-codec.js';
 import type { BlockStore } from '../translators/block-store.js';
 import { VolumeKeys } from '../inode/keys.js';
 import { ROOT_INO, type SuperblockRecord } from '../inode/records.js';

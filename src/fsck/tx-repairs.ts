@@ -1,5 +1,5 @@
 import { transact, type Transaction } from '../cas/transaction.js';
-import { decodeRecord, encodeRecord } from '../cas/record-codec.js';
+import { decodeRecord, encodeRecord } from '../chunk/record-codec.js';
 import {
   S_IFBLK,
   S_IFCHR,

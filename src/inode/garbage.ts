@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { KvStore } from '../backends/kv-store.js';
 import { IF_ABSENT } from '../backends/kv-store.js';
-import { decodeRecord, encodeRecord } from '../cas/record-codec.js';
+import { decodeRecord, encodeRecord } from '../chunk/record-codec.js';
 import type { FileData } from '../chunk/file-data.js';
 import { mapBounded } from '../chunk/file-data.js';
 import type { BlockRef, BlockStore } from '../translators/block-store.js';

@@ -1,7 +1,7 @@
-import type { ReplicatedStore } from '../../../src/cas/replicated-store.js';
+import type { ReplicatedStore } from '../../../src/backends/wrappers/replicated-store.js';
 import { pino } from 'pino';
 import type { KvStore } from '../../../src/backends/kv-store.js';
-import { decodeRecord, encodeRecord } from '../../../src/cas/record-codec.js';
+import { decodeRecord, encodeRecord } from '../../../src/chunk/record-codec.js';
 import type { ChunkMapRecord } from '../../../src/chunk/file-data.js';
 import type { BlockRef } from '../../../src/translators/block-store.js';
 import { fsckVolume, type FsckOptions, type FsckReport, type ProblemKind } from '../../../src/fsck/index.js';

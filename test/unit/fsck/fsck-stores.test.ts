@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { MemoryData, MemoryStore } from '../../../src/backends/memory/index.js';
 import { IntentCommitStore } from '../../../src/cas/intent-store.js';
-import { encodeRecord } from '../../../src/cas/record-codec.js';
+import { encodeRecord } from '../../../src/chunk/record-codec.js';
 import { fsckVolume } from '../../../src/fsck/index.js';
 import { WrongPassphrase } from '../../../src/translators/crypt/keyring.js';
 import { CHEAP_KDF } from '../translators/fixtures.js';

@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { MemoryStore } from '../../../src/backends/memory/index.js';
-import { encodeRecord } from '../../../src/cas/record-codec.js';
+import { encodeRecord } from '../../../src/chunk/record-codec.js';
 import { fsckVolume, type FsckProgress } from '../../../src/fsck/index.js';
 import { ROOT_INO, S_IFDIR, S_IFREG, type DirNode } from '../../../src/inode/records.js';
 import { patternBytes } from '../../helpers/pattern.js';

@@ -11,7 +11,7 @@ import { MemoryData, MemoryStore } from '../../../src/backends/memory/index.js';
 import { FsError } from '../../../src/inode/fs-error.js';
 import { withAtomicCommit } from '../../../src/cas/intent-store.js';
 import { IntegrityError } from '../../../src/backends/errors.js';
-import { decodeRecord, encodeRecord } from '../../../src/cas/record-codec.js';
+import { decodeRecord, encodeRecord } from '../../../src/chunk/record-codec.js';
 import { DEFAULT_INLINE_MAX_BYTES, type ChunkMapRecord } from '../../../src/chunk/file-data.js';
 import { fsckVolume } from '../../../src/fsck/index.js';
 import { FileSystem } from '../../../src/inode/filesystem.js';

@@ -1,11 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { StoreUnavailable } from '../../../src/backends/errors.js';
-import { IF_ABSENT, ifVersion } from '../../../src/backends/kv-store.js';
-import { MemoryData, MemoryStore, crashAfter, type FaultHook } from '../../../src/backends/memory/index.js';
-import { suffixPlacement } from '../../../src/backends/memory/placement.js';
-import { IntentCommitStore } from '../../../src/cas/intent-store.js';
-import { ReplicatedStore } from '../../../src/cas/replicated-store.js';
-import { silentLog } from '../../helpers/intent-fixture.js';
+import { StoreUnavailable } from '../../../../src/backends/errors.js';
+import { IF_ABSENT, ifVersion } from '../../../../src/backends/kv-store.js';
+import { MemoryData, MemoryStore, crashAfter, type FaultHook } from '../../../../src/backends/memory/index.js';
+import { suffixPlacement } from '../../../../src/backends/memory/placement.js';
+import { IntentCommitStore } from '../../../../src/cas/intent-store.js';
+import { ReplicatedStore } from '../../../../src/backends/wrappers/replicated-store.js';
+import { silentLog } from '../../../helpers/intent-fixture.js';
 
 const DOMAINS = 6;
 const SENTINEL = 'v:alive';

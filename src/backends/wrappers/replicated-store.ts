@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { IntegrityError, StoreUnavailable, isUnreachable } from '../backends/errors.js';
+import { IntegrityError, StoreUnavailable, isUnreachable } from '../errors.js';
 import {
   IF_ABSENT,
   UNCONDITIONAL,
@@ -10,7 +10,7 @@ import {
   type Version,
   type VersionedValue,
   type WriteCondition,
-} from '../backends/kv-store.js';
+} from '../kv-store.js';
 
 /**
  * Marks a replica copy's key: `<key>~R` placed on a domain (`<key>~R~3f` on memcached). The

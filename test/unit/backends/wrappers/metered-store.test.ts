@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { MemoryStore } from '../../../src/backends/memory/index.js';
-import { MeteredStore } from '../../../src/backends/metered-store.js';
-import { StoreUnavailable } from '../../../src/backends/errors.js';
-import type { KvStore } from '../../../src/backends/kv-store.js';
+import { MemoryStore } from '../../../../src/backends/memory/index.js';
+import { MeteredStore } from '../../../../src/backends/wrappers/metered-store.js';
+import { StoreUnavailable } from '../../../../src/backends/errors.js';
+import type { KvStore } from '../../../../src/backends/kv-store.js';
 
 describe('MeteredStore', () => {
   it('reports every request with its method, and passes results through', async () => {

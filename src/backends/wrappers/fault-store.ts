@@ -6,7 +6,7 @@ import type {
   StoreCapabilities,
   VersionedValue,
   WriteCondition,
-} from '../backends/kv-store.js';
+} from '../kv-store.js';
 
 /** The store call a {@link StoreCallHook} is told about. */
 export type StoreCall = 'get' | 'getMany' | 'put' | 'delete' | 'commit' | 'scan';

@@ -1,12 +1,12 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { IntegrityError, StoreUnavailable } from '../../../src/backends/errors.js';
-import { IF_ABSENT, ifVersion } from '../../../src/backends/kv-store.js';
-import { MemoryStore } from '../../../src/backends/memory/index.js';
-import { suffixPlacement } from '../../../src/backends/memory/placement.js';
-import { ReplicatedStore } from '../../../src/cas/replicated-store.js';
-import { withAtomicCommit } from '../../../src/cas/intent-store.js';
-import { silentLog } from '../../helpers/intent-fixture.js';
+import { IntegrityError, StoreUnavailable } from '../../../../src/backends/errors.js';
+import { IF_ABSENT, ifVersion } from '../../../../src/backends/kv-store.js';
+import { MemoryStore } from '../../../../src/backends/memory/index.js';
+import { suffixPlacement } from '../../../../src/backends/memory/placement.js';
+import { ReplicatedStore } from '../../../../src/backends/wrappers/replicated-store.js';
+import { withAtomicCommit } from '../../../../src/cas/intent-store.js';
+import { silentLog } from '../../../helpers/intent-fixture.js';
 
 const DOMAINS = 6;
 const REPLICAS = 3;

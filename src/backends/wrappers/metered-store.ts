@@ -1,4 +1,4 @@
-import type { CommitCheck, CommitOp, KvStore, PutResult, StoreCapabilities, Version, VersionedValue, WriteCondition } from './kv-store.js';
+import type { CommitCheck, CommitOp, KvStore, PutResult, StoreCapabilities, Version, VersionedValue, WriteCondition } from '../kv-store.js';
 
 /** Told of every request a store answered: its method, how long it took, and whether it threw. */
 export type StoreObserver = (method: string, seconds: number, failed: boolean) => void;
