@@ -9,7 +9,7 @@ const COMPARE_CONCURRENCY = 32;
  * Every metadata record (and intent record) must have the same bytes on each of its copies'
  * domains. After servers restarted empty (or were demoted for missing writes) their copies are
  * missing or stale: the repair copies the acting primary's record to them, the one reads are
- * served from (src/cas/replicated-store.ts). Runs before the loss markers are planted again, so
+ * served from (src/backends/wrappers/replicated-store.ts). Runs before the loss markers are planted again, so
  * a refilled domain is trusted only once it holds everything.
  */
 export async function checkReplicas(ctx: FsckContext): Promise<void> {
