@@ -2,7 +2,8 @@ import { ifVersion } from '../backends/kv-store.js';
 import { IntegrityError } from '../backends/errors.js';
 import { transact } from '../cas/transaction.js';
 import { decodeRecord, encodeRecord } from '../chunk/record-codec.js';
-import { inlineIntact, isInline, mapBounded, type ChunkMapRecord, type ChunkRef } from '../chunk/file-data.js';
+import pMap from 'p-map';
+import { inlineIntact, isInline, type ChunkMapRecord, type ChunkRef } from '../chunk/file-data.js';
 import { isReg, type InodeRecord } from '../inode/records.js';
 import type { FsckContext } from './context.js';
 import type { RepairResult } from './tx-repairs.js';
@@ -40,26 +41,22 @@ export async function deleteChunkMaps(ctx: FsckContext, ino: number, indexes: re
   const mapKeys = indexes.map((i) => keys.chunkMap(ino, i));
   const found = await ctx.readMany(meta, mapKeys);
   let deleted = 0;
-  await mapBounded(
-    mapKeys.map((key, i) => ({ key, found: found[i] })),
-    ctx.concurrency,
-    async ({ key, found: f }) => {
+  await pMap(mapKeys.map((key, i) => ({ key, found: found[i] })), async ({ key, found: f }) => {
       if (!f) return;
       const ref = chunkRefOf(ctx, key, f.value);
       if (!(await meta.delete(key, ifVersion(f.version)))) return;
       deleted++;
       if (ref && !isInline(ref) && blocks && !keep.has(ref.id)) await blocks.delete(ref);
-    },
-  );
+    }, { concurrency: ctx.concurrency });
   return deleted;
 }
 
 /** Deletes raw block records straight from the data store (blocks no map refers to). */
 export async function deleteRawRecords(ctx: FsckContext, rawKeys: readonly string[]): Promise<RepairResult> {
   let deleted = 0;
-  await mapBounded(rawKeys, ctx.concurrency, async (key) => {
+  await pMap(rawKeys, async (key) => {
     if (await ctx.target.data.delete(key)) deleted++;
-  });
+  }, { concurrency: ctx.concurrency });
   return deleted > 0 ? { outcome: 'repaired', done: `${deleted} records deleted` } : { outcome: 'gone', done: 'already gone' };
 }
 

@@ -1,7 +1,7 @@
 import type { Version } from '../backends/kv-store.js';
 import { transact } from '../cas/transaction.js';
 import { decodeRecord } from '../chunk/record-codec.js';
-import { mapBounded } from '../chunk/file-data.js';
+import pMap from 'p-map';
 import { FsError } from '../inode/fs-error.js';
 import { S_IFDIR, S_IFMT, type InodeRecord } from '../inode/records.js';
 import type { FsckContext } from './context.js';
@@ -24,7 +24,7 @@ export async function inodeVersions(ctx: FsckContext, inos: readonly number[]): 
 
 /** Reports the walk's suspects that still hold when re-read in a read-only transaction. */
 export async function reportSuspects(ctx: FsckContext, walk: WalkResult): Promise<void> {
-  const holds = ctx.offline ? walk.suspects.map(() => true) : await mapBounded(walk.suspects, ctx.concurrency, (s) => stillHolds(ctx, s));
+  const holds = ctx.offline ? walk.suspects.map(() => true) : await pMap(walk.suspects, (s) => stillHolds(ctx, s), { concurrency: ctx.concurrency });
   let changed = 0;
   walk.suspects.forEach((s, i) => {
     if (!holds[i]) {
@@ -79,7 +79,7 @@ export async function changedDirectories(ctx: FsckContext, walk: WalkResult): Pr
 /** How many entries of each non-directory the `dirs` hold now (a fresh listing). */
 export async function namesIn(ctx: FsckContext, dirs: ReadonlySet<number>): Promise<Map<number, number>> {
   const counts = new Map<number, number>();
-  await mapBounded([...dirs], ctx.concurrency, async (dir) => {
+  await pMap([...dirs], async (dir) => {
     let entries;
     try {
       entries = await ctx.dirs.list(ctx.target.meta, dir, true);
@@ -88,6 +88,6 @@ export async function namesIn(ctx: FsckContext, dirs: ReadonlySet<number>): Prom
       throw err;
     }
     for (const [, [ino, type]] of entries) if (type !== S_IFDIR) counts.set(ino, (counts.get(ino) ?? 0) + 1);
-  });
+  }, { concurrency: ctx.concurrency });
   return counts;
 }

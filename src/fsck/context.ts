@@ -1,5 +1,5 @@
 import type { KvStore, VersionedValue } from '../backends/kv-store.js';
-import { mapBounded } from '../chunk/file-data.js';
+import pMap from 'p-map';
 import { ChunkIndex } from '../chunk/chunk-index.js';
 import { transact } from '../cas/transaction.js';
 import { DirectoryTree } from '../inode/directory-tree.js';
@@ -132,7 +132,7 @@ export class FsckContext {
   async readMany(store: KvStore, keys: readonly string[]): Promise<(VersionedValue | undefined)[]> {
     const batches: (readonly string[])[] = [];
     for (let i = 0; i < keys.length; i += this.batchSize) batches.push(keys.slice(i, i + this.batchSize));
-    const results = await mapBounded(batches, this.concurrency, (batch) => store.getMany(batch));
+    const results = await pMap(batches, (batch) => store.getMany(batch), { concurrency: this.concurrency });
     return results.flat();
   }
 

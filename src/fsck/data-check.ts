@@ -1,5 +1,6 @@
 import { IntegrityError } from '../backends/errors.js';
-import { isInline, mapBounded, type ChunkRef } from '../chunk/file-data.js';
+import pMap from 'p-map';
+import { isInline, type ChunkRef } from '../chunk/file-data.js';
 import { BlockMissing, type BlockHealth, type BlockRef } from '../translators/block-store.js';
 import type { FsckContext } from './context.js';
 import { chunkRefOf, deleteChunkMaps } from './chunk-repairs.js';
@@ -69,7 +70,7 @@ export class DataChecker {
       this.referenced.add(ref.id);
       maps.push({ file, index, ref });
     });
-    await mapBounded(maps, this.ctx.concurrency, (m) => this.checkBlock(m));
+    await pMap(maps, (m) => this.checkBlock(m), { concurrency: this.ctx.concurrency });
   }
 
   /** Chunk maps the file's chunk index names; an undecodable index is reported, and names none. */

@@ -1,7 +1,7 @@
 import { ifVersion, type Version } from '../backends/kv-store.js';
 import { IntegrityError } from '../backends/errors.js';
 import { decodeRecord } from '../chunk/record-codec.js';
-import { mapBounded } from '../chunk/file-data.js';
+import pMap from 'p-map';
 import type { GarbageRecord } from '../inode/records.js';
 import { deleteChunkIndex, deleteChunkMaps } from './chunk-repairs.js';
 import type { FsckContext } from './context.js';
@@ -87,10 +87,10 @@ async function collectGarbage(
   if (!current || current.version !== entry.version) return { outcome: 'gone', done: 'collected meanwhile by a mount' };
   const kept: string[] = [];
   if (blocks) {
-    await mapBounded(entry.record.blocks ?? [], ctx.concurrency, async (ref) => {
+    await pMap(entry.record.blocks ?? [], async (ref) => {
       if (referenced.has(ref.id)) kept.push(ref.id);
       else await blocks.delete(ref);
-    });
+    }, { concurrency: ctx.concurrency });
   }
   for (const { ino } of entry.record.inodes ?? []) {
     if (inodeExists(ino) || (await meta.get(ctx.target.keys.inode(ino)))) {

@@ -1,4 +1,4 @@
-import { mapBounded } from '../chunk/file-data.js';
+import pMap from 'p-map';
 import type { FsckContext } from './context.js';
 import { FIX_ORDER } from './problems.js';
 
@@ -25,7 +25,7 @@ export async function checkReplicas(ctx: FsckContext): Promise<void> {
   for (const prefix of [keys.prefix, ...(intents ? [intents.namespace] : [])]) {
     for await (const key of scan(prefix)) if (!key.startsWith(blockPrefix)) listed.push(key);
   }
-  const differ = await mapBounded(listed, COMPARE_CONCURRENCY, async (key) => ((await replication.resync(key, false)) > 0 ? key : undefined));
+  const differ = await pMap(listed, async (key) => ((await replication.resync(key, false)) > 0 ? key : undefined), { concurrency: COMPARE_CONCURRENCY });
   const damaged = differ.filter((key): key is string => key !== undefined);
   if (damaged.length === 0) return;
   ctx.problems.add(
@@ -39,7 +39,7 @@ export async function checkReplicas(ctx: FsckContext): Promise<void> {
     {
       order: FIX_ORDER.metadataCopies,
       run: async () => {
-        const rewritten = await mapBounded(damaged, COMPARE_CONCURRENCY, (key) => replication.resync(key));
+        const rewritten = await pMap(damaged, (key) => replication.resync(key), { concurrency: COMPARE_CONCURRENCY });
         const total = rewritten.reduce((a, b) => a + b, 0);
         ctx.counts.metadataCopiesRewritten += total;
         return { outcome: 'repaired', done: `${total} copies rewritten from each record's acting primary` };

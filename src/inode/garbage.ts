@@ -4,7 +4,7 @@ import type { KvStore } from '../backends/kv-store.js';
 import { IF_ABSENT } from '../backends/kv-store.js';
 import { decodeRecord, encodeRecord } from '../chunk/record-codec.js';
 import type { FileData } from '../chunk/file-data.js';
-import { mapBounded } from '../chunk/file-data.js';
+import pMap from 'p-map';
 import type { BlockRef, BlockStore } from '../translators/block-store.js';
 import type { VolumeKeys } from './keys.js';
 import type { GarbageRecord } from './records.js';
@@ -82,7 +82,7 @@ export class GarbageCollector {
     if (!found) return true;
     const record = decodeRecord<GarbageRecord>(key, found.value);
     if (record.notBefore > now) return false;
-    await mapBounded(record.blocks ?? [], 16, (ref) => this.options.blocks.delete(ref));
+    await pMap(record.blocks ?? [], (ref) => this.options.blocks.delete(ref), { concurrency: 16 });
     for (const { ino } of record.inodes ?? []) await this.deleteInodeData(ino);
     await this.options.store.delete(key, { kind: 'ifVersion', version: found.version });
     return true;
