@@ -79,6 +79,7 @@ import {
   IF_ABSENT,
   MAX_KEY_BYTES,
   UNCONDITIONAL,
+  conditionHolds,
   type CommitCheck,
   type CommitOp,
   type KvStore,
@@ -96,7 +97,7 @@ import { KeyLock } from './key-lock.js';
 import { LockLiveness } from './lock-liveness.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ContentionError } from './retry.js';
-import { TxResolver, conditionHolds, previousOf, type RawState } from './tx-resolver.js';
+import { TxResolver, previousOf, type RawState } from './tx-resolver.js';
 
 export type { IntentInfo, RecoveryOptions, RecoveryReport } from './intent-recovery.js';
 
