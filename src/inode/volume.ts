@@ -85,26 +85,58 @@ export interface OpenedVolume {
   readonly keys: VolumeKeys;
 }
 
-/** Everything one mounted volume is made of, assembled from its superblock. */
-export class Volume {
-  private constructor(
-    readonly store: KvStore,
-    readonly log: Logger,
-    readonly keys: VolumeKeys,
-    readonly superblock: SuperblockRecord,
-    readonly cache: RecordCache,
-    readonly dirs: DirectoryTree,
-    readonly data: FileData,
-    readonly allocator: InodeAllocator,
-    readonly garbage: GarbageCollector,
-    readonly blocks: BlockStore,
-    /** How long this mount may serve cached records and names, ms. */
-    readonly cacheTtlMs: number,
-    /** Tells records the store lost from records that never existed. */
-    readonly loss: LossDetector,
-    /** Every metadata transaction of this mount goes through it: one commit for all in flight. */
-    readonly commits: CommitQueue,
-  ) {}
+/** Everything one mounted volume is made of, assembled from its superblock by {@link Volume.open}. */
+export interface VolumeParts {
+  /** Metadata store, encrypted when the volume is. */
+  readonly store: KvStore;
+  readonly log: Logger;
+  readonly keys: VolumeKeys;
+  readonly superblock: SuperblockRecord;
+  readonly cache: RecordCache;
+  readonly dirs: DirectoryTree;
+  readonly data: FileData;
+  readonly allocator: InodeAllocator;
+  readonly garbage: GarbageCollector;
+  readonly blocks: BlockStore;
+  /** How long this mount may serve cached records and names, ms. */
+  readonly cacheTtlMs: number;
+  /** Tells records the store lost from records that never existed. */
+  readonly loss: LossDetector;
+  /** Every metadata transaction of this mount goes through it: one commit for all in flight. */
+  readonly commits: CommitQueue;
+}
+
+/** One mounted volume: its parts (see {@link VolumeParts}) and what needs several of them. */
+export class Volume implements VolumeParts {
+  readonly store: KvStore;
+  readonly log: Logger;
+  readonly keys: VolumeKeys;
+  readonly superblock: SuperblockRecord;
+  readonly cache: RecordCache;
+  readonly dirs: DirectoryTree;
+  readonly data: FileData;
+  readonly allocator: InodeAllocator;
+  readonly garbage: GarbageCollector;
+  readonly blocks: BlockStore;
+  readonly cacheTtlMs: number;
+  readonly loss: LossDetector;
+  readonly commits: CommitQueue;
+
+  private constructor(parts: VolumeParts) {
+    this.store = parts.store;
+    this.log = parts.log;
+    this.keys = parts.keys;
+    this.superblock = parts.superblock;
+    this.cache = parts.cache;
+    this.dirs = parts.dirs;
+    this.data = parts.data;
+    this.allocator = parts.allocator;
+    this.garbage = parts.garbage;
+    this.blocks = parts.blocks;
+    this.cacheTtlMs = parts.cacheTtlMs;
+    this.loss = parts.loss;
+    this.commits = parts.commits;
+  }
 
   /** Runs a metadata transaction through the commit queue (see {@link CommitQueue.transact}). */
   transact<T>(body: (tx: Transaction) => Promise<T>, options?: QueuedOptions): Promise<T> {
@@ -152,7 +184,21 @@ export class Volume {
     });
     garbage.attach(data);
     const allocator = new InodeAllocator(meta, keys.inodeAllocator());
-    return new Volume(meta, options.log, keys, superblock, cache, dirs, data, allocator, garbage, blocks, cacheTtlMs, loss, commits);
+    return new Volume({
+      store: meta,
+      log: options.log,
+      keys,
+      superblock,
+      cache,
+      dirs,
+      data,
+      allocator,
+      garbage,
+      blocks,
+      cacheTtlMs,
+      loss,
+      commits,
+    });
   }
 
   async close(): Promise<void> {
