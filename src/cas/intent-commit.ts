@@ -67,7 +67,7 @@ export class IntentCommit {
    *   rolled back where the store still answers, and its outcome is unknown only if the
    *   failing call was the commit point itself (the error says so by being thrown).
    */
-  async run(): Promise<boolean> {
+  async commit(): Promise<boolean> {
     try {
       return await this.attempt();
     } catch (err) {

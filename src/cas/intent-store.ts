@@ -276,9 +276,9 @@ export class IntentCommitStore implements KvStore {
     const locks: LockPlan[] = [...plans]
       .map(([key, p]) => ({ key, ...p }))
       .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
-    return this.keyLock.runAll(
+    return this.keyLock.withLocks(
       locks.map((l) => l.key),
-      () => new IntentCommit(this.resolver, this.txid(), locks, versionChecks, this.now(), this.log).run(),
+      () => new IntentCommit(this.resolver, this.txid(), locks, versionChecks, this.now(), this.log).commit(),
     );
   }
 
@@ -293,7 +293,7 @@ export class IntentCommitStore implements KvStore {
    * intent vanished. Without scan it can only report that it listed nothing.
    */
   async recover(options: RecoveryOptions = {}): Promise<RecoveryReport> {
-    return new IntentRecovery(this.resolver).run(options);
+    return new IntentRecovery(this.resolver).recover(options);
   }
 
   async close(): Promise<void> {
