@@ -1,17 +1,17 @@
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { parseConfig, type Config } from '../../../src/cli/config.js';
-import { runFsck } from '../../../src/cli/fsck-command.js';
-import { openStore } from '../../../src/cli/open-store.js';
-import { FileSystem } from '../../../src/inode/filesystem.js';
-import { S_IFREG } from '../../../src/inode/records.js';
-import { Volume } from '../../../src/inode/volume.js';
-import { patternBytes } from '../../helpers/pattern.js';
-import { run } from '../../helpers/run.js';
-import { makeTempDir, removeTempDir } from '../../helpers/temp-dir.js';
-import { silent } from '../fsck/fsck-fixture.js';
+import { parseConfig, type Config } from '../../src/cli/config.js';
+import { runFsck } from '../../src/cli/fsck-command.js';
+import { openStore } from '../../src/cli/open-store.js';
+import { FileSystem } from '../../src/inode/filesystem.js';
+import { S_IFREG } from '../../src/inode/records.js';
+import { Volume } from '../../src/inode/volume.js';
+import { patternBytes } from '../helpers/pattern.js';
+import { run } from '../helpers/run.js';
+import { makeTempDir, removeTempDir } from '../helpers/temp-dir.js';
+import { silent } from '../unit/fsck/fsck-fixture.js';
 
-const MAIN = fileURLToPath(new URL('../../../src/cli/main.ts', import.meta.url));
+const MAIN = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
 
 /** Collects what the command writes. */
 function fakeIo(env: NodeJS.ProcessEnv, step = 0) {

@@ -6,8 +6,8 @@
  *   node --import tsx lmdb-cas-worker.ts <store dir> <key> <count>
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ifVersion, type KvStore } from '../../../src/backends/kv-store.js';
-import { LmdbStore } from '../../../src/backends/lmdb/index.js';
+import { ifVersion, type KvStore } from '../../src/backends/kv-store.js';
+import { LmdbStore } from '../../src/backends/lmdb/index.js';
 
 /** Adds one to the decimal counter under `key`; returns the number of conflicts retried. */
 export async function increment(store: KvStore, key: string): Promise<number> {

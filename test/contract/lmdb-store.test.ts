@@ -5,9 +5,9 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { StoreFull, StoreUnavailable } from '../../../src/backends/errors.js';
-import { IF_ABSENT, ifVersion } from '../../../src/backends/kv-store.js';
-import { LmdbStore, lmdbBackend } from '../../../src/backends/lmdb/index.js';
+import { StoreFull, StoreUnavailable } from '../../src/backends/errors.js';
+import { IF_ABSENT, ifVersion } from '../../src/backends/kv-store.js';
+import { LmdbStore, lmdbBackend } from '../../src/backends/lmdb/index.js';
 import { increment } from './lmdb-cas-worker.js';
 
 const run = promisify(execFile);
