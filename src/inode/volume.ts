@@ -85,8 +85,14 @@ export interface OpenedVolume {
   readonly keys: VolumeKeys;
 }
 
-/** Everything one mounted volume is made of, assembled from its superblock by {@link Volume.open}. */
-export interface VolumeParts {
+/** A volume's parts by name: what {@link Volume.open} assembles from the superblock. */
+type VolumeParts = Pick<
+  Volume,
+  'store' | 'log' | 'keys' | 'superblock' | 'cache' | 'dirs' | 'data' | 'allocator' | 'garbage' | 'blocks' | 'cacheTtlMs' | 'loss' | 'commits'
+>;
+
+/** Everything one mounted volume is made of. */
+export class Volume {
   /** Metadata store, encrypted when the volume is. */
   readonly store: KvStore;
   readonly log: Logger;
@@ -103,23 +109,6 @@ export interface VolumeParts {
   /** Tells records the store lost from records that never existed. */
   readonly loss: LossDetector;
   /** Every metadata transaction of this mount goes through it: one commit for all in flight. */
-  readonly commits: CommitQueue;
-}
-
-/** One mounted volume: its parts (see {@link VolumeParts}) and what needs several of them. */
-export class Volume implements VolumeParts {
-  readonly store: KvStore;
-  readonly log: Logger;
-  readonly keys: VolumeKeys;
-  readonly superblock: SuperblockRecord;
-  readonly cache: RecordCache;
-  readonly dirs: DirectoryTree;
-  readonly data: FileData;
-  readonly allocator: InodeAllocator;
-  readonly garbage: GarbageCollector;
-  readonly blocks: BlockStore;
-  readonly cacheTtlMs: number;
-  readonly loss: LossDetector;
   readonly commits: CommitQueue;
 
   private constructor(parts: VolumeParts) {
