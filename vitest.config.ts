@@ -3,8 +3,10 @@ import { defineConfig } from 'vitest/config';
 /**
  * Tests by tier, run in this order by `npm test` (every tier) or one at a time with
  * `npm run test:unit`, `test:contract`, `test:e2e`, `test:long`:
- * - unit: the layers on the in-memory store (its script runs the files in parallel);
- * - contract: the store contract and the backends against real servers started on loopback;
+ * - unit: the layers on the in-memory store (its script runs the files in parallel and a fifth
+ *   of the randomized runs, see test/helpers/property-runs.ts);
+ * - contract: the store contract and each backend's own behaviour against real servers started
+ *   on loopback;
  * - e2e: real FUSE mounts compared with a local directory;
  * - long: crash matrices, multi-mount stress, distributed faults and proofs (minutes each).
  */

@@ -37,6 +37,18 @@ export function ifVersion(version: Version): WriteCondition {
   return { kind: 'ifVersion', version };
 }
 
+/** Whether a write condition holds for a key whose committed state is `current`. */
+export function conditionHolds(condition: WriteCondition, current: VersionedValue | undefined): boolean {
+  switch (condition.kind) {
+    case 'none':
+      return true;
+    case 'ifAbsent':
+      return current === undefined;
+    case 'ifVersion':
+      return current?.version === condition.version;
+  }
+}
+
 /**
  * A failed condition is a result, not an exception. Some stores report spurious conflicts
  * (kumofs documents them), so a conflict means "re-read and retry", never "give up".

@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import {
   IF_ABSENT,
+  conditionHolds,
   ifVersion,
   type CommitCheck,
   type Version,
@@ -8,7 +9,7 @@ import {
 } from '../backends/kv-store.js';
 import { InjectedCrash } from './fault-points.js';
 import { encodeEnvelope, encodeIntent, type Envelope } from './intent-codec.js';
-import { conditionHolds, previousOf, type RawState, type TxResolver } from './tx-resolver.js';
+import { previousOf, type RawState, type TxResolver } from './tx-resolver.js';
 
 /** One key the commit locks: an op, or a key checked absent (locked so it stays absent). */
 export interface LockPlan {
@@ -66,7 +67,7 @@ export class IntentCommit {
    *   rolled back where the store still answers, and its outcome is unknown only if the
    *   failing call was the commit point itself (the error says so by being thrown).
    */
-  async run(): Promise<boolean> {
+  async commit(): Promise<boolean> {
     try {
       return await this.attempt();
     } catch (err) {

@@ -63,7 +63,7 @@ export class IntentRecovery {
     return out;
   }
 
-  async run(options: RecoveryOptions): Promise<RecoveryReport> {
+  async recover(options: RecoveryOptions): Promise<RecoveryReport> {
     const report = {
       listed: false,
       rolledForward: [] as string[],

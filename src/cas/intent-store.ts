@@ -79,6 +79,7 @@ import {
   IF_ABSENT,
   MAX_KEY_BYTES,
   UNCONDITIONAL,
+  conditionHolds,
   type CommitCheck,
   type CommitOp,
   type KvStore,
@@ -96,7 +97,7 @@ import { KeyLock } from './key-lock.js';
 import { LockLiveness } from './lock-liveness.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ContentionError } from './retry.js';
-import { TxResolver, conditionHolds, previousOf, type RawState } from './tx-resolver.js';
+import { TxResolver, previousOf, type RawState } from './tx-resolver.js';
 
 export type { IntentInfo, RecoveryOptions, RecoveryReport } from './intent-recovery.js';
 
@@ -275,9 +276,9 @@ export class IntentCommitStore implements KvStore {
     const locks: LockPlan[] = [...plans]
       .map(([key, p]) => ({ key, ...p }))
       .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
-    return this.keyLock.runAll(
+    return this.keyLock.withLocks(
       locks.map((l) => l.key),
-      () => new IntentCommit(this.resolver, this.txid(), locks, versionChecks, this.now(), this.log).run(),
+      () => new IntentCommit(this.resolver, this.txid(), locks, versionChecks, this.now(), this.log).commit(),
     );
   }
 
@@ -292,7 +293,7 @@ export class IntentCommitStore implements KvStore {
    * intent vanished. Without scan it can only report that it listed nothing.
    */
   async recover(options: RecoveryOptions = {}): Promise<RecoveryReport> {
-    return new IntentRecovery(this.resolver).run(options);
+    return new IntentRecovery(this.resolver).recover(options);
   }
 
   async close(): Promise<void> {

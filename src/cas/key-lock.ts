@@ -20,7 +20,7 @@ export class KeyLock {
 
   /**
    * Waits for `key`, then returns its release function. Releasing twice is harmless.
-   * Prefer {@link run}, which cannot forget to release.
+   * Prefer {@link withLock}, which cannot forget to release.
    */
   async acquire(key: string): Promise<() => void> {
     const previous = this.tails.get(key);
@@ -42,7 +42,7 @@ export class KeyLock {
   }
 
   /** Runs `fn` holding `key`; releases when it settles, also when it throws. */
-  async run<T>(key: string, fn: () => Promise<T>): Promise<T> {
+  async withLock<T>(key: string, fn: () => Promise<T>): Promise<T> {
     const release = await this.acquire(key);
     try {
       return await fn();
@@ -55,7 +55,7 @@ export class KeyLock {
    * Runs `fn` holding every key of `keys` (duplicates ignored). Keys are taken in sorted
    * order, so two callers with overlapping sets cannot deadlock.
    */
-  async runAll<T>(keys: Iterable<string>, fn: () => Promise<T>): Promise<T> {
+  async withLocks<T>(keys: Iterable<string>, fn: () => Promise<T>): Promise<T> {
     const sorted = [...new Set(keys)].sort();
     const releases: (() => void)[] = [];
     try {

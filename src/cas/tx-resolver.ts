@@ -198,15 +198,3 @@ export class TxResolver {
 export function previousOf(envelope: Envelope): VersionedValue | undefined {
   return envelope.prev ? { value: envelope.prev.value, version: envelope.prev.version } : undefined;
 }
-
-/** Whether a write condition holds for a key whose committed state is `current`. */
-export function conditionHolds(condition: WriteCondition, current: VersionedValue | undefined): boolean {
-  switch (condition.kind) {
-    case 'none':
-      return true;
-    case 'ifAbsent':
-      return current === undefined;
-    case 'ifVersion':
-      return current?.version === condition.version;
-  }
-}

@@ -3,8 +3,7 @@ import type { BlockMemory } from '../translators/block-store.js';
 /**
  * Recycled memory for blocks read from the store. A sequential read goes through a block
  * (1 MiB) per chunk; a fresh buffer for each costs fresh pages from the kernel and, above all,
- * garbage collections that V8 starts as external memory grows (measured on a 1 GiB read from
- * LMDB: the daemon's CPU time halved and throughput rose 1.5x with recycled buffers).
+ * garbage collections that V8 starts as external memory grows (docs/performance.md).
  *
  * Lifetime rule: a pooled buffer is handed back by its only owner (the block cache, when it
  * evicts the block). Readers may still hold it until the end of the current microtask

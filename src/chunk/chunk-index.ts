@@ -1,7 +1,7 @@
 import type { KvStore } from '../backends/kv-store.js';
 import type { Transaction } from '../cas/transaction.js';
 import type { Transact } from '../cas/commit-queue.js';
-import { decodeRecord, encodeRecord } from '../cas/record-codec.js';
+import { decodeRecord, encodeRecord } from './record-codec.js';
 import { IntegrityError } from '../backends/errors.js';
 
 /** Chunks one bit of a bottom index record stands for: a group, looked up with one getMany. */

@@ -1,11 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
+import pMap from 'p-map';
 import type { KvStore } from '../backends/kv-store.js';
 import type { RecordCache } from '../cas/record-cache.js';
 import type { Transact } from '../cas/commit-queue.js';
 import { transact, type Transaction } from '../cas/transaction.js';
 import type { BlockContext, BlockRef, BlockStore } from '../translators/block-store.js';
-import { decodeRecord, encodeRecord } from '../cas/record-codec.js';
+import { decodeRecord, encodeRecord } from './record-codec.js';
 import { IntegrityError } from '../backends/errors.js';
 import { CHECKSUM_BYTES, checksumAll, checksumMatches } from '../translators/erasure/checksum.js';
 import { BlockPool } from './block-pool.js';
@@ -325,7 +326,7 @@ export class FileData {
     if (newSize >= oldSize) return;
     const firstGone = Math.ceil(newSize / this.chunkSize);
     for await (const present of this.index.presentChunks(ino, firstGone)) {
-      await mapBounded(present, 16, (i) => this.dropChunk(ino, i));
+      await pMap(present, (i) => this.dropChunk(ino, i), { concurrency: 16 });
     }
     await this.index.clearFrom(ino, firstGone);
     const keep = newSize % this.chunkSize;
@@ -344,11 +345,11 @@ export class FileData {
   async deleteAll(ino: number, deleteBlock: (ref: BlockRef) => Promise<unknown>): Promise<void> {
     for await (const present of this.index.presentChunks(ino, 0)) {
       const refs = await this.chunkRefs(ino, present);
-      await mapBounded(present, 16, async (i, k) => {
+      await pMap(present, async (i, k) => {
         const ref = refs[k];
         if (ref && !isInline(ref)) await deleteBlock(ref);
         await this.options.store.delete(this.options.chunkKey(ino, i));
-      });
+      }, { concurrency: 16 });
     }
     for (const key of await this.index.recordKeys(ino)) await this.options.store.delete(key);
   }
@@ -416,16 +417,3 @@ function chunkLength(ref: ChunkRef): number {
   return isInline(ref) ? ref.inline.length : ref.length;
 }
 
-/** Runs `fn` over `items` with at most `limit` calls in flight. */
-export async function mapBounded<T, R>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
-  const results = new Array<R>(items.length);
-  let next = 0;
-  const workers = Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) {
-      const i = next++;
-      results[i] = await fn(items[i], i);
-    }
-  });
-  await Promise.all(workers);
-  return results;
-}

@@ -13,10 +13,9 @@ export const READY_FD_VARIABLE = 'VOLDFS_READY_FD';
 /**
  * Node flags of the background mount process. V8 starts the old generation's limit small and
  * raises it slowly; the requests and worker replies in flight during a long write survive
- * young collections and fill it, so a full collection ran every 20-30 MB: 15-24 of them per
- * 512 MiB written with crypt+erasure against 5 with this starting limit (writes 238 -> 255
- * MB/s, daemon CPU 2.87 -> 2.63 s, median of 4 runs each; no change without translators).
- * The limit is not a cap: the heap still grows past it if it must.
+ * young collections and fill it, so full collections ran every few tens of MB during large
+ * writes (docs/performance.md has the figures). The limit is not a cap: the heap still grows
+ * past it if it must.
  */
 export const DAEMON_NODE_FLAGS: readonly string[] = ['--initial-old-space-size=128'];
 

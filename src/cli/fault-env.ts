@@ -26,7 +26,7 @@ import { destination, pino, type Logger } from 'pino';
 import type { Env } from '../backends/backend.js';
 import { ConfigError } from '../backends/errors.js';
 import type { FaultHook, FaultPoint } from '../cas/fault-points.js';
-import type { StoreCall, StoreCallHook } from '../cas/fault-store.js';
+import type { StoreCall, StoreCallHook } from '../backends/wrappers/fault-store.js';
 import { VolumeKeys } from '../inode/keys.js';
 
 /** The crash a process was asked for, and where to trace calls. */

@@ -1,7 +1,7 @@
 import { Presets, SingleBar } from 'cli-progress';
 import type { Command } from 'commander';
 import { ConfigError } from '../backends/errors.js';
-import { fsckVolume, formatReport, type FsckProgress } from '../inode/fsck/index.js';
+import { fsckVolume, formatReport, type FsckProgress } from '../fsck/index.js';
 import { VolumeNotFormatted } from '../inode/volume.js';
 import type { Config } from './config.js';
 import { parseConfig } from './config.js';

@@ -13,8 +13,8 @@ export function readaheadFile(device: string, sysfs = '/sys'): string {
  * The kernel gives a FUSE mount 128 KiB, and the max_readahead of FUSE's INIT reply can only
  * lower that (asking libfuse3 for 1 MiB leaves 128 KiB), so a sequential
  * reader has about one 128 KiB request in flight and waits a whole round trip through the
- * daemon for each. A wider window keeps several requests in flight: a cold 1 GiB read measured
- * 500-630 MB/s at 128 KiB and 700-775 MB/s at 512-2048 KiB (4096 KiB was slower again).
+ * daemon for each. A wider window keeps several requests in flight, which reads faster
+ * (docs/performance.md).
  * Only root may write the setting; anyone else keeps the kernel's window, which is only slower.
  */
 export async function setMountReadahead(dir: string, kib: number, log: Logger, sysfs = '/sys'): Promise<void> {

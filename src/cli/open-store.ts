@@ -1,9 +1,9 @@
 import type { KvStore } from '../backends/kv-store.js';
-import { MeteredStore, type StoreObserver } from '../backends/metered-store.js';
+import { MeteredStore, type StoreObserver } from '../backends/wrappers/metered-store.js';
 import { findBackend } from '../backends/registry.js';
-import { FaultStore } from '../cas/fault-store.js';
+import { FaultStore } from '../backends/wrappers/fault-store.js';
 import { withAtomicCommit } from '../cas/intent-store.js';
-import { ReplicatedStore } from '../cas/replicated-store.js';
+import { ReplicatedStore } from '../backends/wrappers/replicated-store.js';
 import { VolumeKeys } from '../inode/keys.js';
 import type { Config } from './config.js';
 import { makeStoreFaults, parseFaultEnv, type FaultSettings } from './fault-env.js';

@@ -4,7 +4,7 @@ import type { Transaction } from '../cas/transaction.js';
 import { FsError } from './fs-error.js';
 import type { VolumeKeys } from './keys.js';
 import type { LossDetector } from './loss-detector.js';
-import { decodeRecord, encodeRecord } from '../cas/record-codec.js';
+import { decodeRecord, encodeRecord } from '../chunk/record-codec.js';
 import type { DirEntry, DirNode } from './records.js';
 
 const FANOUT_BITS = 6;

@@ -1,4 +1,4 @@
-import { mapBounded } from '../chunk/file-data.js';
+import pMap from 'p-map';
 import { UTIME_NOW, UTIME_OMIT, type Attributes } from './attributes.js';
 import { FsError } from './fs-error.js';
 import { MAX_FILE_SIZE, type OpenFiles } from './open-files.js';
@@ -64,7 +64,7 @@ export class FileSpace {
       const indexes = Array.from({ length: Math.min(LOOKUP_BATCH, last - batch + 1) }, (_, k) => batch + k);
       const refs = await data.chunkRefs(ino, indexes);
       const present = indexes.filter((_, k) => refs[k] !== undefined);
-      await mapBounded(present, 8, async (index) => {
+      await pMap(present, async (index) => {
         const start = Math.max(from, index * chunkSize) - index * chunkSize;
         const stop = Math.min(to, (index + 1) * chunkSize) - index * chunkSize;
         if (start === 0 && stop === chunkSize) return data.dropChunk(ino, index);
@@ -74,7 +74,7 @@ export class FileSpace {
           if (start < out.length) out.fill(0, start, Math.min(stop, out.length));
           return out;
         });
-      });
+      }, { concurrency: 8 });
     }
   }
 }

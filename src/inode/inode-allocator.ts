@@ -1,7 +1,7 @@
 import type { KvStore } from '../backends/kv-store.js';
 import { IntegrityError } from '../backends/errors.js';
 import { transact } from '../cas/transaction.js';
-import { decodeRecord, encodeRecord } from '../cas/record-codec.js';
+import { decodeRecord, encodeRecord } from '../chunk/record-codec.js';
 import { FsError } from './fs-error.js';
 
 /** Inode numbers stay below 2^32: st_ino crosses FUSE and tools as 32 bits in places. */

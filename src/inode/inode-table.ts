@@ -1,5 +1,5 @@
 import type { Transaction } from '../cas/transaction.js';
-import { decodeRecord, encodeRecord } from '../cas/record-codec.js';
+import { decodeRecord, encodeRecord } from '../chunk/record-codec.js';
 import { FsError } from './fs-error.js';
 import type { VolumeKeys } from './keys.js';
 import type { LossDetector } from './loss-detector.js';

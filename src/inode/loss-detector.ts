@@ -20,7 +20,7 @@ export class LossDetector {
   private readonly now: () => number;
 
   /**
-   * @param options.replicated the store keeps metadata copies (src/cas/replicated-store.ts),
+   * @param options.replicated the store keeps metadata copies (src/backends/wrappers/replicated-store.ts),
    *   which never answers "absent" from a domain that lost its data: a miss is then a real one
    * @param options.now clock, ms; default Date.now
    */

@@ -40,7 +40,7 @@ export class Namespace {
     private readonly isOpen: (ino: number) => boolean,
   ) {}
 
-  private run<T>(body: (tx: Transaction) => Promise<T>, options?: QueuedOptions): Promise<T> {
+  private transact<T>(body: (tx: Transaction) => Promise<T>, options?: QueuedOptions): Promise<T> {
     return this.volume.transact(body, options);
   }
 
@@ -60,7 +60,7 @@ export class Namespace {
     // A miss is never answered from a cached directory record: a file another mount has just
     // created and closed must be found by an open here (close-to-open), however recently this
     // mount read the directory. Only the leaf is read again, in the same transaction.
-    return this.run((tx) => find(tx, true));
+    return this.transact((tx) => find(tx, true));
   }
 
   /**
@@ -79,7 +79,7 @@ export class Namespace {
     if (extra.target !== undefined && Buffer.byteLength(extra.target) > SYMLINK_MAX) throw new FsError('ENAMETOOLONG');
     const ino = await this.volume.allocator.allocate();
     const directory = (mode & S_IFMT) === S_IFDIR;
-    await this.run(async (tx) => {
+    await this.transact(async (tx) => {
       const dir = await this.inodes.read(tx, parent);
       if (!isDir(dir.mode)) throw new FsError('ENOTDIR');
       if (dir.nlink === 0) throw new FsError('ENOENT');
@@ -123,7 +123,7 @@ export class Namespace {
    */
   async link(ino: number, parent: number, name: string): Promise<void> {
     checkName(name);
-    await this.run(async (tx) => {
+    await this.transact(async (tx) => {
       const target = await this.inodes.read(tx, ino);
       if (isDir(target.mode)) throw new FsError('EPERM');
       if (target.nlink >= 65_000) throw new FsError('EMLINK');
@@ -141,7 +141,7 @@ export class Namespace {
 
   /** @throws FsError ENOENT, EISDIR for a directory */
   async unlink(parent: number, name: string): Promise<void> {
-    await this.run(async (tx) => {
+    await this.transact(async (tx) => {
       const dir = await this.inodes.read(tx, parent);
       const entry = await this.volume.dirs.lookup(tx, parent, name);
       if (!entry) throw new FsError('ENOENT');
@@ -156,7 +156,7 @@ export class Namespace {
 
   /** @throws FsError ENOENT, ENOTDIR, ENOTEMPTY, EBUSY for the root */
   async rmdir(parent: number, name: string): Promise<void> {
-    await this.run(async (tx) => {
+    await this.transact(async (tx) => {
       const dir = await this.inodes.read(tx, parent);
       const entry = await this.volume.dirs.lookup(tx, parent, name);
       if (!entry) throw new FsError('ENOENT');
@@ -184,7 +184,7 @@ export class Namespace {
     }
     if (flags & ~RENAME_NOREPLACE) throw new FsError('EINVAL');
     checkName(toName);
-    await this.run(async (tx) => {
+    await this.transact(async (tx) => {
       const src = await this.volume.dirs.lookup(tx, fromParent, fromName);
       if (!src) throw new FsError('ENOENT');
       const toDir = await this.inodes.read(tx, toParent);
@@ -234,7 +234,7 @@ export class Namespace {
    * @throws FsError ENOENT when either name is missing, EINVAL (a directory into itself)
    */
   async exchange(aParent: number, aName: string, bParent: number, bName: string): Promise<void> {
-    await this.run(async (tx) => {
+    await this.transact(async (tx) => {
       const a = await this.volume.dirs.lookup(tx, aParent, aName);
       const b = await this.volume.dirs.lookup(tx, bParent, bName);
       if (!a || !b) throw new FsError('ENOENT');

@@ -1,7 +1,7 @@
 import type { KvStore } from '../backends/kv-store.js';
 import { ConfigError } from '../backends/errors.js';
 import { transact } from '../cas/transaction.js';
-import { decodeRecord, encodeRecord } from '../cas/record-codec.js';
+import { decodeRecord, encodeRecord } from '../chunk/record-codec.js';
 import { rewrapKeyring } from '../translators/crypt/keyring.js';
 import type { TranslatorSettings } from '../translators/stack.js';
 import { VolumeKeys } from './keys.js';

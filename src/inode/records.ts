@@ -67,7 +67,7 @@ export interface SuperblockRecord {
   translators: Record<string, unknown>;
   /**
    * Copies of every metadata record, on distinct failure domains (m+1 for erasure k+m on a
-   * store with several domains; src/cas/replicated-store.ts). Absent: 1.
+   * store with several domains; src/backends/wrappers/replicated-store.ts). Absent: 1.
    */
   metaReplicas?: number;
 }

@@ -6,8 +6,8 @@ import { CommitQueue, type QueuedOptions } from '../cas/commit-queue.js';
 import { QueuedView } from '../cas/queued-view.js';
 import { RecordCache } from '../cas/record-cache.js';
 import type { Transaction } from '../cas/transaction.js';
-import type { ReplicatedStore } from '../cas/replicated-store.js';
-import { decodeRecord, encodeRecord } from '../cas/record-codec.js';
+import type { ReplicatedStore } from '../backends/wrappers/replicated-store.js';
+import { decodeRecord, encodeRecord } from '../chunk/record-codec.js';
 import { FileData } from '../chunk/file-data.js';
 import type { BlockStore } from '../translators/block-store.js';
 import { createKeyring, openKeyring, type Keyring } from '../translators/crypt/keyring.js';
@@ -86,26 +86,47 @@ export interface OpenedVolume {
   readonly keys: VolumeKeys;
 }
 
-/** Everything one mounted volume is made of, assembled from its superblock. */
+/** A volume's parts by name: what {@link Volume.open} assembles from the superblock. */
+type VolumeParts = Pick<
+  Volume,
+  'store' | 'log' | 'keys' | 'superblock' | 'cache' | 'dirs' | 'data' | 'allocator' | 'garbage' | 'blocks' | 'cacheTtlMs' | 'loss' | 'commits'
+>;
+
+/** Everything one mounted volume is made of. */
 export class Volume {
-  private constructor(
-    readonly store: KvStore,
-    readonly log: Logger,
-    readonly keys: VolumeKeys,
-    readonly superblock: SuperblockRecord,
-    readonly cache: RecordCache,
-    readonly dirs: DirectoryTree,
-    readonly data: FileData,
-    readonly allocator: InodeAllocator,
-    readonly garbage: GarbageCollector,
-    readonly blocks: BlockStore,
-    /** How long this mount may serve cached records and names, ms. */
-    readonly cacheTtlMs: number,
-    /** Tells records the store lost from records that never existed. */
-    readonly loss: LossDetector,
-    /** Every metadata transaction of this mount goes through it: one commit for all in flight. */
-    readonly commits: CommitQueue,
-  ) {}
+  /** Metadata store, encrypted when the volume is. */
+  readonly store: KvStore;
+  readonly log: Logger;
+  readonly keys: VolumeKeys;
+  readonly superblock: SuperblockRecord;
+  readonly cache: RecordCache;
+  readonly dirs: DirectoryTree;
+  readonly data: FileData;
+  readonly allocator: InodeAllocator;
+  readonly garbage: GarbageCollector;
+  readonly blocks: BlockStore;
+  /** How long this mount may serve cached records and names, ms. */
+  readonly cacheTtlMs: number;
+  /** Tells records the store lost from records that never existed. */
+  readonly loss: LossDetector;
+  /** Every metadata transaction of this mount goes through it: one commit for all in flight. */
+  readonly commits: CommitQueue;
+
+  private constructor(parts: VolumeParts) {
+    this.store = parts.store;
+    this.log = parts.log;
+    this.keys = parts.keys;
+    this.superblock = parts.superblock;
+    this.cache = parts.cache;
+    this.dirs = parts.dirs;
+    this.data = parts.data;
+    this.allocator = parts.allocator;
+    this.garbage = parts.garbage;
+    this.blocks = parts.blocks;
+    this.cacheTtlMs = parts.cacheTtlMs;
+    this.loss = parts.loss;
+    this.commits = parts.commits;
+  }
 
   /** Runs a metadata transaction through the commit queue (see {@link CommitQueue.transact}). */
   transact<T>(body: (tx: Transaction) => Promise<T>, options?: QueuedOptions): Promise<T> {
@@ -155,7 +176,21 @@ export class Volume {
     });
     garbage.attach(data);
     const allocator = new InodeAllocator(meta, keys.inodeAllocator());
-    return new Volume(view, options.log, keys, superblock, cache, dirs, data, allocator, garbage, blocks, cacheTtlMs, loss, commits);
+    return new Volume({
+      store: view,
+      log: options.log,
+      keys,
+      superblock,
+      cache,
+      dirs,
+      data,
+      allocator,
+      garbage,
+      blocks,
+      cacheTtlMs,
+      loss,
+      commits,
+    });
   }
 
   async close(): Promise<void> {

@@ -14,7 +14,7 @@ import { patternBytes } from '../helpers/pattern.js';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { IntegrityError, ValueTooLarge } from '../../src/backends/errors.js';
 import type { KvStore, WriteCondition } from '../../src/backends/kv-store.js';
-import { decodeRecord, encodeRecord } from '../../src/cas/record-codec.js';
+import { decodeRecord, encodeRecord } from '../../src/chunk/record-codec.js';
 import { BlockMissing, type BlockContext, type BlockRef, type BlockStore } from '../../src/translators/block-store.js';
 
 /** What the suite expects of a stack. */

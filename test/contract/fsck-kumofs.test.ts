@@ -9,12 +9,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { KvStore } from '../../src/backends/kv-store.js';
 import { memcachedBackend } from '../../src/backends/memcached/index.js';
 import { withAtomicCommit } from '../../src/cas/intent-store.js';
-import { encodeRecord } from '../../src/cas/record-codec.js';
-import { fsckVolume } from '../../src/inode/fsck/index.js';
+import { encodeRecord } from '../../src/chunk/record-codec.js';
+import { fsckVolume } from '../../src/fsck/index.js';
 import { KumofsCluster, KUMOFS_MISSING, warnIfKumofsMissing } from '../helpers/kumofs-cluster.js';
 import { KumofsStandIn } from '../helpers/kumofs-stand-in.js';
 import { patternBytes } from '../helpers/pattern.js';
-import { VolumeFixture } from '../unit/inode/fsck-fixture.js';
+import { VolumeFixture } from '../unit/fsck/fsck-fixture.js';
 
 function describeFsck(label: string, servers: () => string | undefined): void {
   const opened: KvStore[] = [];

@@ -7,10 +7,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { memcachedBackend } from '../../src/backends/memcached/index.js';
 import type { KvStore } from '../../src/backends/kv-store.js';
 import { withAtomicCommit } from '../../src/cas/intent-store.js';
-import { fsckVolume } from '../../src/inode/fsck/index.js';
+import { fsckVolume } from '../../src/fsck/index.js';
 import { patternBytes } from '../helpers/pattern.js';
 import { startMemcachedServers, type MemcachedPool } from '../helpers/memcached-servers.js';
-import { VolumeFixture } from '../unit/inode/fsck-fixture.js';
+import { VolumeFixture } from '../unit/fsck/fsck-fixture.js';
 
 describe('fsck on memcached', () => {
   let pool: MemcachedPool | undefined;

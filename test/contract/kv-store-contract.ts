@@ -9,6 +9,7 @@
  * naming the operation instead of stalling the run.
  */
 import { randomBytes } from 'node:crypto';
+import pMap from 'p-map';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { StoreTimeout, StoreUnavailable, ValueTooLarge } from '../../src/backends/errors.js';
 import {
@@ -84,23 +85,6 @@ async function within<T>(ms: number, what: string, promise: Promise<T>): Promise
   }
 }
 
-/** Runs `fn` over `items` with at most `limit` calls in flight, keeping result order. */
-async function mapLimit<T, R>(
-  items: readonly T[],
-  limit: number,
-  fn: (item: T, index: number) => Promise<R>,
-): Promise<R[]> {
-  const results = new Array<R>(items.length);
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < items.length) {
-      const i = next++;
-      results[i] = await fn(items[i], i);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return results;
-}
 
 /** Every byte value, so encodings that mangle NUL, high bytes or UTF-8 show up. */
 function allBytes(repeat = 1): Buffer {
@@ -393,9 +377,9 @@ export function describeKvStoreContract(label: string, setup: ContractSetup): vo
           await within(
             SLOW_TEST_MS / 2,
             'putting 1000 keys',
-            mapLimit(present, 32, async (key) => {
+            pMap(present, async (key) => {
               versions.set(key, await mustPut(key, Buffer.from(`v:${key}`)));
-            }),
+            }, { concurrency: 32 }),
           );
           const asked = [...keys, keys[1], keys[0]];
           const got = await within(OP_MS * 2, 'getMany(1002 keys)', store.getMany(asked));

@@ -23,8 +23,3 @@ describeKvStoreContract('lmdb, a fresh store per test', {
   open: () => LmdbStore.open({ path: join(dir, `store-${opened++}`) }),
   expected: { maxValueBytes: LMDB_MAX_VALUE_BYTES, atomicCommit: true, scan: true, maxCommitOps: 1024, domains: 1, valueInto: true },
 });
-
-describeKvStoreContract('lmdb, one store shared by every test', {
-  open: () => LmdbStore.open({ path: join(dir, 'shared') }),
-  expected: { maxValueBytes: LMDB_MAX_VALUE_BYTES, atomicCommit: true, scan: true, valueInto: true },
-});

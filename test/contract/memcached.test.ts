@@ -42,5 +42,5 @@ function contractOnPool(label: string, servers: number): void {
   });
 }
 
-contractOnPool('memcached, one server', 1);
+// One pool of three: a single server runs the same client code with every key in one place.
 contractOnPool('memcached, pool of three', 3);

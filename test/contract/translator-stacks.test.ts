@@ -230,7 +230,9 @@ describe('data path on a pool of six memcached servers', () => {
     await pool?.stop();
   });
 
-  for (const kind of STACKS) {
+  // Only the stacks that place fragments on several servers: raw and crypt go through the same
+  // code on every store, which the LMDB runs above and each store's own contract cover.
+  for (const kind of STACKS.filter((k) => k.includes('erasure'))) {
     describeBlockStoreContract(`${kind} on memcached x6`, {
       openStore: () => openMemcached(pool),
       stack: async (store, prefix) => {

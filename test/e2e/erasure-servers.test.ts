@@ -8,7 +8,7 @@
  *    store error, never wrong bytes.
  *  - The second is the product, through the CLI only: `voldfs mkfs --erasure 4+2 [--crypt]`,
  *    a FUSE mount of bin/voldfs.js, `voldfs fsck [--repair]`. Metadata records are kept in 3
- *    copies on distinct servers (src/cas/replicated-store.ts) and the memcached store starts
+ *    copies on distinct servers (src/backends/wrappers/replicated-store.ts) and the memcached store starts
  *    with servers down, so: two servers killed (SIGKILL) under a mount, it and a fresh mount
  *    read every file, and files written meanwhile are stored without the fragments and copies
  *    those servers would hold; they restart empty, `voldfs fsck --repair` rewrites fragments and

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { memcachedBackend, MemcachedStore } from '../../src/backends/memcached/index.js';
 import { withAtomicCommit } from '../../src/cas/intent-store.js';
-import { decodeRecord } from '../../src/cas/record-codec.js';
+import { decodeRecord } from '../../src/chunk/record-codec.js';
 import type { ChunkMapRecord } from '../../src/chunk/file-data.js';
 import { startMemcachedServers, type MemcachedPool } from '../helpers/memcached-servers.js';
 import { defaultVoldfsCommand, mountVoldfs, type VoldfsMount } from '../helpers/mount.js';

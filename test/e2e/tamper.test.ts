@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { LmdbStore } from '../../src/backends/lmdb/index.js';
 import { UNCONDITIONAL } from '../../src/backends/kv-store.js';
-import { decodeRecord, encodeRecord } from '../../src/cas/record-codec.js';
+import { decodeRecord, encodeRecord } from '../../src/chunk/record-codec.js';
 import type { ChunkMapRecord } from '../../src/chunk/file-data.js';
 import { defaultVoldfsCommand, mountVoldfs, type VoldfsMount } from '../helpers/mount.js';
 import { isFuseMounted } from '../helpers/mountinfo.js';

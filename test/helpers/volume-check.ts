@@ -15,7 +15,7 @@ import type { KvStore } from '../../src/backends/kv-store.js';
 import { findBackend } from '../../src/backends/registry.js';
 import { decodeStored } from '../../src/cas/intent-codec.js';
 import { IntentCommitStore, withAtomicCommit, type RecoveryReport } from '../../src/cas/intent-store.js';
-import { decodeRecord } from '../../src/cas/record-codec.js';
+import { decodeRecord } from '../../src/chunk/record-codec.js';
 import type { ChunkMapRecord } from '../../src/chunk/file-data.js';
 import { DirectoryTree } from '../../src/inode/directory-tree.js';
 import { VolumeKeys } from '../../src/inode/keys.js';

@@ -27,7 +27,7 @@ import {
   type EtcdTxnResponse,
 } from './etcd-gateway.js';
 import { HttpEndpoints } from './http-endpoints.js';
-import { mapLimit } from './limiter.js';
+import pMap from 'p-map';
 import type { HttpOptions } from './options.js';
 
 
@@ -119,13 +119,12 @@ export class EtcdStore implements KvStore {
     const batches: string[][] = [];
     for (let i = 0; i < keys.length; i += this.getBatch) batches.push(keys.slice(i, i + this.getBatch));
     // One transaction of ranges per batch: one round trip, and a consistent view of the batch.
-    const replies = await mapLimit(batches, GET_BATCHES_IN_FLIGHT, (batch) =>
+    const replies = await pMap(batches, (batch) =>
       this.call<EtcdTxnResponse>(
         'kv/txn',
         { success: batch.map((key): EtcdRequestOp => ({ request_range: { key: b64(key) } })) },
         `getMany of ${batch.length} keys`,
-      ),
-    );
+      ), { concurrency: GET_BATCHES_IN_FLIGHT });
     return replies.flatMap((reply, i) => {
       const responses = reply.responses ?? [];
       if (responses.length !== batches[i].length) {

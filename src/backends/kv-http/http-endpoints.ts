@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import pLimit, { type LimitFunction } from 'p-limit';
 import { StoreError, StoreTimeout, StoreUnavailable } from '../errors.js';
-import { Limiter } from './limiter.js';
 
 export interface HttpRequest {
   readonly method: 'GET' | 'POST' | 'DELETE';
@@ -61,11 +61,11 @@ export interface HttpEndpointsOptions {
 export class HttpEndpoints {
   private current = 0;
   private closed = false;
-  private readonly limiter: Limiter;
+  private readonly limit: LimitFunction;
 
   constructor(private readonly options: HttpEndpointsOptions) {
     if (options.urls.length === 0) throw new RangeError('at least one endpoint URL is needed');
-    this.limiter = new Limiter(options.concurrency);
+    this.limit = pLimit(options.concurrency);
   }
 
   /**
@@ -78,7 +78,7 @@ export class HttpEndpoints {
     if (this.closed) {
       return Promise.reject(new StoreUnavailable(`the ${this.options.label} store was closed before the ${what}`));
     }
-    return this.limiter.run(() => this.send(request, what));
+    return this.limit(() => this.send(request, what));
   }
 
   /** Refuses further requests. Idempotent. */

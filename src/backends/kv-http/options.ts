@@ -1,4 +1,5 @@
 import type { Env } from '../backend.js';
+import { blankToUndefined, integerOption } from '../env-options.js';
 import { ConfigError } from '../errors.js';
 
 /** Which HTTP key-value protocol the endpoints speak. */
@@ -65,7 +66,7 @@ const MAX_MS = 600_000;
  * @throws ConfigError naming the variable and the accepted values
  */
 export function parseHttpOptions(env: Env): HttpOptions {
-  const dialectText = blank(env.VOLDFS_HTTP_DIALECT);
+  const dialectText = blankToUndefined(env.VOLDFS_HTTP_DIALECT);
   if (dialectText !== 'etcd' && dialectText !== 'voldemort') {
     throw new ConfigError(
       `VOLDFS_HTTP_DIALECT=${JSON.stringify(env.VOLDFS_HTTP_DIALECT ?? '')} is invalid: expected etcd ` +
@@ -73,17 +74,21 @@ export function parseHttpOptions(env: Env): HttpOptions {
     );
   }
   const dialect: HttpDialect = dialectText;
-  const maxRequestBytes = integer(env, 'VOLDFS_HTTP_ETCD_MAX_REQUEST_BYTES', DEFAULT_MAX_REQUEST_BYTES, 4096, 2 ** 31 - 1);
+  const maxRequestBytes = integerOption(env, 'VOLDFS_HTTP_ETCD_MAX_REQUEST_BYTES', {
+    fallback: DEFAULT_MAX_REQUEST_BYTES,
+    min: 4096,
+    max: 2 ** 31 - 1,
+    unit: 'bytes',
+  });
   // Room for the key, the JSON/protobuf framing and a compare in the same request.
   const valueLimit = dialect === 'etcd' ? maxRequestBytes - 2048 : VOLDEMORT_BODY_LIMIT - 1;
-  const maxValueBytes = integer(
-    env,
-    'VOLDFS_HTTP_MAX_VALUE_BYTES',
-    Math.min(DEFAULT_MAX_VALUE_BYTES[dialect], valueLimit),
-    1,
-    valueLimit,
-  );
-  const store = blank(env.VOLDFS_HTTP_STORE) ?? DEFAULT_STORE;
+  const maxValueBytes = integerOption(env, 'VOLDFS_HTTP_MAX_VALUE_BYTES', {
+    fallback: Math.min(DEFAULT_MAX_VALUE_BYTES[dialect], valueLimit),
+    min: 1,
+    max: valueLimit,
+    unit: 'bytes',
+  });
+  const store = blankToUndefined(env.VOLDFS_HTTP_STORE) ?? DEFAULT_STORE;
   if (!/^[A-Za-z0-9._-]{1,200}$/.test(store)) {
     throw new ConfigError(
       `VOLDFS_HTTP_STORE=${JSON.stringify(env.VOLDFS_HTTP_STORE)} is invalid: expected a Voldemort store name ` +
@@ -92,13 +97,13 @@ export function parseHttpOptions(env: Env): HttpOptions {
   }
   return Object.freeze({
     dialect,
-    urls: Object.freeze(parseUrls(blank(env.VOLDFS_HTTP_URLS) ?? DEFAULT_URLS[dialect])),
+    urls: Object.freeze(parseUrls(blankToUndefined(env.VOLDFS_HTTP_URLS) ?? DEFAULT_URLS[dialect])),
     store,
-    timeoutMs: integer(env, 'VOLDFS_HTTP_TIMEOUT_MS', DEFAULT_TIMEOUT_MS, 1, MAX_MS),
-    concurrency: integer(env, 'VOLDFS_HTTP_CONCURRENCY', DEFAULT_CONCURRENCY, 1, 1024),
-    retryMs: integer(env, 'VOLDFS_HTTP_RETRY_MS', DEFAULT_RETRY_MS, 0, MAX_MS),
+    timeoutMs: integerOption(env, 'VOLDFS_HTTP_TIMEOUT_MS', { fallback: DEFAULT_TIMEOUT_MS, min: 1, max: MAX_MS, unit: 'milliseconds' }),
+    concurrency: integerOption(env, 'VOLDFS_HTTP_CONCURRENCY', { fallback: DEFAULT_CONCURRENCY, min: 1, max: 1024 }),
+    retryMs: integerOption(env, 'VOLDFS_HTTP_RETRY_MS', { fallback: DEFAULT_RETRY_MS, min: 0, max: MAX_MS, unit: 'milliseconds' }),
     maxValueBytes,
-    maxTxnOps: integer(env, 'VOLDFS_HTTP_ETCD_MAX_TXN_OPS', DEFAULT_MAX_TXN_OPS, 2, 100_000),
+    maxTxnOps: integerOption(env, 'VOLDFS_HTTP_ETCD_MAX_TXN_OPS', { fallback: DEFAULT_MAX_TXN_OPS, min: 2, max: 100_000 }),
     maxRequestBytes,
   });
 }
@@ -130,19 +135,3 @@ export function parseUrls(text: string): string[] {
   });
 }
 
-function integer(env: Env, name: string, fallback: number, min: number, max: number): number {
-  const text = blank(env[name]);
-  if (text === undefined) return fallback;
-  const value = Number(text);
-  if (!/^[0-9]+$/.test(text) || !Number.isSafeInteger(value) || value < min || value > max) {
-    throw new ConfigError(
-      `${name}=${JSON.stringify(env[name])} is invalid: expected an integer from ${min} to ${max} (default ${fallback})`,
-    );
-  }
-  return value;
-}
-
-function blank(text: string | undefined): string | undefined {
-  const trimmed = text?.trim();
-  return trimmed === undefined || trimmed === '' ? undefined : trimmed;
-}

@@ -9,7 +9,7 @@ import {
   type WriteCondition,
 } from '../kv-store.js';
 import { HttpEndpoints, type HttpResponse } from './http-endpoints.js';
-import { mapLimit } from './limiter.js';
+import pMap from 'p-map';
 import { parseMultipart } from './multipart.js';
 import type { HttpOptions } from './options.js';
 import { CREATION_CLOCK, mergeClocks, parseClock, sameEntries, serializeClock, type VectorClock } from './vector-clock.js';
@@ -102,7 +102,7 @@ export class VoldemortStore implements KvStore {
   }
 
   async getMany(keys: readonly string[]): Promise<(VersionedValue | undefined)[]> {
-    return mapLimit(keys, this.options.concurrency, (key) => this.get(key));
+    return pMap(keys, (key) => this.get(key), { concurrency: this.options.concurrency });
   }
 
   async put(key: string, value: Buffer, condition: WriteCondition = UNCONDITIONAL): Promise<PutResult> {

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { StoreError, ValueTooLarge } from '../errors.js';
 import { UNCONDITIONAL, type KvStore, type PutResult, type StoreCapabilities, type VersionedValue, type WriteCondition } from '../kv-store.js';
-import { boundedMap } from './bounded-map.js';
+import pMap from 'p-map';
 import type { CasItem, CasWire, StoreOutcome } from './cas-wire.js';
 import { KEY_LOG_PREFIX, KeyLog } from './key-log.js';
 import { encodeKey } from './keys.js';
@@ -93,7 +93,7 @@ export class CasOnlyStore implements KvStore {
   }
 
   getMany(keys: readonly string[]): Promise<(VersionedValue | undefined)[]> {
-    return boundedMap(keys, GET_MANY_CONCURRENCY, (key) => this.get(key));
+    return pMap(keys, (key) => this.get(key), { concurrency: GET_MANY_CONCURRENCY });
   }
 
   async put(key: string, value: Buffer, condition: WriteCondition = UNCONDITIONAL): Promise<PutResult> {

@@ -8,7 +8,7 @@ import {
   type VersionedValue,
   type WriteCondition,
 } from '../kv-store.js';
-import { boundedMap } from './bounded-map.js';
+import pMap from 'p-map';
 import { BinaryConnection } from './connection.js';
 import { encodeKey } from './keys.js';
 import { metadumpKeys } from './metadump.js';
@@ -122,7 +122,7 @@ export class MemcachedStore implements KvStore {
   async getMany(keys: readonly string[]): Promise<(VersionedValue | undefined)[]> {
     // Requests to a server share its connection and are pipelined; the bound keeps a huge
     // key list from queueing megabytes of requests at once.
-    return boundedMap(keys, GET_MANY_CONCURRENCY, (key) => this.get(key));
+    return pMap(keys, (key) => this.get(key), { concurrency: GET_MANY_CONCURRENCY });
   }
 
   /**

@@ -1,6 +1,7 @@
 import type { Env } from '../backend.js';
+import { integerOption, hostPortList } from '../env-options.js';
 import { ConfigError } from '../errors.js';
-import { formatAddress, type ServerAddress } from './server-address.js';
+import type { ServerAddress } from './server-address.js';
 
 /** Options of the memcached backend, parsed once from the environment. */
 export interface MemcachedOptions {
@@ -27,11 +28,6 @@ export const DEFAULT_ITEM_SIZE_BYTES = 1024 * 1024;
 const MIN_ITEM_SIZE_BYTES = 64 * 1024;
 const MAX_ITEM_SIZE_BYTES = 128 * 1024 * 1024;
 
-const SERVERS_FORM =
-  'expected a comma-separated list of host:port, e.g. 127.0.0.1:11211,127.0.0.1:11212 ' +
-  '(IPv6 hosts in brackets: [::1]:11211)';
-const HOSTNAME = /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
-const IPV6 = /^[0-9A-Fa-f:.]+$/;
 
 /**
  * Reads VOLDFS_MC_SERVERS (default `127.0.0.1:11211`), VOLDFS_MC_TIMEOUT_MS (default 2000)
@@ -42,7 +38,12 @@ const IPV6 = /^[0-9A-Fa-f:.]+$/;
 export function parseMemcachedOptions(env: Env): MemcachedOptions {
   return Object.freeze({
     servers: Object.freeze(parseServers(env.VOLDFS_MC_SERVERS ?? DEFAULT_SERVERS)),
-    timeoutMs: parseTimeout(env.VOLDFS_MC_TIMEOUT_MS),
+    timeoutMs: integerOption(env, 'VOLDFS_MC_TIMEOUT_MS', {
+      fallback: DEFAULT_TIMEOUT_MS,
+      min: 1,
+      max: MAX_TIMEOUT_MS,
+      unit: 'milliseconds',
+    }),
     allowEviction: parseFlag('VOLDFS_MC_ALLOW_EVICTION', env.VOLDFS_MC_ALLOW_EVICTION),
     protocol: parseProtocol(env.VOLDFS_MC_PROTOCOL),
     itemSizeBytes: parseItemSize(env.VOLDFS_MC_ITEM_SIZE),
@@ -51,43 +52,7 @@ export function parseMemcachedOptions(env: Env): MemcachedOptions {
 
 /** Parses a server list such as `127.0.0.1:11211,[::1]:11212`. @throws ConfigError */
 export function parseServers(text: string): ServerAddress[] {
-  const entries = text.split(',').map((entry) => entry.trim());
-  const servers = entries.map((entry) => parseServer(entry, text));
-  const seen = new Set<string>();
-  for (const server of servers) {
-    const label = formatAddress(server);
-    if (seen.has(label)) {
-      throw new ConfigError(`VOLDFS_MC_SERVERS lists ${label} twice in ${JSON.stringify(text)}; ${SERVERS_FORM}`);
-    }
-    seen.add(label);
-  }
-  return servers;
-}
-
-function parseServer(entry: string, whole: string): ServerAddress {
-  const bad = (why: string) =>
-    new ConfigError(`VOLDFS_MC_SERVERS=${JSON.stringify(whole)} is invalid: ${why}; ${SERVERS_FORM}`);
-  if (entry === '') throw bad('empty server entry');
-  const match = /^(?:\[([^\]]+)\]|([^:[\]]+)):([0-9]+)$/.exec(entry);
-  if (!match) throw bad(`${JSON.stringify(entry)} is not host:port`);
-  const host = match[1] ?? match[2];
-  const valid = match[1] !== undefined ? IPV6.test(host) && host.includes(':') : HOSTNAME.test(host);
-  if (!valid) throw bad(`${JSON.stringify(host)} is not a host name or IP address`);
-  const port = Number(match[3]);
-  if (!Number.isInteger(port) || port < 1 || port > 65535) throw bad(`port ${match[3]} is not in 1..65535`);
-  return Object.freeze({ host, port });
-}
-
-function parseTimeout(text: string | undefined): number {
-  if (text === undefined || text.trim() === '') return DEFAULT_TIMEOUT_MS;
-  const value = Number(text);
-  if (!/^\s*[0-9]+\s*$/.test(text) || !Number.isSafeInteger(value) || value < 1 || value > MAX_TIMEOUT_MS) {
-    throw new ConfigError(
-      `VOLDFS_MC_TIMEOUT_MS=${JSON.stringify(text)} is invalid: expected milliseconds, an integer from 1 to ` +
-        `${MAX_TIMEOUT_MS} (default ${DEFAULT_TIMEOUT_MS})`,
-    );
-  }
-  return value;
+  return hostPortList('VOLDFS_MC_SERVERS', text, '127.0.0.1:11211,127.0.0.1:11212');
 }
 
 function parseFlag(name: string, text: string | undefined): boolean {

@@ -1,5 +1,5 @@
 import { StoreFull } from '../errors.js';
-import type { CommitCheck, CommitOp, Version, VersionedValue, WriteCondition } from '../kv-store.js';
+import { conditionHolds, type CommitCheck, type CommitOp, type Version, type VersionedValue, type WriteCondition } from '../kv-store.js';
 
 /**
  * The records of an in-process store, shared by every MemoryStore client opened on it, so a
@@ -34,15 +34,7 @@ export class MemoryData {
 
   /** Whether `condition` holds for `key` right now. */
   holds(key: string, condition: WriteCondition): boolean {
-    const current = this.records.get(key);
-    switch (condition.kind) {
-      case 'none':
-        return true;
-      case 'ifAbsent':
-        return current === undefined;
-      case 'ifVersion':
-        return current?.version === condition.version;
-    }
+    return conditionHolds(condition, this.records.get(key));
   }
 
   /** Applies a write (value `null` deletes) without checking conditions; returns the version. */

@@ -1,11 +1,9 @@
 import type { Env } from '../backend.js';
+import { blankToUndefined, hostPortList, integerOption, type HostPort } from '../env-options.js';
 import { ConfigError } from '../errors.js';
 
 /** One cluster node as listed in VOLDFS_REDIS_CLUSTER. */
-export interface RedisNodeAddress {
-  readonly host: string;
-  readonly port: number;
-}
+export type RedisNodeAddress = HostPort;
 
 /** Options of the redis backend, parsed once from the environment. */
 export type RedisOptions = RedisSingleOptions | RedisClusterOptions;
@@ -47,8 +45,6 @@ export const DEFAULT_MAX_VALUE_BYTES = 4 * 1024 * 1024;
 const MAX_VALUE_LIMIT = 512 * 1024 * 1024;
 const MAX_MS = 600_000;
 
-const CLUSTER_FORM = 'expected a comma-separated list of host:port, e.g. 127.0.0.1:7000,127.0.0.1:7001';
-const HOSTNAME = /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
 
 /**
  * Reads VOLDFS_REDIS_URL (single server, default `redis://127.0.0.1:6379`) or
@@ -66,17 +62,25 @@ export function parseRedisOptions(env: Env): RedisOptions {
         'or VOLDFS_REDIS_CLUSTER for a Redis Cluster, not both',
     );
   }
-  const timeoutMs = parseInteger(env, 'VOLDFS_REDIS_TIMEOUT_MS', DEFAULT_TIMEOUT_MS, 1, MAX_MS, 'milliseconds');
-  const maxValueBytes = parseInteger(
-    env,
-    'VOLDFS_REDIS_MAX_VALUE_BYTES',
-    DEFAULT_MAX_VALUE_BYTES,
-    1,
-    MAX_VALUE_LIMIT,
-    'bytes',
-  );
+  const timeoutMs = integerOption(env, 'VOLDFS_REDIS_TIMEOUT_MS', {
+    fallback: DEFAULT_TIMEOUT_MS,
+    min: 1,
+    max: MAX_MS,
+    unit: 'milliseconds',
+  });
+  const maxValueBytes = integerOption(env, 'VOLDFS_REDIS_MAX_VALUE_BYTES', {
+    fallback: DEFAULT_MAX_VALUE_BYTES,
+    min: 1,
+    max: MAX_VALUE_LIMIT,
+    unit: 'bytes',
+  });
+  const retryMs = integerOption(env, 'VOLDFS_REDIS_RETRY_MS', {
+    fallback: cluster !== undefined ? DEFAULT_CLUSTER_RETRY_MS : DEFAULT_SINGLE_RETRY_MS,
+    min: 0,
+    max: MAX_MS,
+    unit: 'milliseconds',
+  });
   if (cluster !== undefined) {
-    const retryMs = parseInteger(env, 'VOLDFS_REDIS_RETRY_MS', DEFAULT_CLUSTER_RETRY_MS, 0, MAX_MS, 'milliseconds');
     return Object.freeze({
       mode: 'cluster',
       nodes: Object.freeze(parseClusterNodes(cluster)),
@@ -85,7 +89,6 @@ export function parseRedisOptions(env: Env): RedisOptions {
       maxValueBytes,
     });
   }
-  const retryMs = parseInteger(env, 'VOLDFS_REDIS_RETRY_MS', DEFAULT_SINGLE_RETRY_MS, 0, MAX_MS, 'milliseconds');
   return Object.freeze({
     mode: 'single',
     url: parseRedisUrl(url ?? DEFAULT_REDIS_URL),
@@ -130,38 +133,5 @@ export function redactUrl(text: string): string {
 
 /** Parses `host:port,host:port`. @throws ConfigError */
 export function parseClusterNodes(text: string): RedisNodeAddress[] {
-  const bad = (why: string) =>
-    new ConfigError(`VOLDFS_REDIS_CLUSTER=${JSON.stringify(text)} is invalid: ${why}; ${CLUSTER_FORM}`);
-  const seen = new Set<string>();
-  return text.split(',').map((raw) => {
-    const entry = raw.trim();
-    if (entry === '') throw bad('empty node entry');
-    const match = /^([^:]+):([0-9]+)$/.exec(entry);
-    if (!match) throw bad(`${JSON.stringify(entry)} is not host:port`);
-    const [, host, portText] = match;
-    if (!HOSTNAME.test(host)) throw bad(`${JSON.stringify(host)} is not a host name or IPv4 address`);
-    const port = Number(portText);
-    if (port < 1 || port > 65535) throw bad(`port ${portText} is not in 1..65535`);
-    if (seen.has(entry)) throw bad(`${entry} is listed twice`);
-    seen.add(entry);
-    return Object.freeze({ host, port });
-  });
-}
-
-function parseInteger(env: Env, name: string, fallback: number, min: number, max: number, unit: string): number {
-  const text = blankToUndefined(env[name]);
-  if (text === undefined) return fallback;
-  const value = Number(text);
-  if (!/^[0-9]+$/.test(text) || !Number.isSafeInteger(value) || value < min || value > max) {
-    throw new ConfigError(
-      `${name}=${JSON.stringify(env[name])} is invalid: expected ${unit}, an integer from ${min} to ${max} ` +
-        `(default ${fallback})`,
-    );
-  }
-  return value;
-}
-
-function blankToUndefined(text: string | undefined): string | undefined {
-  const trimmed = text?.trim();
-  return trimmed === undefined || trimmed === '' ? undefined : trimmed;
+  return hostPortList('VOLDFS_REDIS_CLUSTER', text, '127.0.0.1:7000,127.0.0.1:7001');
 }

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { KvStore } from '../../backends/kv-store.js';
-import { decodeRecord, encodeRecord } from '../../cas/record-codec.js';
+import { decodeRecord, encodeRecord } from '../../chunk/record-codec.js';
 import { transact } from '../../cas/transaction.js';
 import { FsError } from '../fs-error.js';
 import type { VolumeKeys } from '../keys.js';

@@ -1,7 +1,7 @@
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import type { KvStore } from '../../backends/kv-store.js';
-import { decodeRecord, encodeRecord } from '../../cas/record-codec.js';
+import { decodeRecord, encodeRecord } from '../../chunk/record-codec.js';
 
 /** What a mount's lease record holds: until when (wall clock, ms) its locks count, and who it is. */
 export interface LeaseRecord {

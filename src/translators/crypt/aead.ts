@@ -6,13 +6,9 @@ import { IntegrityError } from '../../backends/errors.js';
  * `nonce (12) || ciphertext (same length as plaintext) || tag (16)`.
  *
  * These run on the calling thread: crypt uses them for blocks under 64 KiB and for metadata
- * records. Larger blocks go to libuv's threadpool in the same format (block-cipher.ts).
- * Measured with scripts/bench-offload.ts on this 2-core machine (1 MiB messages, 16 in
- * flight), main-thread / whole-process CPU per MiB sealed: node:crypto on the event loop
- * 0.78-1.00 / 0.91-1.09 ms, WebCrypto's subtle.encrypt (threadpool) 0.37-0.47 / 1.54-1.71 ms
- * (it copies input and output on the main thread, and sealing needs one more copy to put the
- * nonce in front), @ronomon/crypto-async into given memory (threadpool) 0.02-0.04 / 0.27-0.29
- * ms; opened: 0.33-0.35 / 0.35-0.38, 0.25-0.27 / 1.16-1.18 and 0.04 / 0.30-0.34 ms.
+ * records. Larger blocks go to libuv's threadpool in the same format (block-cipher.ts), which
+ * costs the main thread a fraction of node:crypto or WebCrypto (scripts/bench-offload.ts;
+ * figures in docs/performance.md).
  */
 
 /** Bytes of the random nonce at the front of a sealed message. */

@@ -8,10 +8,8 @@ import { AEAD_OVERHEAD, KEY_BYTES, NONCE_BYTES, TAG_BYTES } from './aead.js';
  * writes into memory it is given: a block is opened in place, where the store's bytes landed,
  * and sealed straight into the buffer the next translator encodes. node:crypto's `update`
  * returns new memory for every piece instead, which worker threads had to copy back, and
- * fresh workers (as on a fresh mount) fault that memory in page by page: opening 512 MiB
- * measured 0.9-1.2 CPU-s that way, 0.2 CPU-s with this. scripts/bench-translators-mount,
- * crypt+erasure 4+2, daemon CPU for 512 MiB, medians of 3 rounds before and 12 after: write
- * 5.8 -> 4.4 s, cold read 2.5 -> 1.7 s.
+ * fresh workers (as on a fresh mount) fault that memory in page by page, several times the CPU
+ * (docs/performance.md).
  */
 
 const ALGORITHM = 'aes-256-gcm';

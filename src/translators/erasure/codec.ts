@@ -6,9 +6,8 @@ import { requireNativeAddon } from '../native-addon.js';
  * bytes differ: a volume is read with the codec it was written with.
  *
  * The one codec is @ronomon/reed-solomon 6.x (Cauchy bit-matrix over GF(2^w), native, runs in
- * the libuv threadpool). Measured here for 4+2: encode 1.0 / 3.2 / 7.6 GB/s and two-shard
- * decode 1.0 / 3.2 / 4.0 GB/s at 16 / 64 / 256 KiB shards, against 0.65-0.8 GB/s, on the
- * main thread, for the WASM build of the reed-solomon-erasure crate.
+ * the libuv threadpool), chosen over a WASM build on the main thread for speed and for keeping
+ * the event loop free (figures in docs/performance.md, "Figures behind choices in the code").
  *
  * It is a node-gyp addon: when the package manager skips install scripts, build it with
  * `(cd node_modules/@ronomon/reed-solomon && npx node-gyp rebuild --nodedir=/usr)`.

@@ -2,16 +2,9 @@
 import assert from 'node:assert/strict';
 import { lstat, mkdir, opendir, readdir, rename, rmdir, stat, symlink, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import pMap from 'p-map';
 import { expectErrno, expectMissing, modeOf, type PosixCheck } from './util.js';
 
-/** Runs `fn` over `items` with at most `limit` calls in flight. */
-async function eachLimited<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < items.length) await fn(items[next++]);
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-}
 
 export const dirChecks: readonly PosixCheck[] = [
   {
@@ -81,7 +74,7 @@ export const dirChecks: readonly PosixCheck[] = [
       const d = join(dir, 'big');
       await mkdir(d);
       const names = Array.from({ length: 10_000 }, (_, i) => `entry-${String(i).padStart(5, '0')}-${(i * 7919) % 10007}`);
-      await eachLimited(names, 16, (n) => writeFile(join(d, n), ''));
+      await pMap(names, (n) => writeFile(join(d, n), ''), { concurrency: 16 });
       const listed = await readdir(d);
       assert.equal(listed.length, names.length, 'number of names');
       assert.equal(new Set(listed).size, listed.length, 'no duplicates');

@@ -6,7 +6,7 @@
  */
 import { parseConfig } from '../../../src/cli/config.js';
 import { openStore, type OpenedStore } from '../../../src/cli/open-store.js';
-import { decodeRecord } from '../../../src/cas/record-codec.js';
+import { decodeRecord } from '../../../src/chunk/record-codec.js';
 import type { KvStore } from '../../../src/backends/kv-store.js';
 import { VolumeKeys } from '../../../src/inode/keys.js';
 import type { SuperblockRecord } from '../../../src/inode/records.js';

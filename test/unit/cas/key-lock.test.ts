@@ -9,7 +9,7 @@ describe('KeyLock', () => {
     const events: string[] = [];
     let inside = 0;
     const job = (name: string) =>
-      lock.run('k', async () => {
+      lock.withLock('k', async () => {
         inside++;
         expect(inside).toBe(1);
         events.push(`${name}+`);
@@ -27,9 +27,9 @@ describe('KeyLock', () => {
     const lock = new KeyLock();
     let release!: () => void;
     const gate = new Promise<void>((resolve) => (release = resolve));
-    const slow = lock.run('x', () => gate);
+    const slow = lock.withLock('x', () => gate);
     let otherRan = false;
-    await lock.run('y', async () => {
+    await lock.withLock('y', async () => {
       otherRan = true;
     });
     expect(otherRan).toBe(true);
@@ -41,11 +41,11 @@ describe('KeyLock', () => {
   it('releases when the holder throws, and forgets idle keys', async () => {
     const lock = new KeyLock();
     await expect(
-      lock.run('k', async () => {
+      lock.withLock('k', async () => {
         throw new Error('boom');
       }),
     ).rejects.toThrow('boom');
-    expect(await lock.run('k', async () => 'after')).toBe('after');
+    expect(await lock.withLock('k', async () => 'after')).toBe('after');
     expect(lock.size).toBe(0);
   });
 
@@ -66,11 +66,11 @@ describe('KeyLock', () => {
     expect(lock.size).toBe(0);
   });
 
-  it('runAll takes overlapping key sets in sorted order without deadlock', async () => {
+  it('withLocks takes overlapping key sets in sorted order without deadlock', async () => {
     const lock = new KeyLock();
     const order: string[] = [];
     const job = (keys: string[], name: string) =>
-      lock.runAll(keys, async () => {
+      lock.withLocks(keys, async () => {
         order.push(name);
         await tick();
       });

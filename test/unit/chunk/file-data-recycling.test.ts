@@ -10,6 +10,7 @@ import { FileData } from '../../../src/chunk/file-data.js';
 import { WriteBuffer } from '../../../src/chunk/write-buffer.js';
 import { RecordCache } from '../../../src/cas/record-cache.js';
 import { RawBlockStore } from '../../../src/translators/raw-block-store.js';
+import { testRuns } from '../../helpers/property-runs.js';
 
 const CHUNK = 4096;
 const CHUNKS = 10;
@@ -146,7 +147,7 @@ describe('FileData with recycled block memory', () => {
         }
         for (const [c, want] of model) expect((await readChunk(data, c))?.equals(want), `final chunk ${c}`).toBe(true);
       }),
-      { numRuns: 150 },
+      { numRuns: testRuns(150) },
     );
   });
 });

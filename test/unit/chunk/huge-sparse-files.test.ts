@@ -13,11 +13,12 @@ import { withAtomicCommit } from '../../../src/cas/intent-store.js';
 import { GROUP_CHUNKS } from '../../../src/chunk/chunk-index.js';
 import { FileSystem } from '../../../src/inode/filesystem.js';
 import { FsError } from '../../../src/inode/fs-error.js';
-import { fsckVolume } from '../../../src/inode/fsck/index.js';
+import { fsckVolume } from '../../../src/fsck/index.js';
 import { MAX_FILE_SIZE } from '../../../src/inode/open-files.js';
 import { ROOT_INO, S_IFREG } from '../../../src/inode/records.js';
 import { Volume } from '../../../src/inode/volume.js';
 import { NoCommitStore } from '../../helpers/no-commit-store.js';
+import { testRuns } from '../../helpers/property-runs.js';
 
 const log = pino({ level: 'silent' });
 const root = { uid: 0, gid: 0 };
@@ -230,7 +231,7 @@ describe.each<Backing>(['memory', 'intents'])('huge sparse files (%s store)', (b
   });
 
   it('a chunk created while a truncate clears its group stays named (store calls reordered)', async () => {
-    const ROUNDS = 24;
+    const ROUNDS = testRuns(24, 12);
     const data = new MemoryData();
     const delay: FaultHook = () => new Promise((resolve) => setTimeout(resolve, Math.random() * 2));
     // The writer's chunk map writes are slow: a whole clear fits between its look at the index
@@ -315,7 +316,7 @@ describe.each<Backing>(['memory', 'intents'])('huge sparse files (%s store)', (b
         expect(dataKeysOf(data, ino)).toEqual([]);
         await fs.close();
       }),
-      { numRuns: backing === 'memory' ? 40 : 15, seed: 1414 },
+      { numRuns: testRuns(backing === 'memory' ? 40 : 15), seed: 1414 },
     );
   });
 });

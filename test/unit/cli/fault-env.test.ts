@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../../../src/backends/errors.js';
 import { MemoryStore } from '../../../src/backends/memory/index.js';
-import { FaultStore } from '../../../src/cas/fault-store.js';
+import { FaultStore } from '../../../src/backends/wrappers/fault-store.js';
 import { makeStoreFaults, parseFaultEnv } from '../../../src/cli/fault-env.js';
 import { makeTempDir } from '../../helpers/temp-dir.js';
 

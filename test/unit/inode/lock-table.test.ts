@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { MemoryStore } from '../../../src/backends/memory/index.js';
-import { decodeRecord } from '../../../src/cas/record-codec.js';
+import { decodeRecord } from '../../../src/chunk/record-codec.js';
 import { VolumeKeys } from '../../../src/inode/keys.js';
 import { TO_EOF, type LockType } from '../../../src/inode/locks/lock-ranges.js';
 import { LockTable, type LockRecord } from '../../../src/inode/locks/lock-table.js';

@@ -7,7 +7,7 @@ import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { MemoryData, MemoryStore } from '../../../src/backends/memory/index.js';
 import { RecordCache } from '../../../src/cas/record-cache.js';
-import { decodeRecord } from '../../../src/cas/record-codec.js';
+import { decodeRecord } from '../../../src/chunk/record-codec.js';
 import { FileSystem } from '../../../src/inode/filesystem.js';
 import { MAX_BLOCKS_PER_RECORD } from '../../../src/inode/garbage.js';
 import { shareMemory } from '../../../src/inode/memory-ceiling.js';

@@ -3,11 +3,11 @@ import { ConfigError, StoreUnavailable } from '../../../src/backends/errors.js';
 import { MemoryData, MemoryStore } from '../../../src/backends/memory/index.js';
 import { suffixPlacement } from '../../../src/backends/memory/placement.js';
 import { IntentCommitStore, withAtomicCommit } from '../../../src/cas/intent-store.js';
-import { ReplicatedStore } from '../../../src/cas/replicated-store.js';
+import { ReplicatedStore } from '../../../src/backends/wrappers/replicated-store.js';
 import { unlock } from '../../../src/inode/volume.js';
 import { NoCommitStore } from '../../helpers/no-commit-store.js';
 import { patternBytes } from '../../helpers/pattern.js';
-import { VolumeFixture, kindsOf, silent } from './fsck-fixture.js';
+import { VolumeFixture, kindsOf, silent } from '../fsck/fsck-fixture.js';
 
 const DOMAINS = 6;
 const PREFIX = 't:';
