@@ -1,4 +1,5 @@
 import type { Readable } from 'node:stream';
+import { type ByteOffset, plus } from '../../chunk/byte-offset.js';
 import type { FileSystem } from '../../inode/filesystem.js';
 import { ROOT_INO, S_IFDIR, S_IFMT } from '../../inode/records.js';
 import type { Timespec } from '../../inode/timespec.js';
@@ -25,7 +26,7 @@ export async function loadVolume(fs: FileSystem, input: Readable, progress: Tran
   const directoryTimes: [number, Timespec, Timespec][] = [];
   const done = { entries: 0, bytes: 0 };
   let total: { entries: number; bytes: number } | undefined;
-  let file: { ino: number; fh: number; size: number; end: number; hash: ExtentHash; entry: WithAttributes } | undefined;
+  let file: { ino: number; fh: number; size: ByteOffset; end: ByteOffset; hash: ExtentHash; entry: WithAttributes } | undefined;
   let ended = false;
 
   const parentOf = (id: number | undefined): number => {
@@ -83,7 +84,7 @@ export async function loadVolume(fs: FileSystem, input: Readable, progress: Tran
         if (!file) throw new DumpFormatError('the dump has data outside a file');
         file.hash.add(entry.offset, Buffer.from(entry.bytes));
         await fs.files.write(file.fh, entry.offset, Buffer.from(entry.bytes));
-        file.end = entry.offset + entry.bytes.length;
+        file.end = plus(entry.offset, entry.bytes.length);
         done.bytes += entry.bytes.length;
         progress(done, total);
         break;
@@ -112,7 +113,7 @@ export async function loadVolume(fs: FileSystem, input: Readable, progress: Tran
 }
 
 /** Reads a loaded file back and checks it hashes as the dump said. */
-async function verify(fs: FileSystem, ino: number, size: number, sha256: string, name: string): Promise<void> {
+async function verify(fs: FileSystem, ino: number, size: ByteOffset, sha256: string, name: string): Promise<void> {
   const fh = await fs.files.open(ino, 0);
   try {
     const hash = new ExtentHash(size);

@@ -1,5 +1,6 @@
 import { IntegrityError } from '../../backends/errors.js';
 import { decodeRecord } from '../../cas/record-codec.js';
+import { isFileSize } from '../../chunk/byte-offset.js';
 import type { DirNode, InodeRecord } from '../records.js';
 
 /** The record, or undefined when it cannot be decoded or does not have the expected shape. */
@@ -18,7 +19,7 @@ export function decodeOr<T>(key: string, bytes: Buffer, valid: (value: unknown) 
 export function validInode(value: unknown): value is InodeRecord {
   const r = value as Partial<InodeRecord> | null;
   return (
-    typeof r === 'object' && r !== null && Number.isInteger(r.mode) && Number.isInteger(r.nlink) && Number.isSafeInteger(r.size) && (r.size as number) >= 0
+    typeof r === 'object' && r !== null && Number.isInteger(r.mode) && Number.isInteger(r.nlink) && isFileSize(r.size)
   );
 }
 

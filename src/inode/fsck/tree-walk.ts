@@ -1,4 +1,5 @@
 import type { Version } from '../../backends/kv-store.js';
+import type { ByteOffset } from '../../chunk/byte-offset.js';
 import { ROOT_INO, S_IFMT, isDir, isLnk, isReg, type DirEntry, type InodeRecord } from '../records.js';
 import { isHiddenName } from '../directory-tree.js';
 import { dropHiddenName } from './chunk-repairs.js';
@@ -52,7 +53,7 @@ export interface Suspect {
 /** A regular file for the data checks. */
 export interface FileToCheck {
   readonly ino: number;
-  readonly size: number;
+  readonly size: ByteOffset;
   readonly path: string;
 }
 
@@ -199,7 +200,7 @@ function visitEntry(
   result.files.set(ino, { ino, record, version, path, dirs: [dir.ino] });
   if (isReg(record.mode)) {
     ctx.counts.files++;
-    ctx.counts.bytes += record.size;
+    ctx.counts.bytes += Number(record.size);
     newFiles.push({ ino, size: record.size, path });
   } else if (isLnk(record.mode)) {
     ctx.counts.symlinks++;
