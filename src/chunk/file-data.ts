@@ -136,7 +136,8 @@ export class FileData {
     this.blockCacheBytes = options.blockCacheBytes ?? 256 * 1024 * 1024;
     this.blockCache = new LRUCache<string, Buffer>({
       maxSize: this.blockCacheBytes,
-      sizeCalculation: (b) => Math.max(1, b.length),
+      // The memory a block holds, not its length: a pooled buffer is a whole chunk's worth.
+      sizeCalculation: (b) => Math.max(1, this.pool.owns(b) ? b.buffer.byteLength : b.length),
       dispose: (evicted) => this.pool.recycle(evicted),
     });
   }
@@ -184,13 +185,27 @@ export class FileData {
     if (pending) return pending;
     const fetch = this.options.blocks
       .get(ref, this.context(ino, chunkIndex), this.pool)
-      .then((data) => {
+      .then((read) => {
+        const data = this.fitted(read);
         this.blockCache.set(key, data);
         return data;
       })
       .finally(() => this.inflight.delete(key));
     this.inflight.set(key, fetch);
     return fetch;
+  }
+
+  /**
+   * A block to cache, in memory of its own size when it fills less than half of a pooled buffer
+   * (small files): cached in a pooled buffer, each would hold a whole chunk's memory, and the
+   * block cache would hold many times its bound. The pooled buffer goes back to the pool.
+   */
+  private fitted(block: Buffer): Buffer {
+    if (!this.pool.owns(block) || block.length * 2 > block.buffer.byteLength) return block;
+    const own = Buffer.allocUnsafeSlow(block.length);
+    block.copy(own);
+    this.pool.recycle(block);
+    return own;
   }
 
   /**
@@ -294,7 +309,7 @@ export class FileData {
     // Cached only once committed: an attempt that lost a conflict (chunks of one group share
     // an index record) stored the same bytes under another block, and a cache entry for that
     // loser would recycle this memory while the winner still uses it.
-    if (stored && storedBytes) this.blockCache.set(cacheKey(stored, ino, chunkIndex), storedBytes);
+    if (stored && storedBytes) this.blockCache.set(cacheKey(stored, ino, chunkIndex), this.fitted(storedBytes));
     if (named) await this.index.ensureNamed(ino, chunkIndex);
     committed?.();
     // The chunk's write memory did not become a cached block: it goes back to the pool.
