@@ -8,8 +8,14 @@ import { IntegrityError } from '../backends/errors.js';
 export const GROUP_CHUNKS = 64;
 /** Bits per index record (512 bytes of bitmap). */
 export const INDEX_FANOUT = 4096;
-/** Levels of index records: the top one, a single record, covers 64 * 4096^3 = 2^42 chunks. */
-export const INDEX_LEVELS = 3;
+/**
+ * Levels of index records: the top one, a single record, covers 64 * 4096^4 = 2^54 chunks (a
+ * file of 2^63 - 1 bytes has fewer chunks). Its bit 0 is never set: the record below it (level
+ * 2, group 0) is always looked at, as the first group is, so volumes indexed when that record
+ * was the top (three levels) read the same.
+ */
+export const INDEX_LEVELS = 4;
+const TOP = INDEX_LEVELS - 1;
 /** First chunk index the index cannot hold. */
 export const MAX_INDEXED_CHUNKS = GROUP_CHUNKS * INDEX_FANOUT ** INDEX_LEVELS;
 
@@ -60,6 +66,7 @@ export class ChunkIndex {
     }
     if (chunkIndex < GROUP_CHUNKS) return;
     for (const { level, group, bit } of indexPath(chunkIndex)) {
+      if (level === TOP && bit === 0) return;
       const key = this.options.indexKey(ino, level, group);
       const bytes = await tx.read(key);
       const bits = bytes ? (repair ? bitsOrEmpty(key, bytes) : bitsOf(key, bytes)) : Buffer.alloc(BITMAP_BYTES);
@@ -103,7 +110,7 @@ export class ChunkIndex {
   async *groups(ino: number, fromChunk = 0): AsyncIterable<number> {
     const fromGroup = Math.floor(Math.max(0, fromChunk) / GROUP_CHUNKS);
     if (fromGroup === 0) yield 0;
-    yield* this.walk(ino, INDEX_LEVELS - 1, 0, fromGroup);
+    yield* this.walk(ino, TOP, 0, fromGroup);
   }
 
   /**
@@ -130,9 +137,10 @@ export class ChunkIndex {
     for (const first of starts) if (first > 0) await this.clearGroup(ino, first);
   }
 
-  /** Whether any index record of `ino` exists (its top record). */
+  /** Whether any index record of `ino` exists (its top record, or the one below that is always looked at). */
   async exists(ino: number): Promise<boolean> {
-    return (await this.options.store.get(this.options.indexKey(ino, INDEX_LEVELS - 1, 0))) !== undefined;
+    const tops = await this.options.store.getMany([this.options.indexKey(ino, TOP, 0), this.options.indexKey(ino, TOP - 1, 0)]);
+    return tops.some((found) => found !== undefined);
   }
 
   /**
@@ -142,7 +150,7 @@ export class ChunkIndex {
    */
   async groupsPresent(ino: number, limit: number): Promise<number> {
     let count = 0;
-    for await (const first of this.walk(ino, INDEX_LEVELS - 1, 0, 0)) {
+    for await (const first of this.walk(ino, TOP, 0, 0)) {
       if (first > 0 && ++count >= limit) break;
     }
     return count;
@@ -154,22 +162,20 @@ export class ChunkIndex {
     const visit = async (level: number, group: number): Promise<void> => {
       const key = this.options.indexKey(ino, level, group);
       const found = await this.options.store.get(key);
-      if (!found) return;
-      byLevel[level].push(key);
+      if (found) byLevel[level].push(key);
       if (level === 0) return;
-      for (const bit of setBits(bitsOf(key, found.value))) await visit(level - 1, group * INDEX_FANOUT + bit);
+      for (const bit of childBits(level, key, found)) await visit(level - 1, group * INDEX_FANOUT + bit);
     };
-    await visit(INDEX_LEVELS - 1, 0);
+    await visit(TOP, 0);
     return byLevel.flat();
   }
 
   private async *walk(ino: number, level: number, group: number, fromGroup: number): AsyncIterable<number> {
     const key = this.options.indexKey(ino, level, group);
     const found = await this.options.store.get(key);
-    if (!found) return;
     // Groups of chunk groups one bit of this level stands for.
     const span = INDEX_FANOUT ** level;
-    for (const bit of setBits(bitsOf(key, found.value))) {
+    for (const bit of childBits(level, key, found)) {
       const child = group * INDEX_FANOUT + bit;
       if ((child + 1) * span <= fromGroup || (level === 0 && child === 0)) continue;
       if (level === 0) yield child * GROUP_CHUNKS;
@@ -183,6 +189,7 @@ export class ChunkIndex {
       if (maps.some((m) => m !== undefined)) return;
       let child = first / GROUP_CHUNKS;
       for (let level = 0; level < INDEX_LEVELS; level++) {
+        if (level === TOP && child === 0) return;
         const group = Math.floor(child / INDEX_FANOUT);
         const key = this.options.indexKey(ino, level, group);
         const bytes = await tx.read(key);
@@ -198,6 +205,13 @@ export class ChunkIndex {
       }
     }, { uncached: true });
   }
+}
+
+/** The children a record at `level` leads to: its set bits, and at the top always child 0. */
+function childBits(level: number, key: string, found: { value: Buffer } | undefined): number[] {
+  const bits = found ? setBits(bitsOf(key, found.value)) : [];
+  if (level === TOP && bits[0] !== 0) bits.unshift(0);
+  return bits;
 }
 
 function groupIndexes(first: number): number[] {

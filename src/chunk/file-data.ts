@@ -10,6 +10,7 @@ import { decodeRecord, encodeRecord } from './record-codec.js';
 import { IntegrityError } from '../backends/errors.js';
 import { CHECKSUM_BYTES, checksumAll, checksumMatches } from '../translators/erasure/checksum.js';
 import { BlockPool } from './block-pool.js';
+import { type ByteOffset, chunkAt, chunkStart, chunksFor, inChunk, larger, plus, smaller } from './byte-offset.js';
 import { ChunkIndex, GROUP_CHUNKS } from './chunk-index.js';
 import { WriteMemory } from './write-memory.js';
 
@@ -136,7 +137,8 @@ export class FileData {
     this.blockCacheBytes = options.blockCacheBytes ?? 256 * 1024 * 1024;
     this.blockCache = new LRUCache<string, Buffer>({
       maxSize: this.blockCacheBytes,
-      sizeCalculation: (b) => Math.max(1, b.length),
+      // The memory a block holds, not its length: a pooled buffer is a whole chunk's worth.
+      sizeCalculation: (b) => Math.max(1, this.pool.owns(b) ? b.buffer.byteLength : b.length),
       dispose: (evicted) => this.pool.recycle(evicted),
     });
   }
@@ -184,13 +186,27 @@ export class FileData {
     if (pending) return pending;
     const fetch = this.options.blocks
       .get(ref, this.context(ino, chunkIndex), this.pool)
-      .then((data) => {
+      .then((read) => {
+        const data = this.fitted(read);
         this.blockCache.set(key, data);
         return data;
       })
       .finally(() => this.inflight.delete(key));
     this.inflight.set(key, fetch);
     return fetch;
+  }
+
+  /**
+   * A block to cache, in memory of its own size when it fills less than half of a pooled buffer
+   * (small files): cached in a pooled buffer, each would hold a whole chunk's memory, and the
+   * block cache would hold many times its bound. The pooled buffer goes back to the pool.
+   */
+  private fitted(block: Buffer): Buffer {
+    if (!this.pool.owns(block) || block.length * 2 > block.buffer.byteLength) return block;
+    const own = Buffer.allocUnsafeSlow(block.length);
+    block.copy(own);
+    this.pool.recycle(block);
+    return own;
   }
 
   /**
@@ -206,11 +222,11 @@ export class FileData {
    * groups of chunks where any may exist. What st_blocks tells `cp --sparse` and `du`: a file
    * far larger than its data would otherwise look dense and be read whole.
    */
-  async allocatedBound(ino: number, size: number): Promise<number> {
+  async allocatedBound(ino: number, size: ByteOffset): Promise<ByteOffset> {
     const groupBytes = GROUP_CHUNKS * this.chunkSize;
     if (size <= groupBytes) return size;
-    const groups = 1 + (await this.index.groupsPresent(ino, Math.ceil(size / groupBytes)));
-    return Math.min(size, groups * groupBytes);
+    const groups = 1 + (await this.index.groupsPresent(ino, chunksFor(size, groupBytes)));
+    return smaller(size, chunkStart(groups, groupBytes));
   }
 
   /** A block's bytes if they are cached, without waiting; the rule of {@link readBlock} applies. */
@@ -294,7 +310,7 @@ export class FileData {
     // Cached only once committed: an attempt that lost a conflict (chunks of one group share
     // an index record) stored the same bytes under another block, and a cache entry for that
     // loser would recycle this memory while the winner still uses it.
-    if (stored && storedBytes) this.blockCache.set(cacheKey(stored, ino, chunkIndex), storedBytes);
+    if (stored && storedBytes) this.blockCache.set(cacheKey(stored, ino, chunkIndex), this.fitted(storedBytes));
     if (named) await this.index.ensureNamed(ino, chunkIndex);
     committed?.();
     // The chunk's write memory did not become a cached block: it goes back to the pool.
@@ -322,16 +338,16 @@ export class FileData {
    * rewritten shorter, so bytes past the end never reappear if the file grows again. Costs what
    * the file holds past `newSize`, whatever `oldSize` says.
    */
-  async truncate(ino: number, oldSize: number, newSize: number): Promise<void> {
+  async truncate(ino: number, oldSize: ByteOffset, newSize: ByteOffset): Promise<void> {
     if (newSize >= oldSize) return;
-    const firstGone = Math.ceil(newSize / this.chunkSize);
+    const firstGone = chunksFor(newSize, this.chunkSize);
     for await (const present of this.index.presentChunks(ino, firstGone)) {
       await pMap(present, (i) => this.dropChunk(ino, i), { concurrency: 16 });
     }
     await this.index.clearFrom(ino, firstGone);
-    const keep = newSize % this.chunkSize;
+    const keep = inChunk(newSize, this.chunkSize);
     if (keep > 0) {
-      const boundary = Math.floor(newSize / this.chunkSize);
+      const boundary = chunkAt(newSize, this.chunkSize);
       if (await this.chunkRef(ino, boundary)) {
         await this.rewriteChunk(ino, boundary, (current) => (current ?? Buffer.alloc(0)).subarray(0, keep));
       }
@@ -360,17 +376,17 @@ export class FileData {
    * end: lseek(2) allows reporting zeros as data. Costs the chunks the file holds from `offset`.
    * Writes still buffered by an open file are not seen: persist them first.
    */
-  async seekData(ino: number, offset: number, size: number): Promise<number | undefined> {
+  async seekData(ino: number, offset: ByteOffset, size: ByteOffset): Promise<ByteOffset | undefined> {
     if (offset < 0 || offset >= size) return undefined;
-    const from = Math.floor(offset / this.chunkSize);
+    const from = chunkAt(offset, this.chunkSize);
     for await (const present of this.index.presentChunks(ino, from)) {
       const refs = await this.chunkRefs(ino, present);
       for (const [k, index] of present.entries()) {
         const ref = refs[k];
         if (!ref) continue;
-        const start = index * this.chunkSize;
-        const end = start + chunkLength(ref);
-        if (end > offset && start < size) return Math.max(offset, start);
+        const start = chunkStart(index, this.chunkSize);
+        const end = plus(start, chunkLength(ref));
+        if (end > offset && start < size) return larger(offset, start);
       }
     }
     return undefined;
@@ -381,20 +397,21 @@ export class FileData {
    * short block's end), or `size` (the hole at the end of every file); undefined when `offset`
    * is at or past `size` (ENXIO). Costs the chunks that follow `offset` without a gap.
    */
-  async seekHole(ino: number, offset: number, size: number): Promise<number | undefined> {
+  async seekHole(ino: number, offset: ByteOffset, size: ByteOffset): Promise<ByteOffset | undefined> {
     if (offset < 0 || offset >= size) return undefined;
-    let next = Math.floor(offset / this.chunkSize);
+    const cs = this.chunkSize;
+    let next = chunkAt(offset, cs);
     for await (const present of this.index.presentChunks(ino, next)) {
       const refs = await this.chunkRefs(ino, present);
       for (const [k, index] of present.entries()) {
         const ref = refs[k];
-        if (index !== next || !ref) return Math.min(size, Math.max(offset, next * this.chunkSize));
-        if (chunkLength(ref) < this.chunkSize) return Math.min(size, Math.max(offset, index * this.chunkSize + chunkLength(ref)));
+        if (index !== next || !ref) return smaller(size, larger(offset, chunkStart(next, cs)));
+        if (chunkLength(ref) < cs) return smaller(size, larger(offset, plus(chunkStart(index, cs), chunkLength(ref))));
         next = index + 1;
       }
-      if (next * this.chunkSize >= size) return size;
+      if (chunkStart(next, cs) >= size) return size;
     }
-    return Math.min(size, Math.max(offset, next * this.chunkSize));
+    return smaller(size, larger(offset, chunkStart(next, cs)));
   }
 
 }

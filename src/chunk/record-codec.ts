@@ -4,8 +4,10 @@ import { IntegrityError } from '../backends/errors.js';
 /**
  * Records are one format-version byte followed by MessagePack. The version byte lets a later
  * release read old records and refuse ones it does not know, instead of misreading them.
+ * Only bigints are written as 64-bit integers (numbers past 2^32 go as doubles), so those read
+ * back as bigints: file sizes past 2^53 - 1, exact up to 2^63 - 1.
  */
-const packr = new Packr({ useRecords: false, mapsAsObjects: true, int64AsType: 'number' });
+const packr = new Packr({ useRecords: false, mapsAsObjects: true, int64AsType: 'bigint' });
 
 export const RECORD_FORMAT = 1;
 

@@ -1,3 +1,4 @@
+import { type ByteOffset, chunkAt, chunkStart, inChunk, minus, plus } from './byte-offset.js';
 import type { AlongsideChunk, FileData } from './file-data.js';
 import type { Spiller } from './write-memory.js';
 
@@ -66,7 +67,7 @@ export interface WriteBufferOptions {
    * the file's stored size covers it. Growing the size before the data means a crash can leave
    * zeros at the end of a file, never bytes past its end that a later growth would expose.
    */
-  readonly beforeStore?: (end: number) => Promise<void>;
+  readonly beforeStore?: (end: ByteOffset) => Promise<void>;
   /**
    * For a file whose last dirty chunk is stored alone (a small file's close): writes to commit
    * with that chunk's map instead of `beforeStore`, so size and data land in one commit.
@@ -89,7 +90,7 @@ export class WriteBuffer implements Spiller {
   private readonly maxInflight: number;
   private readonly maxDirty: number;
   private readonly onChunkStored: (index: number) => void;
-  private readonly beforeStore: (end: number) => Promise<void>;
+  private readonly beforeStore: (end: ByteOffset) => Promise<void>;
   private readonly alongside: () => AlongsideChunk | undefined;
 
   constructor(
@@ -105,7 +106,7 @@ export class WriteBuffer implements Spiller {
   }
 
   /** Copies `bytes` (FUSE's buffer is reused after we answer) into the chunks it spans. */
-  async write(offset: number, bytes: Buffer): Promise<void> {
+  async write(offset: ByteOffset, bytes: Buffer): Promise<void> {
     // Kept until flush() reports it: the kernel turns an error in the middle of a write(2)
     // that already stored some pages into a short write, and the program writes the rest, so
     // an error cleared here would reach nobody and close() would succeed over lost bytes.
@@ -113,9 +114,9 @@ export class WriteBuffer implements Spiller {
     const size = this.data.chunkSize;
     let done = 0;
     while (done < bytes.length) {
-      const pos = offset + done;
-      const index = Math.floor(pos / size);
-      const within = pos - index * size;
+      const pos = plus(offset, done);
+      const index = chunkAt(pos, size);
+      const within = inChunk(pos, size);
       const n = Math.min(bytes.length - done, size - within);
       // A chunk being stored must land before new bytes for it start a new dirty chunk.
       while (this.inflight.has(index)) await this.inflight.get(index);
@@ -169,14 +170,14 @@ export class WriteBuffer implements Spiller {
   }
 
   /** Forgets dirty bytes at or past `size` (the file was truncated under them). */
-  async truncate(size: number): Promise<void> {
+  async truncate(size: ByteOffset): Promise<void> {
     await Promise.all(this.inflight.values());
     const chunkSize = this.data.chunkSize;
     for (const [index, chunk] of this.dirty) {
-      const start = index * chunkSize;
+      const start = chunkStart(index, chunkSize);
       if (start >= size) this.drop(index);
-      else if (start + chunkSize > size) {
-        const keep = size - start;
+      else if (plus(start, chunkSize) > size) {
+        const keep = Number(minus(size, start));
         const ranges = chunk.ranges.filter(([s]) => s < keep).map(([s, e]): [number, number] => [s, Math.min(e, keep)]);
         chunk.ranges.splice(0, chunk.ranges.length, ...ranges);
         if (ranges.length === 0) this.drop(index);
@@ -198,7 +199,7 @@ export class WriteBuffer implements Spiller {
     this.dirty.delete(index);
     const memory = this.data.writeMemory;
     memory.storeStarted();
-    const end = index * this.data.chunkSize + chunk.ranges[chunk.ranges.length - 1][1];
+    const end = plus(chunkStart(index, this.data.chunkSize), chunk.ranges[chunk.ranges.length - 1][1]);
     const alongside = alone && this.inflight.size === 0 ? this.alongside() : undefined;
     const job = (alongside ? Promise.resolve() : this.beforeStore(end))
       .then(() => this.data.rewriteChunk(this.ino, index, (current) => chunk.compose(current), alongside))

@@ -25,7 +25,7 @@ async function usageOf(fs: FileSystem, countRecords: (() => Promise<number>) | u
         dirs.push(ino);
       } else if (type === S_IFREG) {
         usage.files++;
-        usage.bytes += (await fs.attributes.stat(ino)).size;
+        usage.bytes += Number((await fs.attributes.stat(ino)).size);
       } else {
         usage.other++;
       }

@@ -268,14 +268,14 @@ export function makeOperations(fs: FileSystem, log: Logger, options: OperationOp
     readdir(req, ino, size, offset, fh) {
       const i = Number(ino);
       serve(req, 'readdir', i, async () => {
-        const slice = await dirSlice(fh, i, offset, size, direntSize);
+        const slice = await dirSlice(fh, i, Number(offset), size, direntSize);
         req.replyDir(slice.map(({ name, entry: [child, type], off }): KernelDirEntry => ({ name, ino: child, mode: type, off })));
       }, true);
     },
     readdirplus(req, ino, size, offset, fh) {
       const i = Number(ino);
       serve(req, 'readdirplus', i, async () => {
-        const slice = await dirSlice(fh, i, offset, size, direntPlusSize);
+        const slice = await dirSlice(fh, i, Number(offset), size, direntPlusSize);
         const entries = await Promise.all(
           slice.map(async ({ name, entry: [child, type], off }): Promise<DirEntryPlus> => {
             // "." and ".." carry no entry (the kernel counts no lookup for them); a name whose

@@ -1,15 +1,13 @@
 import type { Attr } from 'fuse-native/lowlevel';
+import { type ByteOffset, sectorsOf, smaller } from '../chunk/byte-offset.js';
 import type { InodeRecord } from '../inode/records.js';
 import { isDir } from '../inode/records.js';
 
 /**
  * The attributes the kernel caches for an inode, from its record. st_blocks counts 512-byte
- * units of the size (voldfs does not report holes as unallocated).
+ * units of `allocated`, the bytes the file holds if known to be fewer than its size (sparse).
  */
-/**
- * @param allocated bytes the file holds, if known to be fewer than its size (a sparse file)
- */
-export function toAttr(ino: number, r: InodeRecord, allocated = r.size): Attr {
+export function toAttr(ino: number, r: InodeRecord, allocated: ByteOffset = r.size): Attr {
   return {
     ino,
     mode: r.mode,
@@ -19,7 +17,7 @@ export function toAttr(ino: number, r: InodeRecord, allocated = r.size): Attr {
     nlink: r.nlink,
     rdev: r.rdev,
     blksize: 4096,
-    blocks: Math.ceil(Math.min(allocated, r.size) / 512),
+    blocks: sectorsOf(smaller(allocated, r.size)),
     atime: r.atime,
     mtime: r.mtime,
     ctime: r.ctime,

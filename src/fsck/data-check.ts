@@ -2,6 +2,7 @@ import { IntegrityError } from '../backends/errors.js';
 import pMap from 'p-map';
 import { isInline, type ChunkRef } from '../chunk/file-data.js';
 import { BlockMissing, type BlockHealth, type BlockRef } from '../translators/block-store.js';
+import { chunkStart, chunksFor, minus, plus, smaller } from '../chunk/byte-offset.js';
 import type { FsckContext } from './context.js';
 import { chunkRefOf, deleteChunkMaps } from './chunk-repairs.js';
 import type { KeyCensus } from './key-census.js';
@@ -34,7 +35,7 @@ export class DataChecker {
     if (chunkSize === undefined || !this.ctx.target.blocks) return;
     const wanted: { file: FileToCheck; index: number }[] = [];
     for (const file of files) {
-      const chunks = Math.ceil(file.size / chunkSize);
+      const chunks = chunksFor(file.size, chunkSize);
       if (this.census) {
         for (const index of this.census.chunkMaps.get(file.ino) ?? []) if (index < chunks) wanted.push({ file, index });
       } else {
@@ -60,7 +61,7 @@ export class DataChecker {
         });
         return;
       }
-      if (index >= Math.ceil(file.size / chunkSize)) {
+      if (index >= chunksFor(file.size, chunkSize)) {
         this.pastEnd(file, index, ref);
         return;
       }
@@ -159,8 +160,8 @@ export class DataChecker {
 
   private lostRange(file: FileToCheck, index: number): string {
     const chunkSize = this.ctx.chunkSize ?? 0;
-    const from = index * chunkSize;
-    const to = Math.min(file.size, from + chunkSize);
-    return `bytes ${from} to ${to - 1}`;
+    const from = chunkStart(index, chunkSize);
+    const to = smaller(file.size, plus(from, chunkSize));
+    return `bytes ${from} to ${minus(to, 1)}`;
   }
 }

@@ -4,6 +4,7 @@ import { isInline } from '../chunk/file-data.js';
 import { isReg, type InodeRecord } from '../inode/records.js';
 import { transact } from '../cas/transaction.js';
 import { GROUP_CHUNKS } from '../chunk/chunk-index.js';
+import { chunksFor } from '../chunk/byte-offset.js';
 import { chunkRefOf, deleteChunkIndex, deleteChunkMaps, deleteOrphan, deleteRawRecords, presentChunks } from './chunk-repairs.js';
 import type { FsckContext } from './context.js';
 import type { GarbageState } from './garbage-check.js';
@@ -85,7 +86,7 @@ async function checkChunkMaps(
   const unread: { ino: number; index: number }[] = [];
   for (const [ino, indexes] of census.chunkMaps) {
     const file = walk.files.get(ino);
-    const end = file && isReg(file.record.mode) ? Math.ceil(file.record.size / chunkSize) : 0;
+    const end = file && isReg(file.record.mode) ? chunksFor(file.record.size, chunkSize) : 0;
     for (const index of indexes) {
       // Maps below the end of a reachable file were read by the data checks.
       if (index < end) continue;

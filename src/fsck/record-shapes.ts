@@ -1,6 +1,7 @@
 import { IntegrityError } from '../backends/errors.js';
 import { decodeRecord } from '../chunk/record-codec.js';
 import type { DirNode, InodeRecord } from '../inode/records.js';
+import { isFileSize } from '../chunk/byte-offset.js';
 
 /** The record, or undefined when it cannot be decoded or does not have the expected shape. */
 export function decodeOr<T>(key: string, bytes: Buffer, valid: (value: unknown) => value is T): T | undefined {
@@ -18,7 +19,7 @@ export function decodeOr<T>(key: string, bytes: Buffer, valid: (value: unknown) 
 export function validInode(value: unknown): value is InodeRecord {
   const r = value as Partial<InodeRecord> | null;
   return (
-    typeof r === 'object' && r !== null && Number.isInteger(r.mode) && Number.isInteger(r.nlink) && Number.isSafeInteger(r.size) && (r.size as number) >= 0
+    typeof r === 'object' && r !== null && Number.isInteger(r.mode) && Number.isInteger(r.nlink) && isFileSize(r.size)
   );
 }
 

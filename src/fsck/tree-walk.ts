@@ -1,6 +1,7 @@
 import type { Version } from '../backends/kv-store.js';
 import { ROOT_INO, S_IFMT, isDir, isLnk, isReg, type DirEntry, type InodeRecord } from '../inode/records.js';
 import { isHiddenName } from '../inode/directory-tree.js';
+import type { ByteOffset } from '../chunk/byte-offset.js';
 import { dropHiddenName } from './chunk-repairs.js';
 import type { FsckContext } from './context.js';
 import { decodeOr, validInode, validNode } from './record-shapes.js';
@@ -52,7 +53,7 @@ export interface Suspect {
 /** A regular file for the data checks. */
 export interface FileToCheck {
   readonly ino: number;
-  readonly size: number;
+  readonly size: ByteOffset;
   readonly path: string;
 }
 
@@ -199,7 +200,7 @@ function visitEntry(
   result.files.set(ino, { ino, record, version, path, dirs: [dir.ino] });
   if (isReg(record.mode)) {
     ctx.counts.files++;
-    ctx.counts.bytes += record.size;
+    ctx.counts.bytes += Number(record.size);
     newFiles.push({ ino, size: record.size, path });
   } else if (isLnk(record.mode)) {
     ctx.counts.symlinks++;

@@ -1,8 +1,8 @@
 import type { Transaction } from '../cas/transaction.js';
+import { type ByteOffset, MAX_FILE_SIZE } from '../chunk/byte-offset.js';
 import { FsError } from './fs-error.js';
 import type { InodeTable } from './inode-table.js';
 import type { OpenFiles } from './open-files.js';
-import { MAX_FILE_SIZE } from './open-files.js';
 import { S_IFMT, isDir, isReg, type InodeRecord } from './records.js';
 import { now, type Timespec } from './timespec.js';
 import type { Volume } from './volume.js';
@@ -89,7 +89,7 @@ export class Attributes {
    * hole that reads as zeros.
    * @throws FsError EISDIR, EINVAL for non-regular files, EFBIG
    */
-  async truncate(ino: number, size: number): Promise<void> {
+  async truncate(ino: number, size: ByteOffset): Promise<void> {
     if (size < 0) throw new FsError('EINVAL');
     if (size > MAX_FILE_SIZE) throw new FsError('EFBIG');
     await this.open.persistIno(ino);

@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { KvStore } from '../backends/kv-store.js';
 import { IF_ABSENT } from '../backends/kv-store.js';
 import { decodeRecord, encodeRecord } from '../chunk/record-codec.js';
+import type { ByteOffset } from '../chunk/byte-offset.js';
 import type { FileData } from '../chunk/file-data.js';
 import pMap from 'p-map';
 import type { BlockRef, BlockStore } from '../translators/block-store.js';
@@ -58,7 +59,7 @@ export class GarbageCollector {
   }
 
   /** The record to stage in the same transaction that deletes an inode (nlink reached 0). */
-  deadInodeRecord(ino: number, size: number): { key: string; value: Buffer } {
+  deadInodeRecord(ino: number, size: ByteOffset): { key: string; value: Buffer } {
     const record: GarbageRecord = { notBefore: Date.now() + this.graceMs, inodes: [{ ino, size }] };
     const key = this.options.keys.garbage(newGarbageId());
     this.schedule(key, this.graceMs);

@@ -1,4 +1,5 @@
 import type { Transaction } from '../cas/transaction.js';
+import { type ByteOffset, MAX_FILE_SIZE, chunkAt, inChunk, larger, minus, plus, sameOffset, smaller } from '../chunk/byte-offset.js';
 import { WriteBuffer } from '../chunk/write-buffer.js';
 import type { AlongsideChunk, ChunkRef } from '../chunk/file-data.js';
 import { FsError } from './fs-error.js';
@@ -6,12 +7,6 @@ import type { InodeTable } from './inode-table.js';
 import { isDir, isReg, type InodeRecord } from './records.js';
 import { now, type Timespec } from './timespec.js';
 import type { Volume } from './volume.js';
-
-/**
- * Largest file size, 2^53 - 1 bytes (8 PiB): offsets reach voldfs as doubles, exact up to here.
- * Writes and truncates past it answer EFBIG.
- */
-export const MAX_FILE_SIZE = Number.MAX_SAFE_INTEGER;
 
 /**
  * Chunk refs an open file remembers: a read through a huge sparse file would otherwise keep one
@@ -38,11 +33,11 @@ class BoundedMap<K, V> extends Map<K, V> {
 class OpenInode {
   handles = 0;
   /** Size including writes not yet persisted. */
-  size: number;
+  size: ByteOffset;
   /** Whether `size` is past what the inode record holds. */
   sizeDirty = false;
   /** The size the inode record is known to hold at least. */
-  storedSize: number;
+  storedSize: ByteOffset;
   /** An inode update growing the stored size, shared by the chunk stores waiting for it. */
   growing: Promise<void> | undefined;
   mtime: Timespec | undefined;
@@ -50,7 +45,7 @@ class OpenInode {
   readonly refs = new BoundedMap<number, ChunkRef | undefined>(MAX_REMEMBERED_REFS);
   readonly buffer: WriteBuffer;
   /** End of the last read, to recognise sequential reads for readahead. */
-  lastReadEnd = -1;
+  lastReadEnd: ByteOffset = -1;
   /** The chunk whose reads last started readahead: the kernel reads a chunk in several pieces. */
   readAheadAt = -1;
   /** Chunks below this one that a sequential read passed have left the block cache. */
@@ -60,7 +55,7 @@ class OpenInode {
     volume: Volume,
     readonly ino: number,
     record: InodeRecord,
-    grow: (state: OpenInode, end: number) => Promise<void>,
+    grow: (state: OpenInode, end: ByteOffset) => Promise<void>,
     alongside: ((state: OpenInode) => AlongsideChunk) | undefined,
   ) {
     this.size = record.size;
@@ -147,25 +142,26 @@ export class OpenFiles {
     const state = this.inodes.get(ino);
     if (!state || !isReg(record.mode)) return record;
     const out = { ...record };
-    if (state.sizeDirty) out.size = Math.max(record.size, state.size);
+    if (state.sizeDirty) out.size = larger(record.size, state.size);
     if (state.mtime) out.mtime = out.ctime = state.mtime;
     return out;
   }
 
-  async read(fh: number, offset: number, length: number, into: Buffer): Promise<number> {
+  async read(fh: number, offset: ByteOffset, length: number, into: Buffer): Promise<number> {
     const state = this.stateOf(fh);
-    const end = Math.min(offset + length, state.size);
+    const end = smaller(plus(offset, length), state.size);
     if (offset >= end) return 0;
     const chunkSize = this.volume.data.chunkSize;
-    const first = Math.floor(offset / chunkSize);
-    const last = Math.floor((end - 1) / chunkSize);
+    const first = chunkAt(offset, chunkSize);
+    const last = chunkAt(minus(end, 1), chunkSize);
     // The kernel's readahead sends several reads at once, not always in order: near the last
     // read counts as sequential.
-    const sequential = offset === 0 || Math.abs(offset - state.lastReadEnd) <= 2 * chunkSize;
-    state.lastReadEnd = Math.max(end, sequential ? state.lastReadEnd : 0);
+    const gap = minus(offset, state.lastReadEnd);
+    const sequential = offset === 0 || (gap <= 2 * chunkSize && gap >= -2 * chunkSize);
+    state.lastReadEnd = larger(end, sequential ? state.lastReadEnd : 0);
     if (sequential && last !== state.readAheadAt) {
       state.readAheadAt = last;
-      this.readAhead(state, last + 1, Math.floor((state.size - 1) / chunkSize));
+      this.readAhead(state, last + 1, chunkAt(minus(state.size, 1), chunkSize));
     }
     if (sequential && state.size > this.volume.data.blockCacheBytes) this.dropBehind(state, first - DROP_BEHIND_CHUNKS);
     let copied = 0;
@@ -173,9 +169,8 @@ export class OpenFiles {
       // Cached refs and blocks are used without an await: most reads of a sequential scan
       // hit both, and each await costs a trip through the microtask queue.
       if (state.buffer.pending(index)) await state.buffer.settle(index);
-      const chunkStart = index * chunkSize;
-      const from = Math.max(offset, chunkStart) - chunkStart;
-      const to = Math.min(end, chunkStart + chunkSize) - chunkStart;
+      const from = index === first ? inChunk(offset, chunkSize) : 0;
+      const to = index === last ? inChunk(minus(end, 1), chunkSize) + 1 : chunkSize;
       const ref = state.refs.has(index) ? state.refs.get(index) : await this.refOf(state, index);
       const data = ref ? (this.volume.data.cachedChunk(ref, state.ino, index) ?? (await this.volume.data.readChunk(ref, state.ino, index))) : undefined;
       const available = data ? Math.max(0, Math.min(to, data.length) - from) : 0;
@@ -187,16 +182,17 @@ export class OpenFiles {
     return copied;
   }
 
-  async write(fh: number, offset: number, data: Buffer): Promise<number> {
+  async write(fh: number, offset: ByteOffset, data: Buffer): Promise<number> {
     const handle = this.handles.get(fh);
     if (!handle) throw new FsError('EBADF');
     if ((handle.flags & O_ACCMODE) === O_RDONLY) throw new FsError('EBADF');
     const state = this.stateOf(fh);
-    if (offset + data.length > MAX_FILE_SIZE) throw new FsError('EFBIG');
+    const end = plus(offset, data.length);
+    if (typeof end === 'bigint' && end > MAX_FILE_SIZE) throw new FsError('EFBIG');
     handle.wrote = true;
     // The size first: a chunk stored by this write grows the stored size to it beforehand.
-    if (offset + data.length > state.size) {
-      state.size = offset + data.length;
+    if (end > state.size) {
+      state.size = end;
       state.sizeDirty = true;
     }
     state.mtime = now();
@@ -211,7 +207,7 @@ export class OpenFiles {
    * @throws FsError ENXIO when `offset` is negative, at or past the end, or no data follows it;
    *   EBADF for an unknown handle
    */
-  async seek(fh: number, offset: number, what: 'data' | 'hole'): Promise<number> {
+  async seek(fh: number, offset: ByteOffset, what: 'data' | 'hole'): Promise<ByteOffset> {
     const state = this.stateOf(fh);
     await state.buffer.flush();
     const { data } = this.volume;
@@ -274,7 +270,7 @@ export class OpenFiles {
   }
 
   /** Truncation seen by open state: dirty bytes past the end forgotten, size set. */
-  async truncated(ino: number, size: number): Promise<void> {
+  async truncated(ino: number, size: ByteOffset): Promise<void> {
     const state = this.inodes.get(ino);
     if (!state) return;
     await state.buffer.truncate(size);
@@ -320,7 +316,7 @@ export class OpenFiles {
    * Makes the stored size reach `end` before bytes up to `end` are stored: one inode update
    * (to everything written so far) serves all the chunk stores waiting at that moment.
    */
-  private async grow(state: OpenInode, end: number): Promise<void> {
+  private async grow(state: OpenInode, end: ByteOffset): Promise<void> {
     while (state.storedSize < end) {
       if (!state.growing) {
         const target = state.size;
@@ -337,8 +333,8 @@ export class OpenFiles {
           }
         })
           .then(() => {
-            state.storedSize = Math.max(state.storedSize, target);
-            if (state.size === target) state.sizeDirty = false;
+            state.storedSize = larger(state.storedSize, target);
+            if (sameOffset(state.size, target)) state.sizeDirty = false;
             if (mtime && state.mtime === mtime) state.mtime = undefined;
           })
           .finally(() => {
@@ -368,14 +364,14 @@ export class OpenFiles {
     const key = this.volume.keys.inode(state.ino);
     const record = await this.table.find(tx, state.ino);
     if (record && (record.size < size || mtime)) {
-      record.size = Math.max(record.size, size);
+      record.size = larger(record.size, size);
       if (mtime) record.mtime = record.ctime = mtime;
       this.table.write(tx, state.ino, record);
     }
     return () => {
       this.volume.cache.invalidate(key);
-      state.storedSize = Math.max(state.storedSize, size);
-      if (state.size === size) state.sizeDirty = false;
+      state.storedSize = larger(state.storedSize, size);
+      if (sameOffset(state.size, size)) state.sizeDirty = false;
       if (mtime && state.mtime === mtime) state.mtime = undefined;
     };
   }
@@ -388,12 +384,12 @@ export class OpenFiles {
     await this.volume.transact(async (tx) => {
       const record = await this.table.find(tx, state.ino);
       if (!record) return; // deleted meanwhile (by another mount): nothing to persist into
-      if (state.sizeDirty) record.size = Math.max(record.size, size);
+      if (state.sizeDirty) record.size = larger(record.size, size);
       if (mtime) record.mtime = record.ctime = mtime;
       this.table.write(tx, state.ino, record);
     });
-    state.storedSize = Math.max(state.storedSize, size);
-    if (state.size === size) state.sizeDirty = false;
+    state.storedSize = larger(state.storedSize, size);
+    if (sameOffset(state.size, size)) state.sizeDirty = false;
     if (state.mtime === mtime) state.mtime = undefined;
   }
 

@@ -1,3 +1,4 @@
+import type { ByteOffset } from '../chunk/byte-offset.js';
 import type { Timespec } from './timespec.js';
 
 /** File types, as the S_IFMT bits of st_mode. */
@@ -28,7 +29,8 @@ export interface InodeRecord {
   uid: number;
   gid: number;
   nlink: number;
-  size: number;
+  /** Bytes; a bigint past 2^53 - 1 (see ByteOffset). */
+  size: ByteOffset;
   atime: Timespec;
   mtime: Timespec;
   ctime: Timespec;
@@ -79,5 +81,5 @@ export interface GarbageRecord {
   /** Blocks to delete. */
   blocks?: { id: string; length: number; detail?: unknown }[];
   /** Inodes whose chunk maps, blocks and inode record are to be deleted (nlink reached 0). */
-  inodes?: { ino: number; size: number }[];
+  inodes?: { ino: number; size: ByteOffset }[];
 }

@@ -14,8 +14,8 @@ import { processesMentioning } from '../helpers/processes.js';
 import { run, sleep } from '../helpers/run.js';
 import { makeTempDir } from '../helpers/temp-dir.js';
 
-/** Largest file voldfs holds (2^53 - 1 bytes): offsets reach it as exact doubles. */
-const MAX_SIZE = '9007199254740991';
+/** Largest file voldfs holds, 2^63 - 1 bytes: the kernel's too. A string: a double would round it. */
+const MAX_SIZE = (2n ** 63n - 1n).toString();
 /** Garbage grace period of a mount (GarbageCollector's default) and the margin of its timer. */
 const GRACE_MS = 30_000 + 2_000;
 /** The daemon's resident memory may not pass this, whatever the sizes asked for. */
@@ -152,21 +152,34 @@ describe.each(['lmdb', 'memcached'] as const)('huge sparse files on a real mount
         const deletedAt = Date.now();
         await shOk(dir, 'truncate -s 100T huge && rm huge');
 
-        // Past what any offset can say: coreutils refuses 8E itself; past 2^53 - 1, voldfs does.
+        // Past what any offset can say: coreutils refuses 8E (2^63) itself; an fallocate reaching
+        // past 2^63 - 1 is EFBIG; a write there, EINVAL (the kernel's answer on any filesystem:
+        // its end overflows loff_t).
         const eight = await sh(dir, 'truncate -s 8E f8');
         expect(eight.code).not.toBe(0);
         expect(eight.stderr).toMatch(/Value too large|File too large/);
-        const over = await sh(dir, 'truncate -s 9007199254740992 over');
-        expect(over.code).toBe(1);
-        expect(over.stderr).toMatch(/File too large/);
+        const past = (call: string) =>
+          shOk(dir, `python3 -c 'import os, errno\nfd = os.open("past", os.O_CREAT | os.O_RDWR, 0o644)\ntry:\n    ${call}; print("ok")\nexcept OSError as e: print(errno.errorcode[e.errno])'`);
+        expect((await past(`os.pwrite(fd, b"x", ${MAX_SIZE})`)).trim()).toBe('EINVAL');
+        expect((await past(`os.posix_fallocate(fd, ${MAX_SIZE} - 1, 2)`)).trim()).toBe('EFBIG');
+        // Exact past 2^53 - 1, where a double would round.
+        await shOk(dir, 'truncate -s 9007199254740993 odd');
+        expect((await shOk(dir, 'stat -c %s odd')).trim()).toBe('9007199254740993');
 
-        // The largest file: created, stat'ed, written and read at both ends.
-        await shOk(dir, `truncate -s ${MAX_SIZE} max && stat -c %s max`);
+        // The largest file: created, stat'ed, written and read at both ends (dd skip), copied.
+        await shOk(dir, `truncate -s ${MAX_SIZE} max`);
         expect((await shOk(dir, 'stat -c %s max')).trim()).toBe(MAX_SIZE);
-        await shOk(dir, `printf head | dd of=max conv=notrunc status=none && printf tail | dd of=max bs=1 seek=${Number(MAX_SIZE) - 4} conv=notrunc status=none`);
+        const tailAt = (2n ** 63n - 5n).toString();
+        await shOk(dir, `printf head | dd of=max conv=notrunc status=none && printf tail | dd of=max oflag=seek_bytes seek=${tailAt} conv=notrunc status=none`);
         expect(await shOk(dir, 'head -c 4 max')).toBe('head');
-        expect(await shOk(dir, 'tail -c 4 max')).toBe('tail');
+        // A read whose end would pass 2^63 is the kernel's EINVAL: exactly 4 bytes.
+        expect(await shOk(dir, `dd if=max bs=4 iflag=skip_bytes skip=${tailAt} count=1 status=none`)).toBe('tail');
+        expect(await shOk(dir, 'tail -c 5 max | od -An -tx1')).toMatch(/^\s*00 74 61 69 6c\s*$/);
         expect((await shOk(dir, 'stat -c %s max')).trim()).toBe(MAX_SIZE);
+        await shOk(dir, 'cp --sparse=always max max-copy', 60_000);
+        expect((await shOk(dir, 'stat -c %s max-copy')).trim()).toBe(MAX_SIZE);
+        expect(await shOk(dir, `head -c 4 max-copy; dd if=max-copy bs=4 iflag=skip_bytes skip=${tailAt} count=1 status=none`)).toBe('headtail');
+        await shOk(dir, 'rm max-copy odd past');
 
         // Sparse writes at far offsets, read back; the holes between read as zeros.
         const offsets = [0, 2 ** 40, 50 * 2 ** 40 + 3, 7 * 2 ** 50 + 11];

@@ -11,6 +11,7 @@
  */
 import { lstat, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { larger } from '../../src/chunk/byte-offset.js';
 import type { KvStore } from '../../src/backends/kv-store.js';
 import { findBackend } from '../../src/backends/registry.js';
 import { decodeStored } from '../../src/cas/intent-codec.js';
@@ -249,10 +250,11 @@ async function checkOpened(raw: KvStore, meta: KvStore, keys: VolumeKeys, repair
     const chunkSize = decodeRecord<{ chunkSize: number }>(keys.superblock(), sbBytes).chunkSize;
     for (const c of chunks) {
       const record = inodes.get(c.ino);
-      if (record && isReg(record.mode) && c.index * chunkSize >= Math.max(record.size, 1)) {
+      const start = BigInt(c.index) * BigInt(chunkSize);
+      if (record && isReg(record.mode) && start >= BigInt(larger(record.size, 1))) {
         notes.push(`chunk map ${c.key} lies wholly past the end of inode ${c.ino} (size ${record.size})`);
-      } else if (record && isReg(record.mode) && c.index * chunkSize + chunkLength(c.record) > record.size) {
-        notes.push(`chunk map ${c.key} holds ${c.index * chunkSize + chunkLength(c.record) - record.size} bytes past the end of inode ${c.ino} (size ${record.size})`);
+      } else if (record && isReg(record.mode) && start + BigInt(chunkLength(c.record)) > BigInt(record.size)) {
+        notes.push(`chunk map ${c.key} holds ${start + BigInt(chunkLength(c.record)) - BigInt(record.size)} bytes past the end of inode ${c.ino} (size ${record.size})`);
       }
     }
   }

@@ -558,6 +558,14 @@ static napi_value u64(napi_env env, uint64_t v) {
   return out;
 }
 
+// A 64-bit signed value (an offset, a size) as a number when exact, else as a bigint.
+static napi_value i64(napi_env env, int64_t v) {
+  napi_value out;
+  if (v <= 9007199254740991LL && v >= -9007199254740991LL) napi_create_double(env, (double)v, &out);
+  else napi_create_bigint_int64(env, v, &out);
+  return out;
+}
+
 static napi_value str(napi_env env, const char *s) {
   napi_value out;
   napi_create_string_utf8(env, s, NAPI_AUTO_LENGTH, &out);
@@ -772,7 +780,7 @@ static napi_value setattr_obj(napi_env env, const struct stat *a, int to_set) {
   if (to_set & FUSE_SET_ATTR_MODE) napi_set_named_property(env, o, "mode", num(env, a->st_mode));
   if (to_set & FUSE_SET_ATTR_UID) napi_set_named_property(env, o, "uid", num(env, a->st_uid));
   if (to_set & FUSE_SET_ATTR_GID) napi_set_named_property(env, o, "gid", num(env, a->st_gid));
-  if (to_set & FUSE_SET_ATTR_SIZE) napi_set_named_property(env, o, "size", num(env, (double)a->st_size));
+  if (to_set & FUSE_SET_ATTR_SIZE) napi_set_named_property(env, o, "size", i64(env, a->st_size));
   if (to_set & FUSE_SET_ATTR_ATIME) napi_set_named_property(env, o, "atime", timespec_obj(env, a->st_atim));
   if (to_set & FUSE_SET_ATTR_MTIME) napi_set_named_property(env, o, "mtime", timespec_obj(env, a->st_mtim));
   if (to_set & FUSE_SET_ATTR_CTIME) napi_set_named_property(env, o, "ctime", timespec_obj(env, a->st_ctim));
@@ -956,13 +964,13 @@ static void call_js(napi_env env, napi_value dispatch, void *context, void *data
       case OP_READ: case OP_READDIR: case OP_READDIRPLUS:
         argv[argc++] = u64(env, r->ino);
         argv[argc++] = num(env, (double)r->size);
-        argv[argc++] = num(env, (double)r->off);
+        argv[argc++] = i64(env, r->off);
         argv[argc++] = fh_or_null(env, r);
         break;
       case OP_WRITE:
         argv[argc++] = u64(env, r->ino);
         argv[argc++] = take_buffer(env, r);
-        argv[argc++] = num(env, (double)r->off);
+        argv[argc++] = i64(env, r->off);
         argv[argc++] = fh_or_null(env, r);
         argv[argc++] = num(env, r->flags);
         break;
@@ -1028,24 +1036,24 @@ static void call_js(napi_env env, napi_value dispatch, void *context, void *data
       case OP_FALLOCATE:
         argv[argc++] = u64(env, r->ino);
         argv[argc++] = num(env, r->arg);
-        argv[argc++] = num(env, (double)r->off);
-        argv[argc++] = num(env, (double)r->off2);
+        argv[argc++] = i64(env, r->off);
+        argv[argc++] = i64(env, r->off2);
         argv[argc++] = fh_or_null(env, r);
         break;
       case OP_LSEEK:
         argv[argc++] = u64(env, r->ino);
-        argv[argc++] = num(env, (double)r->off);
+        argv[argc++] = i64(env, r->off);
         argv[argc++] = num(env, r->arg);
         argv[argc++] = fh_or_null(env, r);
         break;
       case OP_COPY_FILE_RANGE:
         argv[argc++] = u64(env, r->ino);
-        argv[argc++] = num(env, (double)r->off);
+        argv[argc++] = i64(env, r->off);
         argv[argc++] = num(env, (double)r->fh);
         argv[argc++] = u64(env, r->ino2);
-        argv[argc++] = num(env, (double)r->off2);
+        argv[argc++] = i64(env, r->off2);
         argv[argc++] = num(env, (double)r->fh2);
-        argv[argc++] = num(env, (double)r->size);
+        argv[argc++] = u64(env, r->size);
         argv[argc++] = num(env, r->flags);
         break;
     }

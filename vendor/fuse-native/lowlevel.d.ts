@@ -92,7 +92,8 @@ export interface SetAttr {
   mode?: number;
   uid?: number;
   gid?: number;
-  size?: number;
+  /** number up to 2^53 - 1, bigint above. */
+  size?: number | bigint;
   atime?: Timespec;
   mtime?: Timespec;
   ctime?: Timespec;
@@ -152,7 +153,7 @@ export class Request {
   replyStatfs(statfs: Statfs): boolean;
   replyXattr(size: number): boolean;
   replyLock(lock: Partial<Lock>): boolean;
-  replyLseek(offset: number): boolean;
+  replyLseek(offset: number | bigint): boolean;
   /** Packs as many entries as fit the kernel's buffer; returns how many did. */
   replyDir(entries: Array<DirEntry | DirEntryPlus>): number;
   /** getxattr/listxattr helper: the size when size is 0, ERANGE when too small, else the bytes. */
@@ -185,14 +186,15 @@ export interface LowLevelOps {
   rename?(req: Request, parent: Ino, name: string, newParent: Ino, newName: string, flags: number): unknown;
   link?(req: Request, ino: Ino, newParent: Ino, newName: string): unknown;
   open?(req: Request, ino: Ino, flags: number): unknown;
-  read?(req: Request, ino: Ino, size: number, offset: number, fh: Fh): unknown;
-  write?(req: Request, ino: Ino, data: Buffer, offset: number, fh: Fh, flags: number): unknown;
+  /** Byte offsets (here and below) are numbers up to 2^53 - 1, bigints above (up to 2^63 - 1). */
+  read?(req: Request, ino: Ino, size: number, offset: number | bigint, fh: Fh): unknown;
+  write?(req: Request, ino: Ino, data: Buffer, offset: number | bigint, fh: Fh, flags: number): unknown;
   flush?(req: Request, ino: Ino, fh: Fh, lockOwner: bigint): unknown;
   release?(req: Request, ino: Ino, fh: Fh, flags: number, lockOwner: bigint, flockRelease: boolean): unknown;
   fsync?(req: Request, ino: Ino, datasync: boolean, fh: Fh): unknown;
   opendir?(req: Request, ino: Ino, flags: number): unknown;
-  readdir?(req: Request, ino: Ino, size: number, offset: number, fh: Fh): unknown;
-  readdirplus?(req: Request, ino: Ino, size: number, offset: number, fh: Fh): unknown;
+  readdir?(req: Request, ino: Ino, size: number, offset: number | bigint, fh: Fh): unknown;
+  readdirplus?(req: Request, ino: Ino, size: number, offset: number | bigint, fh: Fh): unknown;
   releasedir?(req: Request, ino: Ino, fh: Fh): unknown;
   fsyncdir?(req: Request, ino: Ino, datasync: boolean, fh: Fh): unknown;
   statfs?(req: Request, ino: Ino): unknown;
@@ -205,9 +207,9 @@ export interface LowLevelOps {
   getlk?(req: Request, ino: Ino, fh: Fh, lock: Lock, lockOwner: bigint): unknown;
   setlk?(req: Request, ino: Ino, fh: Fh, lock: Lock, lockOwner: bigint, sleep: boolean): unknown;
   flock?(req: Request, ino: Ino, fh: Fh, op: number, lockOwner: bigint): unknown;
-  fallocate?(req: Request, ino: Ino, mode: number, offset: number, length: number, fh: Fh): unknown;
-  lseek?(req: Request, ino: Ino, offset: number, whence: number, fh: Fh): unknown;
-  copyFileRange?(req: Request, inoIn: Ino, offIn: number, fhIn: number, inoOut: Ino, offOut: number, fhOut: number, len: number, flags: number): unknown;
+  fallocate?(req: Request, ino: Ino, mode: number, offset: number | bigint, length: number | bigint, fh: Fh): unknown;
+  lseek?(req: Request, ino: Ino, offset: number | bigint, whence: number, fh: Fh): unknown;
+  copyFileRange?(req: Request, inoIn: Ino, offIn: number | bigint, fhIn: number, inoOut: Ino, offOut: number | bigint, fhOut: number, len: number | bigint, flags: number): unknown;
 }
 
 export interface LowLevelOptions {

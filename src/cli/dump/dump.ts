@@ -21,7 +21,7 @@ async function measure(fs: FileSystem): Promise<{ entries: number; bytes: number
     for (const [, [ino, type]] of await fs.readdir(dirs.pop()!)) {
       entries++;
       if (type === S_IFDIR) dirs.push(ino);
-      else if (type === S_IFREG) bytes += (await fs.attributes.stat(ino)).size;
+      else if (type === S_IFREG) bytes += Number((await fs.attributes.stat(ino)).size);
     }
   }
   return { entries, bytes };

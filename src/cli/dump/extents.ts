@@ -1,4 +1,5 @@
 import { createHash, type Hash } from 'node:crypto';
+import { type ByteOffset, inChunk, minus, plus, sameOffset, smaller } from '../../chunk/byte-offset.js';
 import type { FileSystem } from '../../inode/filesystem.js';
 import { FsError } from '../../inode/fs-error.js';
 
@@ -18,20 +19,21 @@ const ZEROS = Buffer.alloc(BLOCK);
 export class ExtentHash {
   private readonly hash: Hash = createHash('sha256');
   private readonly block = Buffer.alloc(BLOCK);
-  private blockStart = -1;
+  private blockStart: ByteOffset = -1;
 
-  constructor(private readonly size: number) {}
+  constructor(private readonly size: ByteOffset) {}
 
-  add(offset: number, bytes: Buffer): void {
+  add(offset: ByteOffset, bytes: Buffer): void {
     for (let done = 0; done < bytes.length; ) {
-      const at = offset + done;
-      const start = at - (at % BLOCK);
-      if (start !== this.blockStart) {
+      const at = plus(offset, done);
+      const within = inChunk(at, BLOCK);
+      const start = minus(at, within);
+      if (!sameOffset(start, this.blockStart)) {
         this.emit();
         this.blockStart = start;
       }
-      const n = Math.min(bytes.length - done, start + BLOCK - at);
-      bytes.copy(this.block, at - start, done, done + n);
+      const n = Math.min(bytes.length - done, BLOCK - within);
+      bytes.copy(this.block, within, done, done + n);
       done += n;
     }
   }
@@ -56,24 +58,24 @@ export class ExtentHash {
  * The data of open file `fh` of `size` bytes, piece by piece, skipping holes: work in
  * proportion to the data stored, not to the size (a sparse file of exabytes is a few pieces).
  */
-export async function* dataPieces(fs: FileSystem, fh: number, size: number): AsyncGenerator<{ offset: number; bytes: Buffer }> {
-  let at = 0;
+export async function* dataPieces(fs: FileSystem, fh: number, size: ByteOffset): AsyncGenerator<{ offset: ByteOffset; bytes: Buffer }> {
+  let at: ByteOffset = 0;
   while (at < size) {
     const start = await seek(fs, fh, at, 'data');
     if (start === undefined || start >= size) return;
-    const end = Math.min(size, (await seek(fs, fh, start, 'hole')) ?? size);
+    const end = smaller(size, (await seek(fs, fh, start, 'hole')) ?? size);
     for (let offset = start; offset < end; ) {
-      const buf = Buffer.allocUnsafe(Math.min(PIECE_BYTES, end - offset));
+      const buf = Buffer.allocUnsafe(Number(smaller(PIECE_BYTES, minus(end, offset))));
       const n = await fs.files.read(fh, offset, buf.length, buf);
       if (n <= 0) return;
       yield { offset, bytes: buf.subarray(0, n) };
-      offset += n;
+      offset = plus(offset, n);
     }
     at = end;
   }
 }
 
-async function seek(fs: FileSystem, fh: number, offset: number, what: 'data' | 'hole'): Promise<number | undefined> {
+async function seek(fs: FileSystem, fh: number, offset: ByteOffset, what: 'data' | 'hole'): Promise<ByteOffset | undefined> {
   try {
     return await fs.files.seek(fh, offset, what);
   } catch (err) {

@@ -1,6 +1,7 @@
 import { createHash, type Hash } from 'node:crypto';
 import type { Readable, Writable } from 'node:stream';
 import { Packr } from 'msgpackr';
+import type { ByteOffset } from '../../chunk/byte-offset.js';
 import type { Timespec } from '../../inode/timespec.js';
 import type { FrameCipher, SealedHeader } from './sealing.js';
 
@@ -34,15 +35,16 @@ interface Common {
 export type DumpEntry =
   | { readonly t: 'volume'; readonly name: string; readonly translators: string; readonly entries: number; readonly bytes: number }
   | ({ readonly t: 'dir' } & Common)
-  | ({ readonly t: 'file'; readonly size: number } & Common)
+  | ({ readonly t: 'file'; readonly size: ByteOffset } & Common)
   | ({ readonly t: 'symlink'; readonly target: string } & Common)
   | ({ readonly t: 'node'; readonly rdev: number } & Common)
   | { readonly t: 'link'; readonly of: number; readonly parent: number; readonly name: string }
-  | { readonly t: 'data'; readonly offset: number; readonly bytes: Buffer }
+  | { readonly t: 'data'; readonly offset: ByteOffset; readonly bytes: Buffer }
   | { readonly t: 'end'; readonly sha256: string }
   | { readonly t: 'trailer'; readonly entries: number; readonly bytes: number; readonly sha256: string };
 
-const packr = new Packr({ useRecords: false, mapsAsObjects: true, int64AsType: 'number' });
+// Sizes and offsets past 2^53 - 1 are bigints, the only values written as 64-bit integers.
+const packr = new Packr({ useRecords: false, mapsAsObjects: true, int64AsType: 'bigint' });
 
 export class DumpFormatError extends Error {}
 

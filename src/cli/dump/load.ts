@@ -1,3 +1,4 @@
+import { type ByteOffset, plus } from '../../chunk/byte-offset.js';
 import type { FileSystem } from '../../inode/filesystem.js';
 import { ROOT_INO, S_IFDIR, S_IFMT } from '../../inode/records.js';
 import type { Timespec } from '../../inode/timespec.js';
@@ -24,7 +25,7 @@ export async function loadVolume(fs: FileSystem, entries: AsyncIterable<DumpEntr
   const directoryTimes: [number, Timespec, Timespec][] = [];
   const done = { entries: 0, bytes: 0 };
   let total: { entries: number; bytes: number } | undefined;
-  let file: { ino: number; fh: number; size: number; end: number; hash: ExtentHash; entry: WithAttributes } | undefined;
+  let file: { ino: number; fh: number; size: ByteOffset; end: ByteOffset; hash: ExtentHash; entry: WithAttributes } | undefined;
   let ended = false;
 
   const parentOf = (id: number | undefined): number => {
@@ -82,7 +83,7 @@ export async function loadVolume(fs: FileSystem, entries: AsyncIterable<DumpEntr
         if (!file) throw new DumpFormatError('the dump has data outside a file');
         file.hash.add(entry.offset, Buffer.from(entry.bytes));
         await fs.files.write(file.fh, entry.offset, Buffer.from(entry.bytes));
-        file.end = entry.offset + entry.bytes.length;
+        file.end = plus(entry.offset, entry.bytes.length);
         done.bytes += entry.bytes.length;
         progress(done, total);
         break;
@@ -111,7 +112,7 @@ export async function loadVolume(fs: FileSystem, entries: AsyncIterable<DumpEntr
 }
 
 /** Reads a loaded file back and checks it hashes as the dump said. */
-async function verify(fs: FileSystem, ino: number, size: number, sha256: string, name: string): Promise<void> {
+async function verify(fs: FileSystem, ino: number, size: ByteOffset, sha256: string, name: string): Promise<void> {
   const fh = await fs.files.open(ino, 0);
   try {
     const hash = new ExtentHash(size);

@@ -31,6 +31,13 @@ def run(op):
             return os.pwrite(fd, pattern(op["seed"], op["length"]), int(op["offset"]))
         finally:
             os.close(fd)
+    if kind == "fallocate":
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
+        try:
+            os.posix_fallocate(fd, int(op["offset"]), int(op["length"]))
+        finally:
+            os.close(fd)
+        return os.stat(path).st_size
     if kind == "pread":
         fd = os.open(path, os.O_RDONLY)
         try:

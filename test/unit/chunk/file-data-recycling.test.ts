@@ -151,3 +151,43 @@ describe('FileData with recycled block memory', () => {
     );
   });
 });
+
+describe('FileData block cache memory', () => {
+  it('holds a small block in memory of its own size, not a pooled chunk buffer (its bound is memory)', async () => {
+    const chunk = 1 << 20;
+    const store = new MemoryStore();
+    const data = new FileData(dataOptionsOf(store, chunk));
+    // Written through a write buffer (pooled memory), then read back after a fresh fetch.
+    for (let ino = 1; ino <= 20; ino++) {
+      const buffer = new WriteBuffer(data, ino);
+      await buffer.write(0, Buffer.alloc(20_000, ino));
+      await buffer.flush();
+    }
+    const reader = new FileData(dataOptionsOf(store, chunk));
+    for (let ino = 1; ino <= 20; ino++) {
+      for (const source of [data, reader]) {
+        const ref = await source.chunkRef(ino, 0);
+        const cached = ref && ((source === reader && (await source.readChunk(ref, ino, 0))) || source.cachedChunk(ref, ino, 0));
+        expect(cached?.equals(Buffer.alloc(20_000, ino))).toBe(true);
+        // A pooled buffer is a whole chunk: 20 blocks would hold 20 MiB while counted as 400 kB.
+        expect(cached!.buffer.byteLength).toBeLessThan(2 * 20_000);
+      }
+    }
+  });
+});
+
+function dataOptionsOf(store: MemoryStore, chunk: number) {
+  return {
+    inlineMaxBytes: 0,
+    store,
+    cache: new RecordCache(),
+    blocks: new RawBlockStore(store, 'v:b:', { checksum: true }),
+    chunkKey: (ino: number, i: number) => `v:c:${ino}:${i}`,
+    indexKey: (ino: number, level: number, group: number) => `v:x:${ino}:${level}:${group}`,
+    volumeId: 'v',
+    chunkSize: chunk,
+    blockCacheBytes: 64 * chunk,
+    pooledBlocks: 2,
+    retire: () => undefined,
+  };
+}

@@ -1,5 +1,5 @@
 /**
- * Work follows the data a file holds, never its size: a 100 TB or 8 PiB sparse file is created,
+ * Work follows the data a file holds, never its size: a 100 TB or 8 EiB sparse file is created,
  * read at both ends, truncated, deleted and checked with a few store calls. Counted on a store
  * that stops the test once an operation reads or writes more keys than its budget, so code that
  * walks every chunk index up to the size fails at once instead of filling memory.
@@ -10,11 +10,11 @@ import { describe, expect, it } from 'vitest';
 import type { KvStore } from '../../../src/backends/kv-store.js';
 import { MemoryData, MemoryStore, type FaultHook } from '../../../src/backends/memory/index.js';
 import { withAtomicCommit } from '../../../src/cas/intent-store.js';
+import { type ByteOffset, MAX_FILE_SIZE, exactOffset } from '../../../src/chunk/byte-offset.js';
 import { GROUP_CHUNKS } from '../../../src/chunk/chunk-index.js';
 import { FileSystem } from '../../../src/inode/filesystem.js';
 import { FsError } from '../../../src/inode/fs-error.js';
 import { fsckVolume } from '../../../src/fsck/index.js';
-import { MAX_FILE_SIZE } from '../../../src/inode/open-files.js';
 import { ROOT_INO, S_IFREG } from '../../../src/inode/records.js';
 import { Volume } from '../../../src/inode/volume.js';
 import { NoCommitStore } from '../../helpers/no-commit-store.js';
@@ -67,7 +67,7 @@ async function expectErrno(p: Promise<unknown>, code: string) {
   await expect(p).rejects.toSatisfy((e: unknown) => e instanceof FsError && e.code === code);
 }
 
-async function readAt(fs: FileSystem, ino: number, offset: number, length: number): Promise<Buffer> {
+async function readAt(fs: FileSystem, ino: number, offset: ByteOffset, length: number): Promise<Buffer> {
   const fh = await fs.files.open(ino, 0);
   const buf = Buffer.alloc(length);
   const n = await fs.files.read(fh, offset, length, buf);
@@ -75,7 +75,7 @@ async function readAt(fs: FileSystem, ino: number, offset: number, length: numbe
   return buf.subarray(0, n);
 }
 
-async function writeAt(fs: FileSystem, ino: number, offset: number, data: Buffer): Promise<void> {
+async function writeAt(fs: FileSystem, ino: number, offset: ByteOffset, data: Buffer): Promise<void> {
   const fh = await fs.files.open(ino, O_RDWR);
   await fs.files.write(fh, offset, data);
   await fs.files.release(fh);
@@ -125,29 +125,50 @@ describe.each<Backing>(['memory', 'intents'])('huge sparse files (%s store)', (b
     await fs.close();
   });
 
-  it('a file of the largest size: written and read at both ends, truncated, deleted, fsck clean', async () => {
+  it('a file of the largest size, 2^63 - 1 bytes: written and read at both ends, truncated, deleted, fsck clean', async () => {
     const budget = new KeyBudget();
-    const { fs, data, store } = await openFs(backing, budget);
+    const opened = await openFs(backing, budget);
+    const { data, store } = opened;
+    let fs = opened.fs;
     const ino = await fs.namespace.create(ROOT_INO, 'max', S_IFREG | 0o644, root);
     await budget.within(2_000, () => fs.attributes.truncate(ino, MAX_FILE_SIZE));
+    // Across 2^53, where a double stops counting every byte.
+    const across = 2 ** 53 - 3;
     await budget.within(2_000, async () => {
       await writeAt(fs, ino, 0, Buffer.from('head'));
-      await writeAt(fs, ino, MAX_FILE_SIZE - 4, Buffer.from('tail'));
+      await writeAt(fs, ino, MAX_FILE_SIZE - 4n, Buffer.from('tail'));
       await writeAt(fs, ino, 100 * TB, Buffer.from('middle'));
+      await writeAt(fs, ino, across, Buffer.from('abcdef'));
     });
     expect((await fs.attributes.stat(ino)).size).toBe(MAX_FILE_SIZE);
     await budget.within(2_000, async () => {
       expect((await readAt(fs, ino, 0, 6)).toString()).toBe('head\0\0');
-      expect((await readAt(fs, ino, MAX_FILE_SIZE - 6, 100)).toString()).toBe('\0\0tail');
+      expect((await readAt(fs, ino, MAX_FILE_SIZE - 6n, 100)).toString()).toBe('\0\0tail');
+      expect((await readAt(fs, ino, MAX_FILE_SIZE - 1n, 1)).toString()).toBe('l');
+      expect((await readAt(fs, ino, MAX_FILE_SIZE, 1)).length).toBe(0);
       expect((await readAt(fs, ino, 100 * TB - 2, 10)).toString()).toBe('\0\0middle\0\0');
       expect((await readAt(fs, ino, 2 ** 52, 4)).equals(Buffer.alloc(4))).toBe(true);
+      expect((await readAt(fs, ino, across - 1, 8)).toString()).toBe('\0abcdef\0');
+      expect((await readAt(fs, ino, 2n ** 53n + 1n, 2)).toString()).toBe('ef');
     });
-    // Past the largest size: EFBIG for write and truncate, as ext4 past its limit.
+    // Every byte is where it was written, not at the nearest double.
+    const seekFh = await fs.files.open(ino, 0);
+    expect(await fs.files.seek(seekFh, 2n ** 62n, 'data')).toBe(exactOffset(MAX_FILE_SIZE + 1n - BigInt(fs.volume.data.chunkSize)));
+    expect(await fs.files.seek(seekFh, MAX_FILE_SIZE - 5n, 'hole')).toBe(MAX_FILE_SIZE);
+    await fs.files.release(seekFh);
+    // Past the largest size: EFBIG for write, truncate and fallocate, as the kernel past its limit.
     const fh = await fs.files.open(ino, O_RDWR);
-    await expectErrno(fs.files.write(fh, MAX_FILE_SIZE - 1, Buffer.from('xy')), 'EFBIG');
+    await expectErrno(fs.files.write(fh, MAX_FILE_SIZE - 1n, Buffer.from('xy')), 'EFBIG');
+    await expectErrno(fs.files.write(fh, MAX_FILE_SIZE, Buffer.from('x')), 'EFBIG');
     await fs.files.release(fh);
-    await expectErrno(fs.attributes.truncate(ino, MAX_FILE_SIZE + 1), 'EFBIG');
-    await expectErrno(fs.attributes.truncate(ino, 2 ** 63), 'EFBIG');
+    await expectErrno(fs.attributes.truncate(ino, MAX_FILE_SIZE + 1n), 'EFBIG');
+    await expectErrno(fs.attributes.truncate(ino, 2n ** 64n), 'EFBIG');
+    await expectErrno(fs.space.fallocate(ino, 0, MAX_FILE_SIZE - 10n, 11), 'EFBIG');
+    // The exact size survives a remount: the record holds it as a 64-bit integer.
+    await fs.close();
+    fs = (await openFs(backing, budget, data)).fs;
+    expect((await fs.attributes.stat(ino)).size).toBe(MAX_FILE_SIZE);
+    expect((await readAt(fs, ino, MAX_FILE_SIZE - 4n, 4)).toString()).toBe('tail');
 
     await budget.within(2_000, () => fs.attributes.truncate(ino, 100 * TB + 3));
     expect((await readAt(fs, ino, 100 * TB - 2, 10)).toString()).toBe('\0\0mid');
@@ -156,7 +177,7 @@ describe.each<Backing>(['memory', 'intents'])('huge sparse files (%s store)', (b
     // Growing again shows zeros where the cut bytes were, never the old ones.
     await budget.within(2_000, () => fs.attributes.truncate(ino, MAX_FILE_SIZE));
     expect((await readAt(fs, ino, 100 * TB, 6)).equals(Buffer.alloc(6))).toBe(true);
-    expect((await readAt(fs, ino, MAX_FILE_SIZE - 4, 4)).equals(Buffer.alloc(4))).toBe(true);
+    expect((await readAt(fs, ino, MAX_FILE_SIZE - 4n, 4)).equals(Buffer.alloc(4))).toBe(true);
     // Only the first group's chunk is left: the index records of the cut groups went with them.
     expect(dataKeysOf(data, ino)).toEqual([`h:c:${ino}:0`]);
 
@@ -268,49 +289,52 @@ describe.each<Backing>(['memory', 'intents'])('huge sparse files (%s store)', (b
     expect(survived).toBeGreaterThan(0);
   });
 
-  it('random sparse writes and truncates at far offsets read back as a model says, at a cost in chunks present', async () => {
-    const chunkOffsets = fc.oneof(fc.nat(200), fc.integer({ min: 0, max: 2 ** 33 - 1 }));
+  it('random sparse writes and truncates at far offsets, up to 2^63 - 1, read back as a model says, at a cost in chunks present', async () => {
+    // Chunk numbers near the start, up to 2^53 bytes, and up to 2^63 bytes (1 MiB chunks).
+    const chunkNumbers = fc.oneof(fc.nat(200), fc.integer({ min: 0, max: 2 ** 33 - 1 }), fc.bigInt({ min: 2n ** 33n, max: 2n ** 43n - 1n }));
     const op = fc.oneof(
-      fc.record({ kind: fc.constant('write' as const), chunk: chunkOffsets, within: fc.nat(2 ** 20 - 1), length: fc.integer({ min: 1, max: 64 }) }),
-      fc.record({ kind: fc.constant('truncate' as const), chunk: chunkOffsets, within: fc.nat(2 ** 20 - 1) }),
+      fc.record({ kind: fc.constant('write' as const), chunk: chunkNumbers, within: fc.nat(2 ** 20 - 1), length: fc.integer({ min: 1, max: 64 }) }),
+      fc.record({ kind: fc.constant('truncate' as const), chunk: chunkNumbers, within: fc.nat(2 ** 20 - 1) }),
     );
     await fc.assert(
       fc.asyncProperty(fc.array(op, { minLength: 1, maxLength: 12 }), async (ops) => {
         const budget = new KeyBudget();
         const { fs, data } = await openFs(backing, budget);
-        const chunk = fs.volume.data.chunkSize;
+        const chunk = BigInt(fs.volume.data.chunkSize);
         const ino = await fs.namespace.create(ROOT_INO, 'f', S_IFREG | 0o644, root);
-        // The model: bytes written (offset -> byte) and the size.
-        const bytes = new Map<number, number>();
-        let size = 0;
-        const chunksPresent = () => new Set([...bytes.keys()].map((o) => Math.floor(o / chunk))).size;
+        // The model, in exact integers: bytes written (offset -> byte) and the size.
+        const bytes = new Map<bigint, number>();
+        let size = 0n;
+        const chunksPresent = () => new Set([...bytes.keys()].map((o) => o / chunk)).size;
         for (const [n, step] of ops.entries()) {
-          const offset = Math.min(MAX_FILE_SIZE - 64, step.chunk * chunk + step.within);
+          const wanted = BigInt(step.chunk) * chunk + BigInt(step.within);
+          const offset = wanted < MAX_FILE_SIZE - 64n ? wanted : MAX_FILE_SIZE - 64n;
           // Index records and the first group's getMany per group: a constant per chunk present.
           const limit = 400 + 200 * (chunksPresent() + 1);
           if (step.kind === 'write') {
             const payload = Buffer.alloc(step.length, (n % 250) + 1);
-            await budget.within(limit, () => writeAt(fs, ino, offset, payload));
-            for (let i = 0; i < step.length; i++) bytes.set(offset + i, payload[i]);
-            size = Math.max(size, offset + step.length);
+            await budget.within(limit, () => writeAt(fs, ino, exactOffset(offset), payload));
+            for (let i = 0; i < step.length; i++) bytes.set(offset + BigInt(i), payload[i]);
+            const end = offset + BigInt(step.length);
+            if (end > size) size = end;
           } else {
-            await budget.within(limit, () => fs.attributes.truncate(ino, offset));
+            await budget.within(limit, () => fs.attributes.truncate(ino, exactOffset(offset)));
             for (const o of [...bytes.keys()]) if (o >= offset) bytes.delete(o);
             size = offset;
           }
-          expect((await fs.attributes.stat(ino)).size).toBe(size);
+          expect(BigInt((await fs.attributes.stat(ino)).size)).toBe(size);
         }
-        const probes = new Set<number>([0, Math.max(0, size - 1)]);
-        for (const o of bytes.keys()) probes.add(o).add(Math.max(0, o - 1));
+        const probes = new Set<bigint>([0n, size > 0n ? size - 1n : 0n]);
+        for (const o of bytes.keys()) probes.add(o).add(o > 0n ? o - 1n : 0n);
         for (const at of probes) {
-          const got = await readAt(fs, ino, at, 2);
-          const want = Buffer.from([at, at + 1].filter((o) => o < size).map((o) => bytes.get(o) ?? 0));
+          const got = await readAt(fs, ino, exactOffset(at), 2);
+          const want = Buffer.from([at, at + 1n].filter((o) => o < size).map((o) => bytes.get(o) ?? 0));
           expect(got.equals(want)).toBe(true);
         }
         // Stored chunk maps are exactly the model's chunks: nothing left past a truncate.
-        const stored = dataKeysOf(data, ino).filter((k) => k.startsWith('h:c:')).map((k) => Number(k.split(':')[3]));
-        const modelChunks = new Set([...bytes.keys()].map((o) => Math.floor(o / chunk)));
-        for (const c of stored) expect(modelChunks.has(c) || c < GROUP_CHUNKS).toBe(true);
+        const stored = dataKeysOf(data, ino).filter((k) => k.startsWith('h:c:')).map((k) => BigInt(k.split(':')[3]));
+        const modelChunks = new Set([...bytes.keys()].map((o) => o / chunk));
+        for (const c of stored) expect(modelChunks.has(c) || c < BigInt(GROUP_CHUNKS)).toBe(true);
         await fs.namespace.unlink(ROOT_INO, 'f');
         await budget.within(400 + 200 * (chunksPresent() + 1), () => collectGarbage(fs, data));
         expect(dataKeysOf(data, ino)).toEqual([]);

@@ -80,8 +80,8 @@ async function describeTree(fs: FileSystem): Promise<Record<string, unknown>> {
     let content: string | undefined;
     if ((r.mode & 0o170000) === S_IFREG) {
       const fh = await fs.files.open(ino, 0);
-      const buf = Buffer.alloc(r.size);
-      await fs.files.read(fh, 0, r.size, buf);
+      const buf = Buffer.alloc(Number(r.size));
+      await fs.files.read(fh, 0, Number(r.size), buf);
       await fs.files.release(fh);
       content = buf.toString('base64');
     }

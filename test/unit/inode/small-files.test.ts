@@ -71,9 +71,8 @@ async function createFile(fs: FileSystem, name: string): Promise<{ ino: number; 
 async function readAll(fs: FileSystem, ino: number): Promise<Buffer> {
   const fh = await fs.files.open(ino, 0);
   try {
-    const size = (await fs.attributes.stat(ino)).size;
-    const buf = Buffer.alloc(size);
-    const n = await fs.files.read(fh, 0, size, buf);
+    const buf = Buffer.alloc(Number((await fs.attributes.stat(ino)).size));
+    const n = await fs.files.read(fh, 0, buf.length, buf);
     return buf.subarray(0, n);
   } finally {
     await fs.files.release(fh);
