@@ -95,7 +95,7 @@ describe('dump and load', () => {
     const dump = await dumpToBuffer(fs);
     expect(dump.length).toBeLessThan(1 << 20);
     const target = await open();
-    await loadVolume(target, Readable.from([dump]), noProgress);
+    await loadVolume(target, readFrames(Readable.from([dump])), noProgress);
     const [[, [loaded]]] = await target.readdir(ROOT_INO);
     expect((await target.attributes.stat(loaded)).size).toBe(last);
     const tail = Buffer.alloc(4);
