@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { closeSync, writeSync } from 'node:fs';
+import { exitAfterOutput } from './exit.js';
 import { Command, Option } from 'commander';
 import { ConfigError, StoreError } from '../backends/errors.js';
 import { BACKENDS } from '../backends/registry.js';
@@ -148,7 +149,7 @@ function run(): Promise<unknown> {
 }
 
 run().then(
-  () => process.exit(0),
+  () => exitAfterOutput(0),
   (err: unknown) => {
     const known =
       err instanceof UsageError ||
@@ -159,6 +160,6 @@ run().then(
       err instanceof VolumeNotFormatted;
     console.error(`voldfs: ${describe(err)}`);
     if (!known && process.env.VOLDFS_LOG_LEVEL === 'debug') console.error(err);
-    process.exit(err instanceof UsageError || err instanceof ConfigError || err instanceof VolumeNotFormatted ? 2 : 1);
+    exitAfterOutput(err instanceof UsageError || err instanceof ConfigError || err instanceof VolumeNotFormatted ? 2 : 1);
   },
 );
