@@ -147,6 +147,7 @@ export class LmdbStore implements KvStore {
     this.ensureOpen(); // closed while the thread was paging
     // A view of lmdb-js's reusable read buffer (or of the map), valid until the next read:
     // copied before anything else can run.
+    this.freshSnapshot();
     const shared = this.db.getBinaryFast(key);
     if (shared === undefined) return undefined;
     const length = shared.length;
@@ -268,6 +269,15 @@ export class LmdbStore implements KvStore {
     return this.attached;
   }
 
+  /**
+   * lmdb-js keeps one read snapshot until a zero-delay timer renews it: a read a moment after
+   * another process committed could miss that commit (close-to-open between mounts). With
+   * another process attached, every read starts from the latest commit.
+   */
+  private freshSnapshot(): void {
+    if (this.otherProcessesAttached()) this.db.resetReadTxn();
+  }
+
   private othersInReaderTable(): boolean {
     const own = String(process.pid);
     // Lines of "pid thread txnid" after a heading line.
@@ -306,6 +316,7 @@ export class LmdbStore implements KvStore {
   }
 
   private read(key: string): VersionedValue | undefined {
+    this.freshSnapshot();
     const entry = this.db.getEntry(key);
     if (entry === undefined) return undefined;
     if (typeof entry.version !== 'number' || !(entry.value instanceof Uint8Array)) {
