@@ -13,11 +13,11 @@ import { startMemcachedServers, type MemcachedPool } from '../helpers/memcached-
 import { Twemproxy } from '../helpers/twemproxy.js';
 import { describeKvStoreContract } from './kv-store-contract.js';
 
-/** 1 MiB items (VOLDFS_MC_ITEM_SIZE default), minus the longest key, item overhead and the frame byte. */
-const MAX_VALUE_BYTES = 1_048_576 - 250 - 59 - 1;
+/** 1 MiB items (VOLDFS_MC_ITEM_SIZE default), minus the longest key, item overhead and the frame (9 bytes). */
+const MAX_VALUE_BYTES = 1_048_576 - 250 - 59 - 9;
 const TIMEOUT_MS = 4000;
-/** kumofs's binary port answers GET with the value length modulo 65536: 65535 bytes, less the frame byte. */
-const KUMOFS_BINARY_MAX_VALUE_BYTES = 65_534;
+/** kumofs's binary port answers GET with the value length modulo 65536: 65535 bytes, less the frame. */
+const KUMOFS_BINARY_MAX_VALUE_BYTES = 65_526;
 
 function open(servers: () => string | undefined, env: Record<string, string> = {}): () => Promise<KvStore> {
   return async () => {
