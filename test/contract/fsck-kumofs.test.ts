@@ -11,7 +11,7 @@ import { memcachedBackend } from '../../src/backends/memcached/index.js';
 import { withAtomicCommit } from '../../src/cas/intent-store.js';
 import { encodeRecord } from '../../src/chunk/record-codec.js';
 import { fsckVolume } from '../../src/fsck/index.js';
-import { KumofsCluster, KUMOFS_MISSING, warnIfKumofsMissing } from '../helpers/kumofs-cluster.js';
+import { describeOnKumofs } from '../helpers/kumofs-cluster.js';
 import { KumofsStandIn } from '../helpers/kumofs-stand-in.js';
 import { patternBytes } from '../helpers/pattern.js';
 import { VolumeFixture } from '../unit/fsck/fsck-fixture.js';
@@ -77,17 +77,9 @@ function describeFsck(label: string, servers: () => string | undefined): void {
   }, 120_000);
 }
 
-warnIfKumofsMissing('fsck-kumofs.test.ts');
-describe.skipIf(KUMOFS_MISSING !== undefined)('fsck on a kumofs cluster of three servers', () => {
-  let cluster: KumofsCluster | undefined;
-  beforeAll(async () => {
-    cluster = await KumofsCluster.start({ servers: 3 });
-  }, 20 * 60_000);
-  afterAll(async () => {
-    await cluster?.stop();
-  });
-  describeFsck('text port', () => cluster?.text);
-  describeFsck('binary port', () => cluster?.binary);
+describeOnKumofs('fsck-kumofs.test.ts', 'fsck on a kumofs cluster of three servers', (cluster) => {
+  describeFsck('text port', () => cluster().text);
+  describeFsck('binary port', () => cluster().binary);
 });
 
 describe('fsck on the kumofs stand-in', () => {

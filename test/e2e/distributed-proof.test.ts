@@ -6,51 +6,20 @@
 // records of the volume must be on every Redis master (the volume is not pinned to one slot),
 // on every etcd member, and fsck must find the volume clean. Needs `npm run build`.
 // Bigger trees: run the script by hand (docs/redis.md, docs/kv-http.md).
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startEtcd, type EtcdServers } from '../helpers/etcd-servers.js';
-import { findRepoRoot } from '../helpers/mount.js';
-import { patternBytes } from '../helpers/pattern.js';
 import { startRedis, type RedisServers } from '../helpers/redis-servers.js';
-import { run, type RunResult } from '../helpers/run.js';
+import type { RunResult } from '../helpers/run.js';
 import { makeTempDir } from '../helpers/temp-dir.js';
-import { runFsck } from './crash/fsck.js';
+import { expectFsckClean, makeProofSource, runProof } from './proof-run.js';
 
 const SCRIPT_TIMEOUT_MS = 240_000;
 const TEST_TIMEOUT_MS = SCRIPT_TIMEOUT_MS + 120_000;
 
-/** A small real-looking source tree: nested directories, text and binary files of mixed sizes. */
-async function makeSource(dir: string): Promise<void> {
-  for (let d = 0; d < 4; d++) {
-    const sub = join(dir, `dir-${d}`, 'nested');
-    await mkdir(sub, { recursive: true });
-    for (let f = 0; f < 15; f++) {
-      const size = (f * 7919 + d * 104_729) % 300_000;
-      await writeFile(join(sub, `file-${f}.bin`), patternBytes(size, d * 100 + f + 1));
-      await writeFile(join(dir, `dir-${d}`, `note-${f}.txt`), `directory ${d}, note ${f}\n`.repeat(f + 1));
-    }
-  }
-}
-
-async function proof(env: Record<string, string>, source: string): Promise<RunResult> {
-  const script = join(await findRepoRoot(), 'scripts', 'copy-remount-checksum');
-  const r = await run(script, ['--source', source, '--big-mib', '4', '--wide-files', '300'], { env: { ...process.env, ...env }, timeoutMs: SCRIPT_TIMEOUT_MS });
-  console.log(`[proof ${env.VOLDFS_DB}]\n${r.stdout}`);
-  expect(r.timedOut, 'copy-remount-checksum timed out').toBe(false);
-  expect(r.code, `stdout:\n${r.stdout}\nstderr:\n${r.stderr.slice(-3000)}`).toBe(0);
-  expect(r.stdout).toMatch(/^differences {2}0$/m);
-  expect(r.stdout).toMatch(/^RESULT identical$/m);
-  // The copy really went through voldfs, not into a plain directory.
-  expect(r.stdout).toMatch(/^target +voldfs at .* \(store (redis|http)\)$/m);
-  return r;
-}
-
-async function expectFsckClean(env: Record<string, string>): Promise<void> {
-  const fsck = await runFsck(env);
-  expect(fsck, 'this build has no voldfs fsck').toBeDefined();
-  console.log(`[fsck ${env.VOLDFS_DB}]\n${fsck?.output}`);
-  expect(fsck?.problems).toEqual([]);
+function proof(env: Record<string, string>, source: string): Promise<RunResult> {
+  return runProof({ env, source, store: '(redis|http)', timeoutMs: SCRIPT_TIMEOUT_MS, label: String(env.VOLDFS_DB) });
 }
 
 let source = '';
@@ -58,7 +27,7 @@ let source = '';
 beforeAll(async () => {
   source = join(await makeTempDir('dist-proof-src'), 'src');
   await mkdir(source);
-  await makeSource(source);
+  await makeProofSource(source);
 });
 
 describe('copy-remount-checksum on a Redis Cluster (3 masters + 3 replicas)', () => {
@@ -92,7 +61,7 @@ describe('copy-remount-checksum on a Redis Cluster (3 masters + 3 replicas)', ()
     for (const n of perMaster) expect(n).toBeGreaterThan(total / 6);
     expect(total).toBeGreaterThan(entries);
 
-    await expectFsckClean(env);
+    await expectFsckClean(env, 'redis');
   }, TEST_TIMEOUT_MS);
 });
 
@@ -125,6 +94,6 @@ describe('copy-remount-checksum on a 3-member etcd cluster', () => {
     console.log(`[proof etcd] ${entries} entries; keys per member ${counts.join(', ')}`);
     for (const n of counts) expect(n).toBeGreaterThan(entries);
 
-    await expectFsckClean(env);
+    await expectFsckClean(env, 'etcd');
   }, TEST_TIMEOUT_MS);
 });

@@ -5,7 +5,7 @@
 // hold its invariants and fsck must find nothing. On memcached (three servers) for
 // VOLDFS_STRESS_SECONDS (default 20), on a Redis Cluster and on a 3-member etcd cluster for
 // VOLDFS_STRESS_DISTRIBUTED_SECONDS (default 15), and likewise through twemproxy in front of 3
-// memcached servers and on a kumofs cluster of 3 servers (text port; needs ../shared/kumofs).
+// memcached servers and on a kumofs cluster of 3 servers (text and binary port; needs ../shared/kumofs).
 // Longer runs: scripts/stress --store S. `npm run build` first.
 import { describe, expect, it } from 'vitest';
 import { KUMOFS_MISSING, warnIfKumofsMissing } from '../helpers/kumofs-cluster.js';
@@ -17,7 +17,9 @@ const CASES: ReadonlyArray<{ store: StressStore; seconds: number }> = [
   { store: 'redis-cluster', seconds: Number(process.env.VOLDFS_STRESS_DISTRIBUTED_SECONDS ?? 15) },
   { store: 'etcd', seconds: Number(process.env.VOLDFS_STRESS_DISTRIBUTED_SECONDS ?? 15) },
   { store: 'twemproxy', seconds: Number(process.env.VOLDFS_STRESS_DISTRIBUTED_SECONDS ?? 15) },
-  ...(KUMOFS_MISSING ? [] : [{ store: 'kumofs-text' as const, seconds: Number(process.env.VOLDFS_STRESS_DISTRIBUTED_SECONDS ?? 15) }]),
+  ...(KUMOFS_MISSING
+    ? []
+    : (['kumofs-text', 'kumofs-binary'] as const).map((store) => ({ store, seconds: Number(process.env.VOLDFS_STRESS_DISTRIBUTED_SECONDS ?? 15) }))),
 ];
 warnIfKumofsMissing('multi-mount-stress.test.ts (the kumofs case)');
 

@@ -4,12 +4,13 @@
  * on free 127.0.0.1 ports, stopped by the pids stop-cluster.sh recorded.
  *
  * Where ../shared/kumofs is absent the tests that need it do not run, and say so loudly on
- * stderr and as skipped tests: see {@link KUMOFS_MISSING}.
+ * stderr and as skipped tests: see {@link KUMOFS_MISSING} and {@link describeOnKumofs}.
  */
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe } from 'vitest';
 import { findFreeBase } from './free-ports.js';
 import { run } from './run.js';
 import { makeTempDir, removeTempDir } from './temp-dir.js';
@@ -73,4 +74,26 @@ export class KumofsCluster {
     await run('bash', [join(SHARED_KUMOFS, 'stop-cluster.sh'), this.dir], { timeoutMs: 60_000 });
     await removeTempDir(this.dir);
   }
+}
+
+/**
+ * A describe block whose tests share one kumofs cluster, started before them and stopped after.
+ * Where ../shared/kumofs is absent the block is skipped and `file` says so loudly on stderr.
+ * @param body declares the tests; `cluster()` gives the running cluster inside a test
+ */
+export function describeOnKumofs(file: string, title: string, body: (cluster: () => KumofsCluster) => void, options: KumofsClusterOptions = {}): void {
+  warnIfKumofsMissing(file);
+  describe.skipIf(KUMOFS_MISSING !== undefined)(title, () => {
+    let running: KumofsCluster | undefined;
+    beforeAll(async () => {
+      running = await KumofsCluster.start(options);
+    }, START_TIMEOUT_MS);
+    afterAll(async () => {
+      await running?.stop();
+    });
+    body(() => {
+      if (!running) throw new Error('the kumofs cluster did not start (see the beforeAll error)');
+      return running;
+    });
+  });
 }
