@@ -18,6 +18,7 @@ export class MeteredStore implements KvStore {
   readonly otherProcessesAttached?: KvStore['otherProcessesAttached'];
   readonly scan?: KvStore['scan'];
   readonly sync?: KvStore['sync'];
+  readonly compactListing?: KvStore['compactListing'];
 
   constructor(
     private readonly inner: KvStore,
@@ -44,6 +45,7 @@ export class MeteredStore implements KvStore {
     this.otherProcessesAttached = inner.otherProcessesAttached?.bind(inner);
     const scan = inner.scan?.bind(inner);
     if (scan) this.scan = (prefix) => scan(prefix);
+    this.compactListing = inner.compactListing?.bind(inner);
     const sync = inner.sync?.bind(inner);
     if (sync) this.sync = () => this.timed('sync', sync);
   }

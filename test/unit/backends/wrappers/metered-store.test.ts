@@ -43,6 +43,9 @@ describe('MeteredStore', () => {
     expect(store.scan).toBeUndefined();
     expect(store.sync).toBeUndefined();
     expect(store.getValueInto).toBeUndefined();
+    expect(store.compactListing).toBeUndefined();
+    expect(store.commitAhead).toBeUndefined();
+    expect(new MeteredStore({ ...bare, compactListing: async () => ({ before: 2, after: 1 }) }, () => undefined).compactListing).toBeDefined();
     await expect(store.get('x')).rejects.toBeInstanceOf(StoreUnavailable);
     expect(failures).toEqual(['get']);
     const full = new MeteredStore(inner, () => undefined);
