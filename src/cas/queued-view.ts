@@ -1,5 +1,8 @@
-import type { KvStore, StoreCapabilities, VersionedValue } from '../backends/kv-store.js';
+import type { KvStore, StoreCapabilities, Version, VersionedValue } from '../backends/kv-store.js';
 import type { CommitQueue } from './commit-queue.js';
+
+/** The version told for a write still queued: no store issues it, so no condition on it holds. */
+export const QUEUED_VERSION = '(queued)' as Version;
 
 /**
  * A store as this mount sees it: reads find what the commit queue holds before the store does
@@ -36,8 +39,10 @@ export class QueuedView implements KvStore {
       const queued = this.queue.lookup(key);
       if (queued === undefined) return this.inner.get(key);
       if (queued instanceof Promise) await queued;
-      // Queued, not handed over: no version to tell yet. Hand it over (what a close does).
-      else if (queued === null || Buffer.isBuffer(queued)) await this.queue.publish();
+      // Queued, not handed over: its version is not known yet. A write conditional on this
+      // token can never hold (the writer reads again), and no wait here can hang on the queue.
+      else if (queued === null) return undefined;
+      else if (Buffer.isBuffer(queued)) return { value: queued, version: QUEUED_VERSION };
       else return queued.value ? { value: queued.value, version: queued.version! } : undefined;
     }
   }
