@@ -1,5 +1,6 @@
 import { statfs } from 'node:fs/promises';
 import { StoreError, StoreFull, StoreUnavailable } from '../errors.js';
+import { settleWithin } from '../timeout.js';
 
 /** LMDB's MDB_MAP_FULL; lmdb-js grows the map itself, so this means the address space ran out. */
 const MDB_MAP_FULL = -30792;
@@ -49,15 +50,7 @@ export async function writeFailure(path: string, err: unknown, minFreeBytes: num
 async function commitCause(err: unknown): Promise<unknown> {
   const pending = (err as { commitError?: unknown } | null)?.commitError;
   if (!(pending instanceof Promise)) return err;
-  let timer: NodeJS.Timeout | undefined;
-  const gaveUp = new Promise<unknown>((resolve) => {
-    timer = setTimeout(() => resolve(err), CAUSE_WAIT_MS);
-  });
-  try {
-    return await Promise.race([pending.then(() => err, (cause: unknown) => cause), gaveUp]);
-  } finally {
-    clearTimeout(timer);
-  }
+  return settleWithin(pending.then(() => err, (cause: unknown) => cause), CAUSE_WAIT_MS, () => err);
 }
 
 /** Free bytes for unprivileged users on the filesystem holding `path`; Infinity if unknown. */

@@ -2,6 +2,7 @@ import { mkdir } from 'node:fs/promises';
 import { setImmediate as nextTurn, setTimeout as sleep } from 'node:timers/promises';
 import { IF_EXISTS, open, type RootDatabase } from 'lmdb';
 import { IntegrityError, StoreUnavailable, ValueTooLarge } from '../errors.js';
+import { settleWithin } from '../timeout.js';
 import {
   UNCONDITIONAL,
   type CommitCheck,
@@ -49,18 +50,6 @@ interface Guard {
  * condition held, all in one LMDB transaction. (lmdb-js's `transaction()` needs thread-safe
  * callbacks into JavaScript and is not used.)
  */
-/** Waits for `pending`, or `ms` at most; never rejects. */
-async function bounded(pending: Promise<unknown>, ms: number): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  await Promise.race([
-    pending.catch(() => undefined),
-    new Promise((resolve) => {
-      timer = setTimeout(resolve, ms);
-    }),
-  ]);
-  clearTimeout(timer);
-}
-
 /** How long close() waits for the last commits to reach the disk. */
 const CLOSE_FLUSH_WAIT_MS = 5_000;
 /** How long a reading of the reader table stands. */
@@ -311,8 +300,8 @@ export class LmdbStore implements KvStore {
     // makes that timer throw "Attempt to reset an invalid read txn" and kill the process.
     await sleep(1);
     // After a failed commit lmdb-js never settles `flushed` nor close(): bound both waits.
-    await bounded(Promise.resolve(this.db.flushed), CLOSE_FLUSH_WAIT_MS);
-    await bounded(this.db.close(), CLOSE_FLUSH_WAIT_MS);
+    await settleWithin(Promise.resolve(this.db.flushed).catch(() => undefined), CLOSE_FLUSH_WAIT_MS, () => undefined);
+    await settleWithin(this.db.close().catch(() => undefined), CLOSE_FLUSH_WAIT_MS, () => undefined);
   }
 
   private read(key: string): VersionedValue | undefined {

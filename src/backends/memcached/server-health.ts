@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import { StoreTimeout, StoreUnavailable, isUnreachable } from '../errors.js';
 import type { BinaryConnection } from './connection.js';
 import { checkServerSettings, readServerSettings, type ServerSettings } from './server-settings.js';
+import { settleWithin } from '../timeout.js';
 
 /** First wait before probing a server found down, ms; doubles per failed probe. */
 const FIRST_BACKOFF_MS = 100;
@@ -53,12 +54,7 @@ export class ServerHealth {
     const down = this.down;
     if (!down) return;
     const probe = this.probe();
-    let timer: NodeJS.Timeout | undefined;
-    const waited = new Promise<boolean>((resolve) => {
-      timer = setTimeout(() => resolve(false), ADMIT_WAIT_MS);
-    });
-    const up = await Promise.race([probe, waited]);
-    clearTimeout(timer);
+    const up = await settleWithin(probe, ADMIT_WAIT_MS, () => false);
     if (up) return;
     const latest = this.down ?? down;
     throw new StoreUnavailable(`${latest.message} (server marked down, retried in the background)`, { cause: latest });

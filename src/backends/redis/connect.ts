@@ -6,7 +6,7 @@ import { redactUrl } from './options.js';
 import { SINGLE_DOMAIN } from '../kv-store.js';
 import { ClusterPlacement, type SlotRange } from './placement.js';
 import { toStoreError, type ErrorContext } from './redis-errors.js';
-import { withTimeout } from './with-timeout.js';
+import { withTimeout } from '../timeout.js';
 
 /** A connected client and what was learnt about the servers while connecting. */
 export interface RedisConnection {

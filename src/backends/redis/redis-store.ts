@@ -16,7 +16,7 @@ import type { RedisOptions } from './options.js';
 import { classifyRedisError, toStoreError } from './redis-errors.js';
 import { COMMIT, CONDITIONAL_DELETE, CONDITIONAL_PUT, type LuaScript } from './scripts.js';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { withTimeout } from './with-timeout.js';
+import { withTimeout } from '../timeout.js';
 
 /** The commands the store sends; a single-server client and a cluster client both have them. */
 interface Commands {
