@@ -1,5 +1,6 @@
 import type { Transaction } from '../cas/transaction.js';
 import { type ByteOffset, MAX_FILE_SIZE, chunkAt, inChunk, larger, minus, plus, sameOffset, smaller } from '../chunk/byte-offset.js';
+import { ReadAhead } from '../chunk/read-ahead.js';
 import { WriteBuffer } from '../chunk/write-buffer.js';
 import type { AlongsideChunk, ChunkRef } from '../chunk/file-data.js';
 import { FsError } from './fs-error.js';
@@ -44,12 +45,7 @@ class OpenInode {
   /** Chunk refs read while open; dropped when this mount rewrites the chunk. */
   readonly refs = new BoundedMap<number, ChunkRef | undefined>(MAX_REMEMBERED_REFS);
   readonly buffer: WriteBuffer;
-  /** End of the last read, to recognise sequential reads for readahead. */
-  lastReadEnd: ByteOffset = -1;
-  /** The chunk whose reads last started readahead: the kernel reads a chunk in several pieces. */
-  readAheadAt = -1;
-  /** Chunks below this one that a sequential read passed have left the block cache. */
-  droppedBelow = 0;
+  readonly readAhead: ReadAhead;
 
   constructor(
     volume: Volume,
@@ -60,6 +56,7 @@ class OpenInode {
   ) {
     this.size = record.size;
     this.storedSize = record.size;
+    this.readAhead = new ReadAhead(volume.data, ino, this.refs);
     this.buffer = new WriteBuffer(volume.data, ino, {
       onChunkStored: (i) => this.refs.delete(i),
       beforeStore: (end) => grow(this, end),
@@ -79,15 +76,6 @@ interface Handle {
 
 const O_ACCMODE = 3;
 const O_RDONLY = 0;
-const READAHEAD_CHUNKS = 8;
-/**
- * A sequential read of a file too big for the block cache drops the blocks it has passed once
- * it is this many chunks beyond them (the kernel's readahead reads still in flight may be that
- * far behind).
- */
-const DROP_BEHIND_CHUNKS = 2;
-/** Chunk refs looked up at once by readahead: one store round trip per this many chunks. */
-const READAHEAD_REF_BATCH = 64;
 
 /**
  * Open files of this mount: handles, write-back buffers, readahead. Close-to-open consistency:
@@ -122,7 +110,7 @@ export class OpenFiles {
       this.inodes.set(ino, state);
     } else {
       state.refs.clear();
-      state.readAheadAt = -1;
+      state.readAhead.reset();
     }
     state.handles += 1;
     const fh = this.nextHandle++;
@@ -154,16 +142,7 @@ export class OpenFiles {
     const chunkSize = this.volume.data.chunkSize;
     const first = chunkAt(offset, chunkSize);
     const last = chunkAt(minus(end, 1), chunkSize);
-    // The kernel's readahead sends several reads at once, not always in order: near the last
-    // read counts as sequential.
-    const gap = minus(offset, state.lastReadEnd);
-    const sequential = offset === 0 || (gap <= 2 * chunkSize && gap >= -2 * chunkSize);
-    state.lastReadEnd = larger(end, sequential ? state.lastReadEnd : 0);
-    if (sequential && last !== state.readAheadAt) {
-      state.readAheadAt = last;
-      this.readAhead(state, last + 1, chunkAt(minus(state.size, 1), chunkSize));
-    }
-    if (sequential && state.size > this.volume.data.blockCacheBytes) this.dropBehind(state, first - DROP_BEHIND_CHUNKS);
+    state.readAhead.onRead(offset, end, state.size);
     let copied = 0;
     for (let index = first; index <= last; index++) {
       // Cached refs and blocks are used without an await: most reads of a sequential scan
@@ -298,7 +277,7 @@ export class OpenFiles {
     const state = this.inodes.get(ino);
     if (!state) return;
     state.refs.clear();
-    state.readAheadAt = -1;
+    state.readAhead.reset();
   }
 
   /** Persists pending writes of an inode if this mount has it open (before truncate, setattr). */
@@ -404,43 +383,5 @@ export class OpenFiles {
     const ref = await this.volume.data.chunkRef(state.ino, index);
     state.refs.set(index, ref);
     return ref;
-  }
-
-  /**
-   * Drops the blocks of chunks below `below` that a sequential read has passed. Only for files
-   * bigger than the block cache: the cache cannot keep such a file for a second pass anyway (its
-   * own blocks would evict each other), and kept, they would evict everything else and take a
-   * fresh 1 MiB each, which the kernel must fault in; dropped, they go back to the pool and the
-   * next blocks reuse memory already mapped (a cold 512 MiB read on a fresh mount: main thread
-   * CPU 1.14 -> 0.46 s). Smaller files stay cached for the next open, as before.
-   */
-  private dropBehind(state: OpenInode, below: number): void {
-    for (let i = Math.max(state.droppedBelow, below - READAHEAD_REF_BATCH); i < below; i++) {
-      const ref = state.refs.get(i);
-      if (ref) this.volume.data.dropCached(ref, state.ino, i);
-    }
-    // Back to where the read is: a rewind and a second pass drop again.
-    state.droppedBelow = Math.max(0, below);
-  }
-
-  private readAhead(state: OpenInode, from: number, lastChunk: number): void {
-    const indexes: number[] = [];
-    for (let i = from; i <= Math.min(lastChunk, from + READAHEAD_CHUNKS - 1); i++) indexes.push(i);
-    const unknown: number[] = [];
-    if (indexes.some((i) => !state.refs.has(i))) {
-      for (let i = from; i <= Math.min(lastChunk, from + READAHEAD_REF_BATCH - 1); i++) {
-        if (!state.refs.has(i)) unknown.push(i);
-      }
-    }
-    const lookup = unknown.length > 0 ? this.volume.data.chunkRefs(state.ino, unknown) : Promise.resolve([]);
-    lookup
-      .then((refs) => {
-        unknown.forEach((i, k) => state.refs.set(i, refs[k]));
-        for (const i of indexes) {
-          const ref = state.refs.get(i);
-          if (ref) this.volume.data.prefetch(ref, state.ino, i);
-        }
-      })
-      .catch(() => undefined); // a failed readahead shows up on the real read
   }
 }
