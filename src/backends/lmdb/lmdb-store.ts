@@ -131,7 +131,7 @@ export class LmdbStore implements KvStore {
     // A block not in the page cache would otherwise be paged in by synchronous faults on the
     // event loop, 128 KiB of disk at a time; lmdb-js's prefetch pages it in on a thread-pool
     // thread, so the reads the file's readahead starts overlap with each other and with serving
-    // requests (cold sequential read measured here: ~160 MB/s without, 210-440 MB/s with).
+    // requests (docs/performance.md, "Figures behind choices in the code").
     await this.db.prefetch([key]);
     this.ensureOpen(); // closed while the thread was paging
     // A view of lmdb-js's reusable read buffer (or of the map), valid until the next read:
