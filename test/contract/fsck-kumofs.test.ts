@@ -11,7 +11,7 @@ import { memcachedBackend } from '../../src/backends/memcached/index.js';
 import { withAtomicCommit } from '../../src/cas/intent-store.js';
 import { encodeRecord } from '../../src/chunk/record-codec.js';
 import { fsckVolume } from '../../src/fsck/index.js';
-import { describeOnKumofs } from '../helpers/kumofs-cluster.js';
+import { describeOnKumofs } from '../helpers/describe-on-kumofs.js';
 import { KumofsStandIn } from '../helpers/kumofs-stand-in.js';
 import { patternBytes } from '../helpers/pattern.js';
 import { VolumeFixture } from '../unit/fsck/fsck-fixture.js';

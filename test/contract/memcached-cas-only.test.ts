@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { KvStore } from '../../src/backends/kv-store.js';
 import { CasOnlyStore, memcachedBackend } from '../../src/backends/memcached/index.js';
-import { describeOnKumofs } from '../helpers/kumofs-cluster.js';
+import { describeOnKumofs } from '../helpers/describe-on-kumofs.js';
 import { KumofsStandIn } from '../helpers/kumofs-stand-in.js';
 import { startMemcachedServers, type MemcachedPool } from '../helpers/memcached-servers.js';
 import { Twemproxy } from '../helpers/twemproxy.js';

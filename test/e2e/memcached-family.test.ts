@@ -10,7 +10,7 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { describeOnKumofs } from '../helpers/kumofs-cluster.js';
+import { describeOnKumofs } from '../helpers/describe-on-kumofs.js';
 import type { RunResult } from '../helpers/run.js';
 import { makeTempDir } from '../helpers/temp-dir.js';
 import { Twemproxy } from '../helpers/twemproxy.js';

@@ -10,13 +10,12 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, describe } from 'vitest';
 import { findFreeBase } from './free-ports.js';
 import { run } from './run.js';
 import { makeTempDir, removeTempDir } from './temp-dir.js';
 
 const SHARED_KUMOFS = resolve(dirname(fileURLToPath(import.meta.url)), '../../../shared/kumofs');
-const START_TIMEOUT_MS = 20 * 60_000;
+export const START_TIMEOUT_MS = 20 * 60_000;
 
 /** Why kumofs tests cannot run here, or undefined when they can. */
 export const KUMOFS_MISSING: string | undefined = existsSync(join(SHARED_KUMOFS, 'start-cluster.sh'))
@@ -74,26 +73,4 @@ export class KumofsCluster {
     await run('bash', [join(SHARED_KUMOFS, 'stop-cluster.sh'), this.dir], { timeoutMs: 60_000 });
     await removeTempDir(this.dir);
   }
-}
-
-/**
- * A describe block whose tests share one kumofs cluster, started before them and stopped after.
- * Where ../shared/kumofs is absent the block is skipped and `file` says so loudly on stderr.
- * @param body declares the tests; `cluster()` gives the running cluster inside a test
- */
-export function describeOnKumofs(file: string, title: string, body: (cluster: () => KumofsCluster) => void, options: KumofsClusterOptions = {}): void {
-  warnIfKumofsMissing(file);
-  describe.skipIf(KUMOFS_MISSING !== undefined)(title, () => {
-    let running: KumofsCluster | undefined;
-    beforeAll(async () => {
-      running = await KumofsCluster.start(options);
-    }, START_TIMEOUT_MS);
-    afterAll(async () => {
-      await running?.stop();
-    });
-    body(() => {
-      if (!running) throw new Error('the kumofs cluster did not start (see the beforeAll error)');
-      return running;
-    });
-  });
 }
