@@ -29,7 +29,11 @@ export interface GarbageOptions {
  */
 export class GarbageCollector {
   private pendingBlocks: BlockRef[] = [];
-  private readonly timers = new Set<NodeJS.Timeout>();
+  /** Garbage records waiting out their grace, oldest first from `waitingHead` (one grace for all). */
+  private waiting: { key: string; at: number }[] = [];
+  private waitingHead = 0;
+  /** One timer, for the oldest waiting record: a burst of deletes makes no timer each. */
+  private graceTimer: NodeJS.Timeout | undefined;
   private readonly running = new Set<Promise<void>>();
   private batchTimer: NodeJS.Timeout | undefined;
   private readonly graceMs: number;
@@ -62,7 +66,7 @@ export class GarbageCollector {
   deadInodeRecord(ino: number, size: ByteOffset): { key: string; value: Buffer } {
     const record: GarbageRecord = { notBefore: Date.now() + this.graceMs, inodes: [{ ino, size }] };
     const key = this.options.keys.garbage(newGarbageId());
-    this.schedule(key, this.graceMs);
+    this.schedule(key);
     return { key, value: encodeRecord(record) };
   }
 
@@ -71,8 +75,10 @@ export class GarbageCollector {
     if (this.batchTimer) clearTimeout(this.batchTimer);
     this.batchTimer = undefined;
     await this.writeBatch();
-    for (const t of this.timers) clearTimeout(t);
-    this.timers.clear();
+    if (this.graceTimer) clearTimeout(this.graceTimer);
+    this.graceTimer = undefined;
+    this.waiting = [];
+    this.waitingHead = 0;
     this.due.splice(0);
     await Promise.all(this.running);
   }
@@ -102,21 +108,37 @@ export class GarbageCollector {
       const record: GarbageRecord = { notBefore: Date.now() + this.graceMs, blocks };
       try {
         await this.options.store.put(key, encodeRecord(record), IF_ABSENT);
-        this.schedule(key, this.graceMs);
+        this.schedule(key);
       } catch (err) {
         this.options.log.warn({ err, blocks: blocks.length }, 'could not record replaced blocks; fsck will find them');
       }
     }
   }
 
-  private schedule(key: string, delayMs: number): void {
-    const timer = setTimeout(() => {
-      this.timers.delete(timer);
-      this.due.push(key);
+  private schedule(key: string): void {
+    this.waiting.push({ key, at: Date.now() + this.graceMs + 100 });
+    this.armGrace();
+  }
+
+  /** Sets the timer for the oldest waiting record, unless it is set. */
+  private armGrace(): void {
+    if (this.graceTimer || this.waitingHead >= this.waiting.length) return;
+    const delay = Math.max(0, this.waiting[this.waitingHead].at - Date.now());
+    this.graceTimer = setTimeout(() => {
+      this.graceTimer = undefined;
+      const now = Date.now();
+      while (this.waitingHead < this.waiting.length && this.waiting[this.waitingHead].at <= now) {
+        this.due.push(this.waiting[this.waitingHead++].key);
+      }
+      // Drop the entries handed on once they are most of the array.
+      if (this.waitingHead > 1024 && this.waitingHead * 2 > this.waiting.length) {
+        this.waiting = this.waiting.slice(this.waitingHead);
+        this.waitingHead = 0;
+      }
       this.collectDue();
-    }, delayMs + 100);
-    timer.unref();
-    this.timers.add(timer);
+      this.armGrace();
+    }, delay);
+    this.graceTimer.unref();
   }
 
   /** Collects due records, a few at a time: thousands of files deleted together come due together. */
