@@ -48,10 +48,11 @@ export class QueuedView implements KvStore {
   }
 
   async getMany(keys: readonly string[]): Promise<(VersionedValue | undefined)[]> {
-    const fromStore = keys.filter((key) => this.queue.lookup(key) === undefined);
+    const queued = keys.map((key) => this.queue.lookup(key) !== undefined);
+    const fromStore = keys.filter((_, i) => !queued[i]);
     const found = fromStore.length > 0 ? await this.inner.getMany(fromStore) : [];
-    const byKey = new Map(fromStore.map((key, i) => [key, found[i]]));
-    return Promise.all(keys.map((key) => (byKey.has(key) ? Promise.resolve(byKey.get(key)) : this.get(key))));
+    let next = 0;
+    return Promise.all(keys.map((key, i) => (queued[i] ? this.get(key) : Promise.resolve(found[next++]))));
   }
 
   put(...args: Parameters<KvStore['put']>): ReturnType<KvStore['put']> {
