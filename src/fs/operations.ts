@@ -4,8 +4,9 @@ import { SET_ATTR, type Attr, type DirEntry as KernelDirEntry, type DirEntryPlus
 import type { FileSystem } from '../inode/filesystem.js';
 import { UTIME_NOW, UTIME_OMIT } from '../inode/attributes.js';
 import { FsError } from '../inode/fs-error.js';
-import { ROOT_INO, S_IFDIR, S_IFMT, S_IFREG, type DirEntry, type InodeRecord } from '../inode/records.js';
+import { S_IFDIR, S_IFMT, S_IFREG, type InodeRecord } from '../inode/records.js';
 import type { Timespec } from '../inode/timespec.js';
+import { DirectoryPages } from './directory-pages.js';
 import { makeServe, type RequestObserver } from './serve-request.js';
 import { toAttr } from './stat.js';
 
@@ -20,12 +21,6 @@ export interface OperationOptions {
   readonly observe?: RequestObserver;
   /** Told of the bytes each read and write request moved. */
   readonly countBytes?: (read: number, written: number) => void;
-}
-
-/** A directory handle: the listing taken at the first readdir (and again on rewind). */
-interface DirHandle {
-  ino: number;
-  listing?: [string, DirEntry][];
 }
 
 /** Bytes of a readdir entry in the kernel's buffer: struct fuse_dirent + name, 8-aligned. */
@@ -51,8 +46,7 @@ const NOW: Timespec = { sec: 0, nsec: UTIME_NOW };
  */
 export function makeOperations(fs: FileSystem, log: Logger, options: OperationOptions): LowLevelOps {
   const timeout = options.cacheSeconds;
-  const dirHandles = new Map<number, DirHandle>();
-  let nextDirHandle = 1;
+  const directories = new DirectoryPages(fs);
   /**
    * What the kernel was last shown of each inode's size and times: an open that finds the
    * stored inode changed since (by another mount) drops the kernel's cached attributes first,
@@ -72,28 +66,6 @@ export function makeOperations(fs: FileSystem, log: Logger, options: OperationOp
   };
   const entry = (ino: number, attr: Attr): Entry => ({ ino, generation: 0, attr, attrTimeout: timeout, entryTimeout: timeout });
   const replyEntryOf = async (req: Request, ino: number) => req.replyEntry(entry(ino, await stat(ino)));
-
-  /** The listing behind a directory handle: ".", "..", then the names. */
-  async function listing(ino: number): Promise<[string, DirEntry][]> {
-    const record = await fs.attributes.stat(ino);
-    const names = await fs.readdir(ino);
-    return [['.', [ino, S_IFDIR]], ['..', [record.parent ?? ROOT_INO, S_IFDIR]], ...names];
-  }
-
-  async function dirSlice(fh: number | null, ino: number, offset: number, size: number, sizeOf: (name: string) => number) {
-    const handle = fh === null ? undefined : dirHandles.get(fh);
-    if (!handle) throw new FsError('EBADF');
-    if (offset === 0 || !handle.listing) handle.listing = await listing(ino);
-    const out: { name: string; entry: DirEntry; off: number }[] = [];
-    let used = 0;
-    for (let i = offset; i < handle.listing.length; i++) {
-      const [name, dirEntry] = handle.listing[i];
-      used += sizeOf(name);
-      if (used > size && out.length > 0) break;
-      out.push({ name, entry: dirEntry, off: i + 1 });
-    }
-    return out;
-  }
 
   return {
     lookup(req, parent, name) {
@@ -259,23 +231,20 @@ export function makeOperations(fs: FileSystem, log: Logger, options: OperationOp
     opendir(req, ino) {
       const i = Number(ino);
       serve(req, 'opendir', i, async () => {
-        const fh = nextDirHandle++;
-        if (nextDirHandle > Number.MAX_SAFE_INTEGER) nextDirHandle = 1;
-        dirHandles.set(fh, { ino: i });
-        req.replyOpen({ fh });
+        req.replyOpen({ fh: directories.openHandle() });
       });
     },
     readdir(req, ino, size, offset, fh) {
       const i = Number(ino);
       serve(req, 'readdir', i, async () => {
-        const slice = await dirSlice(fh, i, Number(offset), size, direntSize);
+        const slice = await directories.slice(fh, i, Number(offset), size, direntSize);
         req.replyDir(slice.map(({ name, entry: [child, type], off }): KernelDirEntry => ({ name, ino: child, mode: type, off })));
       }, true);
     },
     readdirplus(req, ino, size, offset, fh) {
       const i = Number(ino);
       serve(req, 'readdirplus', i, async () => {
-        const slice = await dirSlice(fh, i, Number(offset), size, direntPlusSize);
+        const slice = await directories.slice(fh, i, Number(offset), size, direntPlusSize);
         const entries = await Promise.all(
           slice.map(async ({ name, entry: [child, type], off }): Promise<DirEntryPlus> => {
             // "." and ".." carry no entry (the kernel counts no lookup for them); a name whose
@@ -289,7 +258,7 @@ export function makeOperations(fs: FileSystem, log: Logger, options: OperationOp
       }, true);
     },
     releasedir(req, _ino, fh) {
-      if (fh !== null) dirHandles.delete(fh);
+      if (fh !== null) directories.release(fh);
       req.replyOk();
     },
     statfs(req) {

@@ -1,6 +1,6 @@
 import type { Version } from '../backends/kv-store.js';
 import { ROOT_INO, S_IFMT, isDir, isLnk, isReg, type DirEntry, type InodeRecord } from '../inode/records.js';
-import { isHiddenName } from '../inode/directory-tree.js';
+import { isHiddenName, withNamesAsWritten } from '../inode/directory-tree.js';
 import type { ByteOffset } from '../chunk/byte-offset.js';
 import { dropHiddenName } from './chunk-repairs.js';
 import type { FsckContext } from './context.js';
@@ -255,7 +255,8 @@ async function listDirectories(ctx: FsckContext, dirs: SeenDirectory[], result: 
         );
         return;
       }
-      const node = decodeOr(key, f.value, validNode);
+      const decoded = decodeOr(key, f.value, validNode);
+      const node = decoded && withNamesAsWritten(decoded);
       if (!node || (node.kind === 'split' && depth + 1 >= MAX_TREE_DEPTH)) {
         result.damagedTrees.add(dir);
         ctx.problems.add({ kind: 'corrupt-record', path: seen.path, ino: dir, key, what: 'the directory node cannot be decoded' });

@@ -33,6 +33,70 @@ export function nameHash(name: string): number {
   return h >>> 0;
 }
 
+/** A name of a directory with its place in the directory's listing order. */
+export interface PositionedEntry {
+  readonly name: string;
+  readonly entry: DirEntry;
+  /** Stable while the name exists: a listing resumed at `position + 1` continues after it. */
+  readonly position: number;
+}
+
+/** A stretch of a directory's listing. */
+export interface ListingPage {
+  /** Every entry from the position asked for up to `next`, in position order. */
+  readonly entries: PositionedEntry[];
+  /** Where the listing goes on; undefined when `entries` reach its end. */
+  readonly next: number | undefined;
+}
+
+/** Children of a split read in one batch while listing: at first, and at most. */
+const FIRST_CHILDREN_READ = 2;
+const MOST_CHILDREN_READ = 16;
+
+/** Names that share a hash are told apart by their rank among themselves, below this. */
+const RANK_SPAN = 2 ** 16;
+
+/**
+ * A hash's place in the tree's walking order. A split at depth d picks a child by the hash's
+ * d-th 6-bit digit from the low end, so reading the digits low digit first (and the two bits
+ * above the five levels last) orders names as a walk of any tree of theirs meets them.
+ */
+export function listingOrder(hash: number): number {
+  let order = 0;
+  for (let depth = 0; depth < MAX_DEPTH; depth++) order = order * FANOUT + ((hash >>> (FANOUT_BITS * depth)) & (FANOUT - 1));
+  return order * 4 + (hash >>> (FANOUT_BITS * MAX_DEPTH));
+}
+
+/** How many listing orders the subtree of one child of a split at `depth` spans. */
+function orderSpan(depth: number): number {
+  return 4 * FANOUT ** (MAX_DEPTH - 1 - depth);
+}
+
+/** A name's listing position: its hash's order, then its rank among names of that hash. */
+export function listingPosition(order: number, rank: number): number {
+  return order * RANK_SPAN + rank;
+}
+
+/** A leaf's entries in listing order, by the decoded node (shared like the nodes). */
+const positionedLeaves = new WeakMap<DirNode, PositionedEntry[]>();
+
+function positionedLeaf(node: Extract<DirNode, { kind: 'leaf' }>): PositionedEntry[] {
+  let positioned = positionedLeaves.get(node);
+  if (positioned !== undefined) return positioned;
+  const ordered = Object.entries(node.entries)
+    .map(([name, entry]) => ({ name, entry, order: listingOrder(nameHash(name)) }))
+    .sort((a, b) => a.order - b.order || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  positioned = [];
+  let rank = 0;
+  for (let i = 0; i < ordered.length; i++) {
+    rank = i > 0 && ordered[i - 1].order === ordered[i].order ? rank + 1 : 0;
+    const { name, entry, order } = ordered[i];
+    positioned.push({ name, entry, position: listingPosition(order, Math.min(rank, RANK_SPAN - 1)) });
+  }
+  positionedLeaves.set(node, positioned);
+  return positioned;
+}
+
 interface LeafAt {
   key: string;
   node: Extract<DirNode, { kind: 'leaf' }>;
@@ -47,10 +111,35 @@ interface LeafAt {
  */
 const decodedNodes = new WeakMap<Buffer, DirNode>();
 
+/**
+ * MessagePack's decoder renames a map key `__proto__` to `__proto_` (it guards objects against
+ * prototype pollution), so names of the form `__proto` + two or more underscores are stored with
+ * one underscore more: no stored key is ever `__proto__`, and every name reads back as written.
+ */
+const PROTO_LIKE = /^__proto__+$/;
+const ESCAPED_PROTO_LIKE = /^__proto___+$/;
+
+function storedName(name: string): string {
+  return PROTO_LIKE.test(name) ? `${name}_` : name;
+}
+
+/** Entries of a leaf: without a prototype, so any name (`__proto__`, `constructor`) is a plain key. */
+function newEntries(from?: Record<string, DirEntry>): Record<string, DirEntry> {
+  return Object.assign(Object.create(null) as Record<string, DirEntry>, from);
+}
+
+/** A decoded node with its names as they were written (see {@link storedName}). */
+export function withNamesAsWritten(node: DirNode): DirNode {
+  if (node.kind !== 'leaf' || !Object.keys(node.entries).some((name) => ESCAPED_PROTO_LIKE.test(name))) return node;
+  const entries = newEntries();
+  for (const [name, entry] of Object.entries(node.entries)) entries[ESCAPED_PROTO_LIKE.test(name) ? name.slice(0, -1) : name] = entry;
+  return { kind: 'leaf', entries };
+}
+
 function decodeNode(key: string, bytes: Buffer): DirNode {
   let node = decodedNodes.get(bytes);
   if (node === undefined) {
-    node = decodeRecord<DirNode>(key, bytes);
+    node = withNamesAsWritten(decodeRecord<DirNode>(key, bytes));
     decodedNodes.set(bytes, node);
   }
   return node;
@@ -58,14 +147,20 @@ function decodeNode(key: string, bytes: Buffer): DirNode {
 
 /** The record of `node`, known decoded: the next operation on the leaf reads it without decoding. */
 function encodeNode(node: DirNode): Buffer {
-  const bytes = encodeRecord(node);
+  let stored = node;
+  if (node.kind === 'leaf' && Object.keys(node.entries).some((name) => PROTO_LIKE.test(name))) {
+    const entries = newEntries();
+    for (const [name, entry] of Object.entries(node.entries)) entries[storedName(name)] = entry;
+    stored = { kind: 'leaf', entries };
+  }
+  const bytes = encodeRecord(stored);
   decodedNodes.set(bytes, node);
   return bytes;
 }
 
 /** A leaf whose entries may be changed: a copy of the shared one. */
 function mutableLeaf(leaf: LeafAt): LeafAt {
-  return { ...leaf, node: { kind: 'leaf', entries: { ...leaf.node.entries } } };
+  return { ...leaf, node: { kind: 'leaf', entries: newEntries(leaf.node.entries) } };
 }
 
 /**
@@ -142,7 +237,7 @@ export class DirectoryTree {
           if (level[i] === root) throw new FsError('ENOENT');
           return;
         }
-        const node = decodeRecord<DirNode>(level[i], record.value);
+        const node = decodeNode(level[i], record.value);
         if (node.kind === 'leaf') {
           for (const entry of Object.entries(node.entries)) if (includeHidden || !isHiddenName(entry[0])) out.push(entry);
         }
@@ -151,6 +246,49 @@ export class DirectoryTree {
       level = next;
     }
     return out;
+  }
+
+  /**
+   * The entries at listing positions `from` and after, in position order: at least `wanted` of
+   * them when the directory has that many, read a few leaves at a time, and where to continue.
+   * Positions ({@link listingPosition}) follow the hash, not the tree's shape, so a split between
+   * two pages neither repeats nor skips a name, and nothing is kept between pages.
+   */
+  async listPage(store: KvStore, dirIno: number, from: number, wanted: number): Promise<ListingPage> {
+    const fromOrder = Math.floor(from / RANK_SPAN);
+    const keys = this.keys;
+    const entries: PositionedEntry[] = [];
+    /** Takes the subtree of `value` from `from` on; answers the order where it stopped, or undefined at its end. */
+    async function visit(key: string, value: Buffer, lowOrder: number, depth: number): Promise<number | undefined> {
+      const node = decodeNode(key, value);
+      if (node.kind === 'leaf') {
+        for (const positioned of positionedLeaf(node)) if (positioned.position >= from && !isHiddenName(positioned.name)) entries.push(positioned);
+        return undefined;
+      }
+      if (depth >= MAX_TREE_DEPTH) return undefined;
+      const span = orderSpan(node.depth);
+      // Children are read in batches that double: a page takes a round trip or two, not one per
+      // leaf, and decodes little more than it lists.
+      let batch = FIRST_CHILDREN_READ;
+      for (let slot = Math.max(0, Math.floor((fromOrder - lowOrder) / span)); slot < node.fanout; slot += batch, batch = Math.min(2 * batch, MOST_CHILDREN_READ)) {
+        if (entries.length >= wanted) return lowOrder + slot * span;
+        const slots = Array.from({ length: Math.min(batch, node.fanout - slot) }, (_, i) => slot + i);
+        const childKeys = slots.map((c) => keys.dirNode(dirIno, `${node.nonce}.${c}`));
+        const children = await store.getMany(childKeys);
+        for (let i = 0; i < slots.length; i++) {
+          const child = children[i];
+          if (!child) continue;
+          const stopped = await visit(childKeys[i], child.value, lowOrder + slots[i] * span, depth + 1);
+          if (stopped !== undefined) return stopped;
+        }
+      }
+      return undefined;
+    }
+    const rootKey = this.keys.dirNode(dirIno, 'r');
+    const root = await store.get(rootKey);
+    if (!root) throw new FsError('ENOENT', `directory ${dirIno} has no record ${rootKey}`);
+    const stopped = await visit(rootKey, root.value, 0, 0);
+    return { entries, next: stopped === undefined ? undefined : listingPosition(stopped, 0) };
   }
 
   /**
@@ -200,12 +338,12 @@ export class DirectoryTree {
     // Children get a fresh nonce: a split that loses its commit leaves only unreachable
     // records behind (collected by fsck), never records a winner could mistake for its own.
     const nonce = randomBytes(6).toString('base64url');
-    const children: Record<string, DirEntry>[] = Array.from({ length: FANOUT }, () => ({}));
+    const children: Record<string, DirEntry>[] = Array.from({ length: FANOUT }, () => newEntries());
     for (const [name, entry] of Object.entries(leaf.node.entries)) {
       children[(nameHash(name) >>> (FANOUT_BITS * leaf.depth)) & (FANOUT - 1)][name] = entry;
     }
     children.forEach((entries, i) => {
-      tx.create(this.keys.dirNode(dirIno, `${nonce}.${i}`), encodeRecord({ kind: 'leaf', entries } satisfies DirNode));
+      tx.create(this.keys.dirNode(dirIno, `${nonce}.${i}`), encodeNode({ kind: 'leaf', entries }));
     });
     tx.write(leaf.key, encodeRecord({ kind: 'split', nonce, fanout: FANOUT, depth: leaf.depth } satisfies DirNode));
   }
@@ -232,7 +370,7 @@ export async function readTreeNodes(tx: Transaction, keys: Pick<VolumeKeys, 'dir
     const next: string[] = [];
     found.forEach((bytes, i) => {
       if (!bytes) return;
-      const node = decodeRecord<DirNode>(level[i], bytes);
+      const node = decodeNode(level[i], bytes);
       out.push({ key: level[i], node });
       if (node.kind === 'split') {
         for (let c = 0; c < node.fanout; c++) next.push(keys.dirNode(dirIno, `${node.nonce}.${c}`));

@@ -7,6 +7,7 @@ import { Namespace, type Caller } from './namespace.js';
 import { OpenFiles } from './open-files.js';
 import { ROOT_INO, S_IFDIR, isDir, type DirEntry, type InodeRecord } from './records.js';
 import type { Volume } from './volume.js';
+import type { ListingPage } from './directory-tree.js';
 
 /** statfs figures: a store has no fixed capacity, so voldfs reports a large, constant one. */
 export interface StatFs {
@@ -84,6 +85,11 @@ export class FileSystem {
     if (!isDir(record.mode)) throw new FsError('ENOTDIR');
     // Through the volume's store view: names answered but not committed yet are listed too.
     return this.volume.dirs.list(this.volume.store, ino);
+  }
+
+  /** A stretch of directory `ino`'s listing from position `from` on (see {@link DirectoryTree.listPage}). */
+  listPage(ino: number, from: number, wanted: number): Promise<ListingPage> {
+    return this.volume.dirs.listPage(this.volume.store, ino, from, wanted);
   }
 
   statfs(): StatFs {

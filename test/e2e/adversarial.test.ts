@@ -6,11 +6,12 @@
 // end `voldfs fsck` must find nothing. Root only (tmpfs); runs: VOLDFS_ADVERSARIAL_RUNS (30).
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, readlink, rm, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, opendir, readdir, readFile, readlink, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import fc from 'fast-check';
+import pMap from 'p-map';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runFsck } from './crash/fsck.js';
 import { defaultStoreEnv, mountVoldfs, type VoldfsMount } from '../helpers/mount.js';
@@ -183,6 +184,29 @@ describe.skipIf(process.getuid?.() !== 0)('adversarial requests', () => {
     expect(await readFile(join(deep, ...levels, 'leaf'), 'utf8')).toBe('bottom');
     expect(await outcome(() => exec('rm', ['-rf', deep]))).toBe('ok');
     expect(existsSync(deep)).toBe(false);
+    expect(await daemonRssMb(mount)).toBeLessThan(RSS_CEILING_MB);
+  }, TIMEOUT_MS);
+
+  it('keeps no copy of a listing per open directory handle', async () => {
+    // 3,000 names of 200 bytes; 400 handles each read at the start, the middle and the end.
+    const dir = join(mount.dir, 'many-handles');
+    await mkdir(dir);
+    const names = Array.from({ length: 3000 }, (_, i) => `${String(i).padStart(5, '0')}-${'w'.repeat(194)}`);
+    await pMap(names, (n) => writeFile(join(dir, n), ''), { concurrency: 8 });
+    const before = await daemonRssMb(mount);
+    const handles = await Promise.all(Array.from({ length: 400 }, () => opendir(dir, { bufferSize: 1 })));
+    try {
+      for (const handle of handles) await handle.read();
+      const opened = await daemonRssMb(mount);
+      // Each handle held its own copy of the listing (about 1 MB here) until the listing was read
+      // a page at a time: 400 handles grew the daemon by hundreds of MB.
+      expect(opened - before, `resident MB with 400 handles open: ${before.toFixed(0)} -> ${opened.toFixed(0)}`).toBeLessThan(60);
+      const seen = new Set<string>();
+      for (const entry of await readdir(dir)) seen.add(entry);
+      expect(seen.size).toBe(names.length);
+    } finally {
+      for (const handle of handles) await handle.close();
+    }
     expect(await daemonRssMb(mount)).toBeLessThan(RSS_CEILING_MB);
   }, TIMEOUT_MS);
 

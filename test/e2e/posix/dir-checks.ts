@@ -1,6 +1,6 @@
 /** POSIX checks on directories and names: mkdir, rmdir, unlink, nlink, readdir, name length. */
 import assert from 'node:assert/strict';
-import { lstat, mkdir, opendir, readdir, rename, rmdir, stat, symlink, unlink, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, opendir, readdir, readFile, rename, rmdir, stat, symlink, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import pMap from 'p-map';
 import { expectErrno, expectMissing, modeOf, type PosixCheck } from './util.js';
@@ -86,6 +86,46 @@ export const dirChecks: readonly PosixCheck[] = [
         streamed++;
       }
       assert.equal(streamed, names.length, 'entries seen by opendir');
+    },
+  },
+  {
+    name: 'a listing read in small batches while names come and go lists each lasting name once',
+    timeoutMs: 240_000,
+    async run(dir) {
+      const d = join(dir, 'changing');
+      await mkdir(d);
+      const lasting = Array.from({ length: 1500 }, (_, i) => `stays-${i}`);
+      const going = Array.from({ length: 500 }, (_, i) => `goes-${i}`);
+      await pMap([...lasting, ...going], (n) => writeFile(join(d, n), ''), { concurrency: 16 });
+      const seen = new Map<string, number>();
+      let read = 0;
+      const handle = await opendir(d, { bufferSize: 16 });
+      for await (const ent of handle) {
+        seen.set(ent.name, (seen.get(ent.name) ?? 0) + 1);
+        // Every 100 names read: 100 new names (directory records split) and 25 removed.
+        if (++read % 100 === 0) {
+          await pMap(Array.from({ length: 100 }, (_, i) => `new-${read}-${i}`), (n) => writeFile(join(d, n), ''), { concurrency: 16 });
+          await pMap(going.splice(0, 25), (n) => unlink(join(d, n)), { concurrency: 16 });
+        }
+      }
+      for (const name of lasting) assert.equal(seen.get(name), 1, `${name} listed once`);
+      for (const [name, count] of seen) assert.equal(count, 1, `${name} listed ${count} times`);
+    },
+  },
+  {
+    name: 'names that are JavaScript property names are names like any other',
+    async run(dir) {
+      const names = ['__proto__', '__proto_', '__proto___', 'constructor', 'toString', 'hasOwnProperty', '0'];
+      for (const [i, n] of names.entries()) await writeFile(join(dir, n), `content ${i}`);
+      assert.deepEqual((await readdir(dir)).sort(), [...names].sort());
+      for (const [i, n] of names.entries()) assert.equal(await readFile(join(dir, n), 'utf8'), `content ${i}`, n);
+      await rename(join(dir, 'constructor'), join(dir, '__proto__'));
+      assert.equal(await readFile(join(dir, '__proto__'), 'utf8'), 'content 3', 'renamed over __proto__');
+      await unlink(join(dir, '__proto___'));
+      await mkdir(join(dir, '__proto__dir'));
+      await writeFile(join(dir, '__proto__dir', '__proto__'), 'inner');
+      assert.equal(await readFile(join(dir, '__proto__dir', '__proto__'), 'utf8'), 'inner');
+      assert.deepEqual((await readdir(dir)).sort(), ['0', '__proto_', '__proto__', '__proto__dir', 'hasOwnProperty', 'toString']);
     },
   },
   {
