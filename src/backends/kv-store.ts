@@ -114,6 +114,11 @@ export interface StoreCapabilities {
   readonly commitByIntents?: boolean;
   /** Largest number of ops + checks one commit takes (etcd: 128 by default). */
   readonly maxCommitOps: number;
+  /**
+   * `scan` reads only the keys under its prefix (a range), not the whole keyspace: cheap enough
+   * for a mount to list its garbage records at start. Unset: only fsck scans.
+   */
+  readonly scansByRange?: boolean;
   readonly placement: Placement;
   /**
    * True when the store keeps no reference to a value once {@link KvStore.put} has resolved

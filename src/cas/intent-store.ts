@@ -193,6 +193,7 @@ export class IntentCommitStore implements KvStore {
       commitByIntents: true,
       maxCommitOps,
       placement: inner.capabilities.placement,
+      scansByRange: inner.capabilities.scansByRange,
     });
     this.now = options.now ?? Date.now;
     this.newTxId = options.newTxId ?? (() => randomBytes(16).toString('hex'));

@@ -85,6 +85,7 @@ export async function serve(
     : undefined;
   await session?.attach();
   log.info({ mountpoint: path, store: store.data.name, volume: config.volume }, 'mounted');
+  if (!mountOptions.readOnly) volume.garbage.sweepLeftBehind();
   onReady();
 
   await new Promise<void>((resolve) => {

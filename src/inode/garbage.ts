@@ -42,6 +42,9 @@ export class GarbageCollector {
   /** Keys of garbage records whose time has come, waiting for a collection slot. */
   private readonly due: string[] = [];
   private collecting = 0;
+  private closed = false;
+  private sweepTimer: NodeJS.Timeout | undefined;
+  private sweptRecords = 0;
 
   constructor(private readonly options: GarbageOptions) {
     this.graceMs = options.graceMs ?? 30_000;
@@ -70,8 +73,48 @@ export class GarbageCollector {
     return { key, value: encodeRecord(record) };
   }
 
+  /**
+   * Takes over the garbage records no mount is left to collect: a mount unmounted or killed
+   * within the grace of its last deletions leaves them behind. A record is taken once it is
+   * overdue by a whole grace (a writer still mounted has collected it by then); the sweep runs
+   * again when the next one will be. Stores that cannot list a prefix's keys alone leave this to fsck.
+   */
+  sweepLeftBehind(): void {
+    const { store, keys } = this.options;
+    if (!store.scan || !store.capabilities.scansByRange || this.closed) return;
+    const scan = store.scan.bind(store);
+    this.track(
+      (async () => {
+        let nextSweep = Infinity;
+        // Listed first, collected after: a store's range scan may skip keys deleted under it.
+        const listed: string[] = [];
+        for await (const key of scan(keys.garbagePrefix())) listed.push(key);
+        await pMap(
+          listed,
+          async (key) => {
+            if (this.closed) return;
+            const found = await store.get(key);
+            if (!found) return;
+            const takenAt = decodeRecord<GarbageRecord>(key, found.value).notBefore + this.graceMs;
+            if (takenAt > Date.now()) nextSweep = Math.min(nextSweep, takenAt);
+            else if (await this.collect(key)) this.sweptRecords++;
+          },
+          { concurrency: MAX_COLLECTIONS },
+        );
+        if (this.sweptRecords > 0) this.options.log.info({ records: this.sweptRecords }, 'collected garbage left behind by earlier mounts');
+        this.sweptRecords = 0;
+        if (nextSweep < Infinity && !this.closed) {
+          this.sweepTimer = setTimeout(() => this.sweepLeftBehind(), nextSweep - Date.now() + 100);
+          this.sweepTimer.unref();
+        }
+      })().catch((err: unknown) => this.options.log.warn({ err }, 'could not collect garbage left behind by earlier mounts; fsck --repair will')),
+    );
+  }
+
   /** Writes out what is pending; on close, deletes nothing early: fsck or a later mount will. */
   async close(): Promise<void> {
+    this.closed = true;
+    if (this.sweepTimer) clearTimeout(this.sweepTimer);
     if (this.batchTimer) clearTimeout(this.batchTimer);
     this.batchTimer = undefined;
     await this.writeBatch();
@@ -91,7 +134,8 @@ export class GarbageCollector {
     if (record.notBefore > now) return false;
     await pMap(record.blocks ?? [], (ref) => this.options.blocks.delete(ref), { concurrency: 16 });
     for (const { ino } of record.inodes ?? []) await this.deleteInodeData(ino);
-    await this.options.store.delete(key, { kind: 'ifVersion', version: found.version });
+    // Another mount may have collected it meanwhile: then it is gone, and that is as good.
+    if (!(await this.options.store.delete(key, { kind: 'ifVersion', version: found.version }))) return (await this.options.store.get(key)) === undefined;
     return true;
   }
 

@@ -65,6 +65,7 @@ export class EtcdStore implements KvStore {
       atomicCommit: true,
       maxCommitOps: options.maxTxnOps,
       placement: SINGLE_DOMAIN,
+      scansByRange: true,
     });
     // 32 ranges of up to 1 MiB each make answers of up to ~45 MB of JSON (base64): enough
     // to amortise the round trip, small enough to parse without stalling other requests.

@@ -66,6 +66,7 @@ export class LmdbStore implements KvStore {
     atomicCommit: true,
     maxCommitOps: MAX_COMMIT_OPS,
     placement: SINGLE_DOMAIN,
+    scansByRange: true,
     // A resolved write has been committed into the map, which no longer needs the buffer.
     putReleasesValue: true,
   });

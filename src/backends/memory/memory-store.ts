@@ -53,6 +53,7 @@ export class MemoryStore implements KvStore {
       atomicCommit: true,
       maxCommitOps,
       placement: suffixPlacement(options.domains ?? 1),
+      scansByRange: true,
     });
     this.data = options.data ?? new MemoryData();
     this.beforeOperation = options.beforeOperation;
