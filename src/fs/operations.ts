@@ -131,17 +131,19 @@ export function makeOperations(fs: FileSystem, log: Logger, options: OperationOp
     setattr(req, ino, attr, toSet) {
       const i = Number(ino);
       serve(req, 'setattr', i, async () => {
+        // Each change gives the record it left: the last one is the answer, not read again.
+        let changed: InodeRecord | undefined;
         if (toSet & (SET_ATTR.UID | SET_ATTR.GID)) {
-          await fs.attributes.chown(i, toSet & SET_ATTR.UID ? (attr.uid ?? -1) : -1, toSet & SET_ATTR.GID ? (attr.gid ?? -1) : -1);
+          changed = await fs.attributes.chown(i, toSet & SET_ATTR.UID ? (attr.uid ?? -1) : -1, toSet & SET_ATTR.GID ? (attr.gid ?? -1) : -1);
         }
-        if (toSet & SET_ATTR.MODE) await fs.attributes.chmod(i, attr.mode ?? 0);
-        if (toSet & SET_ATTR.SIZE) await fs.attributes.truncate(i, attr.size ?? 0);
+        if (toSet & SET_ATTR.MODE) changed = await fs.attributes.chmod(i, attr.mode ?? 0);
+        if (toSet & SET_ATTR.SIZE) changed = await fs.attributes.truncate(i, attr.size ?? 0);
         const atime = toSet & SET_ATTR.ATIME_NOW ? NOW : toSet & SET_ATTR.ATIME && attr.atime ? attr.atime : OMIT;
         const mtime = toSet & SET_ATTR.MTIME_NOW ? NOW : toSet & SET_ATTR.MTIME && attr.mtime ? attr.mtime : OMIT;
         // truncate(2) asks for mtime = now with the size, which the truncate has just set.
         const truncateTimes = toSet & SET_ATTR.SIZE && atime === OMIT && mtime === NOW;
-        if ((atime !== OMIT || mtime !== OMIT) && !truncateTimes) await fs.attributes.utimens(i, atime, mtime);
-        req.replyAttr(await stat(i), timeout);
+        if ((atime !== OMIT || mtime !== OMIT) && !truncateTimes) changed = await fs.attributes.utimens(i, atime, mtime);
+        req.replyAttr(changed ? await attrOf(i, changed) : await stat(i), timeout);
       }, true);
     },
     readlink(req, ino) {

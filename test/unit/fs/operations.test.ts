@@ -92,7 +92,7 @@ describe('the FUSE operations table', () => {
     expect((await call('getattr', ROOT_INO, null)).kind).toBe('Attr');
   });
 
-  it('answers create, mkdir, mknod and symlink from the record written, not read again, as a getattr would', async () => {
+  it('answers create, mkdir, mknod, symlink and setattr from the record written, not read again, as a getattr would', async () => {
     let stats = 0;
     const stat = fs.attributes.stat.bind(fs.attributes);
     fs.attributes.stat = (ino) => {
@@ -112,6 +112,13 @@ describe('the FUSE operations table', () => {
       const { ino } = attrOf(answer) as { ino: number };
       expect(attrOf(await call('getattr', ino, null)), `inode ${ino}`).toEqual(attrOf(answer));
     }
+    const f = (answers[0].args[0] as { ino: number }).ino;
+    const read = stats;
+    const changed = await call('setattr', f, { uid: 7, gid: 8, mode: 0o600, atime: { sec: 5, nsec: 6 }, mtime: { sec: 9, nsec: 10 } }, 1 | 2 | 4 | 16 | 32, null);
+    expect(changed.kind).toBe('Attr');
+    expect(stats).toBe(read);
+    expect(attrOf(changed)).toMatchObject({ uid: 7, gid: 8, mode: 0o100600, atime: { sec: 5, nsec: 6 }, mtime: { sec: 9, nsec: 10 } });
+    expect(attrOf(await call('getattr', f, null))).toEqual(attrOf(changed));
   });
 
   // Arguments after the request for every handler; a handler added to the table without an
