@@ -20,6 +20,7 @@ export class MountMetrics {
   private readonly storeRequests: Histogram<'method'>;
   private readonly storeFailures: Counter<'method'>;
   private records: RecordCache | undefined;
+  private received: (() => Partial<Record<string, number>>) | undefined;
   private readonly bytesRead: Counter;
   private readonly bytesWritten: Counter;
 
@@ -50,6 +51,17 @@ export class MountMetrics {
         this.inc(records()?.misses ?? 0);
       },
     });
+    const received = () => this.received?.() ?? {};
+    new Counter({
+      name: 'voldfs_fuse_requests_received_total',
+      help: 'FUSE requests the kernel sent, by kind, also those answered without reaching the handlers (forget, security.capability)',
+      labelNames: ['op'],
+      registers,
+      collect() {
+        this.reset();
+        for (const [op, n] of Object.entries(received())) if (n) this.inc({ op }, n);
+      },
+    });
     new Counter({
       name: 'voldfs_conflicts_total',
       help: 'Commits that met another client change and were retried',
@@ -65,6 +77,11 @@ export class MountMetrics {
   /** Reports the hits and misses of the volume's record cache from now on. */
   countRecords(cache: RecordCache): void {
     this.records = cache;
+  }
+
+  /** Reports the FUSE session's counts of requests received from now on. */
+  countReceived(counts: () => Partial<Record<string, number>>): void {
+    this.received = counts;
   }
 
   request(op: string, seconds: number, errno: number): void {

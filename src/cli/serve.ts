@@ -68,6 +68,7 @@ export async function serve(
   // The INIT reply's max_readahead can only lower the kernel's 128 KiB window, never widen
   // it: a wider one is set through sysfs once mounted.
   await mount.mount(config.readaheadKib);
+  metrics.countReceived(() => mount.requestCounts());
   await setMountReadahead(path, config.readaheadKib, log);
   const { pid, control } = stateFiles(config.stateDir, path);
   await mkdir(dirname(pid), { recursive: true });

@@ -102,6 +102,11 @@ export class FuseMount {
     return conn;
   }
 
+  /** Requests the kernel has sent since the mount, by kind (see LowLevelSession.requestCounts). */
+  requestCounts(): Partial<Record<string, number>> {
+    return this.session.requestCounts();
+  }
+
   /** Calls `listener` once if the kernel ends the session (fusermount -u, umount -l, abort). */
   onUnmountedOutside(listener: () => void): void {
     this.session.once('unmounted', (event) => {

@@ -4,6 +4,7 @@ import { SET_ATTR, type Attr, type DirEntry as KernelDirEntry, type DirEntryPlus
 import type { FileSystem } from '../inode/filesystem.js';
 import { UTIME_NOW, UTIME_OMIT } from '../inode/attributes.js';
 import { FsError } from '../inode/fs-error.js';
+import type { Created } from '../inode/namespace.js';
 import { S_IFDIR, S_IFMT, S_IFREG, type InodeRecord } from '../inode/records.js';
 import type { Timespec } from '../inode/timespec.js';
 import { DirectoryPages } from './directory-pages.js';
@@ -57,15 +58,18 @@ export function makeOperations(fs: FileSystem, log: Logger, options: OperationOp
 
   const serve = makeServe(log, options.observe);
 
-  const stat = async (ino: number): Promise<Attr> => {
-    const record = await fs.attributes.stat(ino);
+  /** The attributes to show of an inode whose record (as stat shows it) is at hand. */
+  const attrOf = async (ino: number, record: InodeRecord): Promise<Attr> => {
     shown.set(ino, signature(record));
     // Only files past the chunk index's first group can be sparse enough to matter.
     const allocated = (record.mode & S_IFMT) === S_IFREG ? await fs.volume.data.allocatedBound(ino, record.size) : record.size;
     return toAttr(ino, record, allocated);
   };
+  const stat = async (ino: number): Promise<Attr> => attrOf(ino, await fs.attributes.stat(ino));
   const entry = (ino: number, attr: Attr): Entry => ({ ino, generation: 0, attr, attrTimeout: timeout, entryTimeout: timeout });
   const replyEntryOf = async (req: Request, ino: number) => req.replyEntry(entry(ino, await stat(ino)));
+  /** The entry of an inode this mount has just created, from the record it wrote (not read again). */
+  const createdEntry = async ({ ino, record }: Created): Promise<Entry> => entry(ino, await attrOf(ino, record));
 
   return {
     lookup(req, parent, name) {
@@ -99,17 +103,19 @@ export function makeOperations(fs: FileSystem, log: Logger, options: OperationOp
     setattr(req, ino, attr, toSet) {
       const i = Number(ino);
       serve(req, 'setattr', i, async () => {
+        // Each change gives the record it left: the last one is the answer, not read again.
+        let changed: InodeRecord | undefined;
         if (toSet & (SET_ATTR.UID | SET_ATTR.GID)) {
-          await fs.attributes.chown(i, toSet & SET_ATTR.UID ? (attr.uid ?? -1) : -1, toSet & SET_ATTR.GID ? (attr.gid ?? -1) : -1);
+          changed = await fs.attributes.chown(i, toSet & SET_ATTR.UID ? (attr.uid ?? -1) : -1, toSet & SET_ATTR.GID ? (attr.gid ?? -1) : -1);
         }
-        if (toSet & SET_ATTR.MODE) await fs.attributes.chmod(i, attr.mode ?? 0);
-        if (toSet & SET_ATTR.SIZE) await fs.attributes.truncate(i, attr.size ?? 0);
+        if (toSet & SET_ATTR.MODE) changed = await fs.attributes.chmod(i, attr.mode ?? 0);
+        if (toSet & SET_ATTR.SIZE) changed = await fs.attributes.truncate(i, attr.size ?? 0);
         const atime = toSet & SET_ATTR.ATIME_NOW ? NOW : toSet & SET_ATTR.ATIME && attr.atime ? attr.atime : OMIT;
         const mtime = toSet & SET_ATTR.MTIME_NOW ? NOW : toSet & SET_ATTR.MTIME && attr.mtime ? attr.mtime : OMIT;
         // truncate(2) asks for mtime = now with the size, which the truncate has just set.
         const truncateTimes = toSet & SET_ATTR.SIZE && atime === OMIT && mtime === NOW;
-        if ((atime !== OMIT || mtime !== OMIT) && !truncateTimes) await fs.attributes.utimens(i, atime, mtime);
-        req.replyAttr(await stat(i), timeout);
+        if ((atime !== OMIT || mtime !== OMIT) && !truncateTimes) changed = await fs.attributes.utimens(i, atime, mtime);
+        req.replyAttr(changed ? await attrOf(i, changed) : await stat(i), timeout);
       }, true);
     },
     readlink(req, ino) {
@@ -119,19 +125,19 @@ export function makeOperations(fs: FileSystem, log: Logger, options: OperationOp
     mknod(req, parent, name, mode, rdev) {
       const dir = Number(parent);
       serve(req, 'mknod', dir, async () => {
-        await replyEntryOf(req, await fs.namespace.create(dir, name, mode, req.context, { rdev }));
+        req.replyEntry(await createdEntry(await fs.namespace.createEntry(dir, name, mode, req.context, { rdev })));
       });
     },
     mkdir(req, parent, name, mode) {
       const dir = Number(parent);
       serve(req, 'mkdir', dir, async () => {
-        await replyEntryOf(req, await fs.namespace.create(dir, name, S_IFDIR | (mode & 0o7777), req.context));
+        req.replyEntry(await createdEntry(await fs.namespace.createEntry(dir, name, S_IFDIR | (mode & 0o7777), req.context)));
       });
     },
     symlink(req, target, parent, name) {
       const dir = Number(parent);
       serve(req, 'symlink', dir, async () => {
-        await replyEntryOf(req, await fs.namespace.symlink(dir, name, target, req.context));
+        req.replyEntry(await createdEntry(await fs.namespace.symlinkEntry(dir, name, target, req.context)));
       });
     },
     link(req, ino, newParent, newName) {
@@ -189,9 +195,9 @@ export function makeOperations(fs: FileSystem, log: Logger, options: OperationOp
       serve(req, 'create', dir, async () => {
         const type = mode & S_IFMT ? mode : S_IFREG | mode;
         // The create commits with the file's first flush or close (see OpenFiles.flush).
-        const ino = await fs.namespace.create(dir, name, type, req.context, { opened: true });
-        const fh = await fs.files.open(ino, flags);
-        req.replyCreate(entry(ino, await stat(ino)), { fh });
+        const created = await fs.namespace.createEntry(dir, name, type, req.context, { opened: true });
+        const fh = fs.files.openCreated(created.ino, created.record, flags);
+        req.replyCreate(await createdEntry(created), { fh });
       });
     },
     read(req, ino, size, offset, fh) {

@@ -55,41 +55,52 @@ export class Attributes {
     return this.open.overlay(ino, record);
   }
 
-  async chmod(ino: number, mode: number): Promise<void> {
-    await this.update(ino, (r) => {
+  /** @returns the inode as stat shows it after the change */
+  async chmod(ino: number, mode: number): Promise<InodeRecord> {
+    const record = await this.update(ino, (r) => {
       r.mode = (r.mode & S_IFMT) | (mode & 0o7777);
       r.ctime = now();
     }, true);
+    return this.open.overlay(ino, record);
   }
 
-  /** `-1` (0xffffffff) leaves an id unchanged, as chown(2) does. */
-  async chown(ino: number, uid: number, gid: number): Promise<void> {
-    await this.update(ino, (r) => {
+  /**
+   * `-1` (0xffffffff) leaves an id unchanged, as chown(2) does.
+   * @returns the inode as stat shows it after the change
+   */
+  async chown(ino: number, uid: number, gid: number): Promise<InodeRecord> {
+    const record = await this.update(ino, (r) => {
       if (uid !== -1 && uid !== 0xffffffff) r.uid = uid;
       if (gid !== -1 && gid !== 0xffffffff) r.gid = gid;
       // Dropping set-id bits on chown is the kernel's: it sends us the new mode as a chmod.
       r.ctime = now();
     }, true);
+    return this.open.overlay(ino, record);
   }
 
-  /** Sets atime and mtime; nsec UTIME_NOW means now, UTIME_OMIT leaves that time alone. */
-  async utimens(ino: number, atime: Timespec, mtime: Timespec): Promise<void> {
+  /**
+   * Sets atime and mtime; nsec UTIME_NOW means now, UTIME_OMIT leaves that time alone.
+   * @returns the inode as stat shows it after the change
+   */
+  async utimens(ino: number, atime: Timespec, mtime: Timespec): Promise<InodeRecord> {
     // Data still buffered is stored at close with its size, but no longer with its write time.
     if (mtime.nsec !== UTIME_OMIT && !this.open.supersedeWriteTime(ino)) await this.open.persistIno(ino);
     const t = now();
-    await this.update(ino, (r) => {
+    const record = await this.update(ino, (r) => {
       if (atime.nsec !== UTIME_OMIT) r.atime = atime.nsec === UTIME_NOW ? t : atime;
       if (mtime.nsec !== UTIME_OMIT) r.mtime = mtime.nsec === UTIME_NOW ? t : mtime;
       r.ctime = t;
     }, true);
+    return this.open.overlay(ino, record);
   }
 
   /**
    * Sets the size: shrinking cuts the data (blocks past the end are retired), growing leaves a
    * hole that reads as zeros.
+   * @returns the inode as stat shows it after the change
    * @throws FsError EISDIR, EINVAL for non-regular files, EFBIG
    */
-  async truncate(ino: number, size: ByteOffset): Promise<void> {
+  async truncate(ino: number, size: ByteOffset): Promise<InodeRecord> {
     if (size < 0) throw new FsError('EINVAL');
     if (size > MAX_FILE_SIZE) throw new FsError('EFBIG');
     await this.open.persistIno(ino);
@@ -101,10 +112,11 @@ export class Attributes {
     await this.open.truncated(ino, size);
     await this.volume.data.truncate(ino, before.size, size);
     const t = now();
-    await this.update(ino, (r) => {
+    const record = await this.update(ino, (r) => {
       r.size = size;
       r.mtime = r.ctime = t;
     });
+    return this.open.overlay(ino, record);
   }
 
   async readlink(ino: number): Promise<string> {

@@ -13,6 +13,12 @@ export interface Caller {
   readonly gid: number;
 }
 
+/** A new inode and its record as created. */
+export interface Created {
+  readonly ino: number;
+  readonly record: InodeRecord;
+}
+
 /** renameat2 flags. */
 export const RENAME_NOREPLACE = 1;
 export const RENAME_EXCHANGE = 2;
@@ -75,11 +81,25 @@ export class Namespace {
     caller: Caller,
     extra: { rdev?: number; target?: string; opened?: boolean } = {},
   ): Promise<number> {
+    return (await this.createEntry(parent, name, mode, caller, extra)).ino;
+  }
+
+  /**
+   * {@link create}, also giving the new inode's record as written, so that a FUSE reply needs
+   * no second read of it.
+   */
+  async createEntry(
+    parent: number,
+    name: string,
+    mode: number,
+    caller: Caller,
+    extra: { rdev?: number; target?: string; opened?: boolean } = {},
+  ): Promise<Created> {
     checkName(name);
     if (extra.target !== undefined && Buffer.byteLength(extra.target) > SYMLINK_MAX) throw new FsError('ENAMETOOLONG');
     const ino = await this.volume.allocator.allocate();
     const directory = (mode & S_IFMT) === S_IFDIR;
-    await this.transact(async (tx) => {
+    const record = await this.transact(async (tx) => {
       const dir = await this.inodes.read(tx, parent);
       if (!isDir(dir.mode)) throw new FsError('ENOTDIR');
       if (dir.nlink === 0) throw new FsError('ENOENT');
@@ -108,13 +128,19 @@ export class Namespace {
       dir.mtime = dir.ctime = t;
       this.inodes.write(tx, parent, dir);
       // A file created open is committed with its first close (or sooner): see OpenFiles.flush.
+      return record;
     }, { defer: extra.opened === true && (mode & S_IFMT) === S_IFREG });
-    return ino;
+    return { ino, record };
   }
 
   /** Creates a symlink `name` -> `target`. */
   symlink(parent: number, name: string, target: string, caller: Caller): Promise<number> {
     return this.create(parent, name, S_IFLNK | 0o777, caller, { target });
+  }
+
+  /** {@link symlink}, also giving the new inode's record as written. */
+  symlinkEntry(parent: number, name: string, target: string, caller: Caller): Promise<Created> {
+    return this.createEntry(parent, name, S_IFLNK | 0o777, caller, { target });
   }
 
   /**

@@ -112,6 +112,22 @@ export class OpenFiles {
       state.refs.clear();
       state.readAhead.reset();
     }
+    return this.addHandle(state, ino, flags);
+  }
+
+  /**
+   * Opens a file this mount has just created, from the record it wrote: nothing can have
+   * changed it yet, so it is not read again.
+   * @returns a handle number (never 0)
+   */
+  openCreated(ino: number, record: InodeRecord, flags: number): number {
+    if (this.inodes.has(ino)) throw new Error(`inode ${ino} is open already: it cannot have just been created`);
+    const state = new OpenInode(this.volume, ino, record, (st, end) => this.grow(st, end), this.sizeInChunkCommit());
+    this.inodes.set(ino, state);
+    return this.addHandle(state, ino, flags);
+  }
+
+  private addHandle(state: OpenInode, ino: number, flags: number): number {
     state.handles += 1;
     const fh = this.nextHandle++;
     if (this.nextHandle > 0x7fffffff) this.nextHandle = 1;

@@ -82,6 +82,33 @@ describe('voldfs stats and VOLDFS_METRICS', () => {
     expect((await fetch(`http://127.0.0.1:${port}/`)).status).toBe(404);
   });
 
+  it('counts the requests the kernel sends per small-file create, also those answered without reaching a handler', async () => {
+    const metric = async (): Promise<(name: string, op: string) => number> => {
+      const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+      return (name, op) => Number(new RegExp(`^${name}\\{op="${op}"\\} (\\d+)$`, 'm').exec(text)?.[1] ?? 0);
+    };
+    const dir = join(mount.dir, 'per-file');
+    await mkdir(dir);
+    const before = await metric();
+    const files = 20;
+    for (let i = 0; i < files; i++) await writeFile(join(dir, `f${i}`), Buffer.alloc(4096, i));
+    // release is sent after close returns
+    let after = await metric();
+    for (let i = 0; i < 100 && after('voldfs_fuse_requests_received_total', 'release') - before('voldfs_fuse_requests_received_total', 'release') < files; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+      after = await metric();
+    }
+    const received = (op: string) => after('voldfs_fuse_requests_received_total', op) - before('voldfs_fuse_requests_received_total', op);
+    const handled = (op: string) => after('voldfs_fuse_request_seconds_count', op) - before('voldfs_fuse_request_seconds_count', op);
+    const ops = ['lookup', 'create', 'getxattr', 'write', 'flush', 'release'];
+    expect(Object.fromEntries(ops.map((op) => [op, received(op)]))).toEqual(Object.fromEntries(ops.map((op) => [op, files])));
+    // The kernel also asks for the directory's attributes after each create changed them.
+    expect(received('getattr')).toBeLessThanOrEqual(files);
+    // getxattr("security.capability") before each write is answered in the binding.
+    expect(handled('getxattr')).toBe(0);
+    expect(handled('create')).toBe(files);
+  });
+
   it('says what is wrong with a bad address or a directory that is not a mount', async () => {
     const bad = await run('node', [cli, 'mount', '-f', await makeTempDir('stats-bad')], { env: { ...process.env, ...env, VOLDFS_METRICS: 'localhost' } });
     expect(bad.code).toBe(2);

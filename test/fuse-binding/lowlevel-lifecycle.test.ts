@@ -33,6 +33,7 @@ describe('low-level binding: lookup counts and interrupts', () => {
     expect(inos.every((ino) => m.fs.lookups(ino) > 0)).toBe(true);
     await sh('sh', ['-c', 'sync; echo 2 > /proc/sys/vm/drop_caches']);
     await waitFor('forgets', () => [...inos, dirIno].every((ino) => m.fs.lookups(ino) === 0));
+    expect(m.fs.session.requestCounts().forget).toBeGreaterThan(0);
     // An unlinked file is freed at its last forget, not before.
     await stat(join(d, 'f1'));
     const f1 = inos[1];
@@ -176,6 +177,17 @@ describe('low-level binding: unmounting', () => {
 });
 
 describe('low-level binding: loading and options', () => {
+  it('keeps the request counts of a session after it is unmounted', async () => {
+    const m = await mountMemoryLL();
+    try {
+      await writeFile(join(m.dir, 'one'), 'x');
+    } finally {
+      await m.close();
+    }
+    expect(m.fs.session.mounted).toBe(false);
+    expect(m.fs.session.requestCounts()).toMatchObject({ create: 1, write: 1 });
+  });
+
   it('fails mount() on an option libfuse3 rejects and leaves nothing mounted', async () => {
     const parent = await makeTempDir('lowlevel-badopt');
     const dir = join(parent, 'mnt');

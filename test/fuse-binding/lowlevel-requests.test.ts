@@ -57,6 +57,27 @@ describe('low-level binding: requests and replies', () => {
     expect((await readFile(f)).equals(data)).toBe(true);
   });
 
+  it('counts the requests of a create, write and close, also the getxattr the binding answers itself', async () => {
+    const before = m.fs.session.requestCounts();
+    const jsGetxattrs = calls('getxattr').length;
+    const fh = await open(join(m.dir, 'counted'), 'wx');
+    await fh.write(Buffer.alloc(4096, 1), 0, 4096, 0);
+    await fh.close();
+    // release is sent after close returns
+    const released = async (): Promise<boolean> => (m.fs.session.requestCounts().release ?? 0) > (before.release ?? 0);
+    for (let i = 0; i < 100 && !(await released()); i++) await new Promise((r) => setTimeout(r, 10));
+    const after = m.fs.session.requestCounts();
+    const sent = (op: string) => (after[op] ?? 0) - (before[op] ?? 0);
+    expect({ lookup: sent('lookup'), create: sent('create'), write: sent('write'), getxattr: sent('getxattr'), release: sent('release') }).toEqual({
+      lookup: 1,
+      create: 1,
+      write: 1,
+      getxattr: 1,
+      release: 1,
+    });
+    expect(calls('getxattr').length).toBe(jsGetxattrs);
+  });
+
   it('lists a directory larger than one readdirplus reply', async () => {
     const d = join(m.dir, 'many');
     await mkdir(d);

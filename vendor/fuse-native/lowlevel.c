@@ -84,6 +84,7 @@ struct ll_session {
   int ended_reason;            // 0: stopped by unmount(), ENODEV: unmounted from outside
   int leaked_warned;
   int no_file_caps;            // answer getxattr("security.capability") ENODATA here
+  uint64_t received[OP_COUNT]; // requests per OP_* the kernel sent us (loop thread adds, atomically)
 };
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
@@ -104,6 +105,11 @@ static void free_payload(struct ll_req *r) {
 // a small Buffer kept by JS never pins a 1 MiB block.
 #define TAKE_BUFFER_MIN (256 * 1024)
 
+// Counts a request the kernel sent, whether JS or the binding answers it.
+static void count_request(struct ll_session *s, int op) {
+  __atomic_fetch_add(&s->received[op], 1, __ATOMIC_RELAXED);
+}
+
 static struct ll_req *new_req(fuse_req_t req, int op, const char *name, const char *name2) {
   size_t n1 = name ? strlen(name) + 1 : 0, n2 = name2 ? strlen(name2) + 1 : 0;
   struct ll_req *r = calloc(1, sizeof(*r) + n1 + n2);
@@ -111,7 +117,10 @@ static struct ll_req *new_req(fuse_req_t req, int op, const char *name, const ch
   r->op = op;
   r->req = req;
   r->s = req ? fuse_req_userdata(req) : NULL;
-  if (req) r->ctx = *fuse_req_ctx(req);
+  if (req) {
+    r->ctx = *fuse_req_ctx(req);
+    count_request(r->s, op);
+  }
   if (name) r->name = memcpy(r->strings, name, n1);
   if (name2) r->name2 = memcpy(r->strings + n1, name2, n2);
   return r;
@@ -188,6 +197,7 @@ static void ll_lookup(fuse_req_t req, fuse_ino_t parent, const char *name) {
 // Forgets need no answer: they are answered here and passed on as a list of (ino, nlookup).
 static void forget_list(fuse_req_t req, size_t count, struct fuse_forget_data *list) {
   struct ll_session *s = fuse_req_userdata(req);
+  count_request(s, OP_FORGET);
   fuse_reply_none(req);
   struct ll_req *m = new_req(NULL, OP_FORGET, NULL, NULL);
   if (m == NULL) return;
@@ -408,6 +418,7 @@ static void ll_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
   // The kernel asks this before every write when the filesystem has xattrs; answering here
   // saves a round trip through JS per write.
   if (s->no_file_caps && strcmp(name, "security.capability") == 0) {
+    count_request(s, OP_GETXATTR);
     fuse_reply_err(req, ENODATA);
     return;
   }
@@ -1572,6 +1583,20 @@ static napi_value req_info(napi_env env, napi_callback_info info) {
   return o;
 }
 
+// requestCounts(session) -> [count per OP_*]: requests received since the mount.
+static napi_value request_counts(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], out;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  struct ll_session *s = get_session(env, argv[0]);
+  if (s == NULL) return NULL;
+  napi_create_array_with_length(env, OP_COUNT, &out);
+  for (int op = 0; op < OP_COUNT; op++) {
+    napi_set_element(env, out, op, num(env, (double)__atomic_load_n(&s->received[op], __ATOMIC_RELAXED)));
+  }
+  return out;
+}
+
 static napi_value outstanding_count(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
@@ -1673,6 +1698,7 @@ static napi_value init_module(napi_env env, napi_value exports) {
     FN("destroy", ll_destroy),
     FN("notify", ll_notify),
     FN("outstanding", outstanding_count),
+    FN("requestCounts", request_counts),
     FN("context", req_context),
     FN("info", req_info),
     FN("replyErr", reply_err),

@@ -258,6 +258,12 @@ export class LowLevelSession extends EventEmitter {
   readonly conn: ConnInfo | null;
   /** Requests handed to JS and not answered yet. */
   readonly outstanding: number;
+  /**
+   * Requests the kernel sent since the mount, by operation name (ops never sent left out),
+   * including those the binding answers itself (forget, getxattr "security.capability" with
+   * noFileCapabilities); after the session ended, its last counts.
+   */
+  requestCounts(): Partial<Record<string, number>>;
   entryTimeout: number;
   attrTimeout: number;
   mount(dir: string, ops: LowLevelOps, options?: LowLevelOptions): Promise<ConnInfo>;

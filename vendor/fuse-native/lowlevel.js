@@ -241,6 +241,7 @@ class LowLevelSession extends EventEmitter {
     this._notifies = new Set()
     this._ended = null
     this._onInit = null
+    this._lastCounts = null
     this.mountpoint = null
     this.conn = null
     this.entryTimeout = 1
@@ -252,6 +253,19 @@ class LowLevelSession extends EventEmitter {
 
   /** Requests handed to JS and not yet answered. */
   get outstanding () { return this._handle ? binding().outstanding(this._handle) : 0 }
+
+  /**
+   * Requests the kernel sent since the mount, by operation name ({ lookup: 3, create: 1, ... },
+   * ops never sent left out), counting those the binding answers itself (forget, the
+   * getxattr("security.capability") of noFileCapabilities). After the session ended: its
+   * last counts.
+   */
+  requestCounts () {
+    const counts = this._handle ? binding().requestCounts(this._handle) : this._lastCounts
+    const out = {}
+    if (counts) for (let i = 0; i < OPS.length; i++) if (counts[i] > 0) out[OPS[i]] = counts[i]
+    return out
+  }
 
   /**
    * Mounts and starts serving. Resolves with the negotiated connection ({ protoMajor,
@@ -387,6 +401,7 @@ class LowLevelSession extends EventEmitter {
     this._watchers.clear()
     // Notifications in flight may wait on the kernel; they finish now that nothing is pending.
     await Promise.allSettled([...this._notifies])
+    this._lastCounts = b.requestCounts(this._handle)
     b.destroy(this._handle)
     this._handle = null
     this._state = 'unmounted'

@@ -92,6 +92,35 @@ describe('the FUSE operations table', () => {
     expect((await call('getattr', ROOT_INO, null)).kind).toBe('Attr');
   });
 
+  it('answers create, mkdir, mknod, symlink and setattr from the record written, not read again, as a getattr would', async () => {
+    let stats = 0;
+    const stat = fs.attributes.stat.bind(fs.attributes);
+    fs.attributes.stat = (ino) => {
+      stats += 1;
+      return stat(ino);
+    };
+    const attrOf = (reply: Reply) => (reply.kind === 'Attr' ? reply.args[0] : (reply.args[0] as { attr: unknown }).attr);
+    const answers = [
+      await call('create', ROOT_INO, 'f', 0o100640, 2),
+      await call('mkdir', ROOT_INO, 'd', 0o750),
+      await call('mknod', ROOT_INO, 'p', 0o10644, 0),
+      await call('symlink', 'target/of/link', ROOT_INO, 'l'),
+    ];
+    expect(answers.map((a) => a.kind)).toEqual(['Create', 'Entry', 'Entry', 'Entry']);
+    expect(stats).toBe(0);
+    for (const answer of answers) {
+      const { ino } = attrOf(answer) as { ino: number };
+      expect(attrOf(await call('getattr', ino, null)), `inode ${ino}`).toEqual(attrOf(answer));
+    }
+    const f = (answers[0].args[0] as { ino: number }).ino;
+    const read = stats;
+    const changed = await call('setattr', f, { uid: 7, gid: 8, mode: 0o600, atime: { sec: 5, nsec: 6 }, mtime: { sec: 9, nsec: 10 } }, 1 | 2 | 4 | 16 | 32, null);
+    expect(changed.kind).toBe('Attr');
+    expect(stats).toBe(read);
+    expect(attrOf(changed)).toMatchObject({ uid: 7, gid: 8, mode: 0o100600, atime: { sec: 5, nsec: 6 }, mtime: { sec: 9, nsec: 10 } });
+    expect(attrOf(await call('getattr', f, null))).toEqual(attrOf(changed));
+  });
+
   // Arguments after the request for every handler; a handler added to the table without an
   // entry here fails the next test, so each is covered.
   const argumentsOf: Record<string, unknown[]> = {
