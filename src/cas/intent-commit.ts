@@ -40,6 +40,8 @@ const COMMIT_ROUNDS = 3;
  */
 export class IntentCommit {
   private readonly placed = new Map<string, Placed>();
+  /** The version each key was left at by this commit's own apply (null: deleted). */
+  readonly written = new Map<string, Version | null>();
   private readonly intentKey: string;
   /** Version of our intent as last written or read; undefined until created or once gone. */
   private intentVersion: Version | undefined;
@@ -215,9 +217,11 @@ export class IntentCommit {
   private async releaseAll(forward: boolean): Promise<boolean> {
     const point = forward ? 'apply.write' : 'rollback.write';
     const results = await Promise.allSettled(
-      [...this.placed].map(([key, placed]) =>
-        this.r.releaseKey(this.txid, key, forward, point, { kind: 'envelope', ...placed }),
-      ),
+      [...this.placed].map(async ([key, placed]) => {
+        const released = await this.r.releaseKey(this.txid, key, forward, point, { kind: 'envelope', ...placed });
+        if (forward && released && released.version !== undefined) this.written.set(key, released.version);
+        return released !== false;
+      }),
     );
     const failures = results.flatMap((r) => (r.status === 'rejected' ? [r.reason as unknown] : []));
     if (failures.length > 0) throw failures.find((e) => e instanceof InjectedCrash) ?? failures[0];

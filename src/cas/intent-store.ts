@@ -246,6 +246,16 @@ export class IntentCommitStore implements KvStore {
    *   ValueTooLarge above `capabilities.maxValueBytes`; the store's errors, after rolling back.
    */
   async commit(ops: readonly CommitOp[], checks: readonly CommitCheck[] = []): Promise<boolean> {
+    return (await this.commitVersioned(ops, checks)) !== undefined;
+  }
+
+  /**
+   * {@link commit}, telling the version each op left where this client wrote it last (null
+   * for a delete, undefined when unknown: another client finished the commit's apply), so
+   * that the caller can cache what it wrote instead of reading it back.
+   * @returns undefined when the commit did not apply
+   */
+  async commitVersioned(ops: readonly CommitOp[], checks: readonly CommitCheck[] = []): Promise<(Version | undefined)[] | undefined> {
     if (ops.length + checks.length > this.capabilities.maxCommitOps) {
       throw new RangeError(
         `commit of ${ops.length + checks.length} ops and checks exceeds maxCommitOps ${this.capabilities.maxCommitOps}`,
@@ -267,18 +277,23 @@ export class IntentCommitStore implements KvStore {
       else if (check.version === null) plans.set(check.key, { next: null, condition: IF_ABSENT, expect: [] });
       else versionChecks.push(check);
     }
-    if (plans.size === 0) return this.validateOnly(versionChecks);
+    if (plans.size === 0) return (await this.validateOnly(versionChecks)) ? [] : undefined;
     if (ops.length === 1 && checks.length === 0) {
       // A single-key commit is a single-key CAS: no intent needed.
       const outcome = await this.writeOne(ops[0].key, ops[0].value, ops[0].condition);
-      return outcome.kind !== 'conflict';
+      if (outcome.kind === 'conflict') return undefined;
+      return [outcome.kind === 'written' && outcome.version !== null ? outcome.version : undefined];
     }
     const locks: LockPlan[] = [...plans]
       .map(([key, p]) => ({ key, ...p }))
       .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
     return this.keyLock.withLocks(
       locks.map((l) => l.key),
-      () => new IntentCommit(this.resolver, this.txid(), locks, versionChecks, this.now(), this.log).commit(),
+      async () => {
+        const commit = new IntentCommit(this.resolver, this.txid(), locks, versionChecks, this.now(), this.log);
+        if (!(await commit.commit())) return undefined;
+        return ops.map((op) => commit.written.get(op.key) ?? undefined);
+      },
     );
   }
 

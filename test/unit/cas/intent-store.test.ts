@@ -246,6 +246,25 @@ describe('IntentCommitStore: leftovers of dead clients', () => {
 });
 
 describe('IntentCommitStore: commit semantics', () => {
+  it('commitVersioned tells the version each key was left at, as a read then shows it', async () => {
+    const shared = new SharedStore();
+    const store = shared.client();
+    const va = await mustPut(store, 'a', 'A1');
+    const vb = await mustPut(store, 'b', 'B1');
+    const versions = await store.commitVersioned([
+      { key: 'a', value: b('A2'), condition: ifVersion(va) },
+      { key: 'b', value: null, condition: ifVersion(vb) },
+      { key: 'c', value: b('C1'), condition: IF_ABSENT },
+    ]);
+    const a = await store.get('a');
+    const c = await store.get('c');
+    expect(versions).toEqual([a?.version, undefined, c?.version]);
+    expect(a?.version).not.toBe(va);
+    expect(await store.get('b')).toBeUndefined();
+    // Not applied: no versions.
+    expect(await store.commitVersioned([{ key: 'a', value: b('A3'), condition: ifVersion(va) }, { key: 'd', value: b('D'), condition: IF_ABSENT }])).toBeUndefined();
+  });
+
   it('a condition failing on a later key writes nothing, not even new versions', async () => {
     const shared = new SharedStore();
     const store = shared.client();
