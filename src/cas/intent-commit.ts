@@ -40,6 +40,11 @@ const COMMIT_ROUNDS = 3;
  */
 export class IntentCommit {
   private readonly placed = new Map<string, Placed>();
+  /**
+   * Keys this commit locked and gave back: the version the value was put back at, and the
+   * version it had before, which the commit's conditions were checked against.
+   */
+  private readonly restored = new Map<string, { readonly version: Version; readonly was: Version }>();
   /** The version each key was left at by this commit's own apply (null: deleted). */
   readonly written = new Map<string, Version | null>();
   private readonly intentKey: string;
@@ -105,9 +110,7 @@ export class IntentCommit {
     // A taken id or a spurious conflict: nothing was locked, the caller retries.
     if (!created.ok) return false;
     this.intentVersion = created.version;
-    for (let i = 0; i < this.locks.length; i++) {
-      if (!(await this.lock(this.locks[i], pre[i]))) return this.abort();
-    }
+    if (!(await this.lockAll(pre))) return this.abort();
     if (!(await this.validateChecks())) return this.abort();
     if (!(await this.commitPoint())) return this.abort();
     this.committed = true;
@@ -116,22 +119,58 @@ export class IntentCommit {
   }
 
   /**
-   * Locks one key: resolve foreign locks, verify the condition, CAS the envelope in. `known`
-   * is the key as read before the intent was written; later rounds read it afresh.
+   * Locks every key, all at once: the CASes are independent, so they share one round trip.
+   * A key held by a live commit is not waited for while later keys are held (two commits
+   * could then wait for each other): the keys after it are given back, and it and they are
+   * locked one by one in sorted order, waiting as needed, as a commit holding only earlier
+   * keys may.
+   * @returns false when a condition fails or a lock could not be had
    */
-  private async lock(plan: LockPlan, known: RawState): Promise<boolean> {
+  private async lockAll(pre: readonly RawState[]): Promise<boolean> {
+    const outcomes = await settleAll(this.locks.map((plan, i) => this.lock(plan, pre[i], false)));
+    if (outcomes.includes('failed')) return false;
+    const busy = outcomes.indexOf('busy');
+    if (busy < 0) return true;
+    const later = this.locks.slice(busy).filter((plan) => this.placed.has(plan.key));
+    const given = await settleAll(later.map((plan) => this.unlock(plan.key)));
+    if (given.includes(false)) return false;
+    for (const plan of this.locks.slice(busy)) {
+      if ((await this.lock(plan, undefined, true)) !== 'locked') return false;
+    }
+    return true;
+  }
+
+  /** Puts back the value an envelope of ours replaced, before the commit point. */
+  private async unlock(key: string): Promise<boolean> {
+    const placed = this.placed.get(key);
+    if (!placed) return true;
+    const released = await this.r.releaseKey(this.txid, key, false, 'rollback.write', { kind: 'envelope', ...placed });
+    if (!released) return false;
+    this.placed.delete(key);
+    const prev = placed.envelope.prev;
+    if (prev && released.version) this.restored.set(key, { version: released.version, was: prev.version });
+    return true;
+  }
+
+  /**
+   * Locks one key: resolve foreign locks, verify the condition, CAS the envelope in. `known`
+   * is the key as read before the intent was written, if it was; later rounds read it afresh.
+   * Without `wait`, a key held by a live commit is reported busy at once.
+   */
+  private async lock(plan: LockPlan, known: RawState | undefined, wait: boolean): Promise<'locked' | 'busy' | 'failed'> {
     let waits = 0;
     for (let round = 0; round < LOCK_ROUNDS; round++) {
-      const raw = round === 0 ? known : await this.r.readRaw('lock.read', plan.key);
+      const raw = round === 0 && known ? known : await this.r.readRaw('lock.read', plan.key);
       if (raw.kind === 'envelope') {
         if (raw.envelope.txid === this.txid) {
           // Our own CAS landed although the store reported a failure.
           this.placed.set(plan.key, { version: raw.version, envelope: raw.envelope });
-          return true;
+          return 'locked';
         }
         const decision = await this.r.decide(raw.envelope.txid);
         if (decision === 'live') {
-          if (++waits > this.r.settings.lockWaitAttempts) return false;
+          if (!wait) return 'busy';
+          if (++waits > this.r.settings.lockWaitAttempts) return 'failed';
           await this.r.backoff(waits);
           continue;
         }
@@ -140,7 +179,10 @@ export class IntentCommit {
         await this.r.replace('resolve.write', plan.key, raw.version, content);
         continue;
       }
-      if (!lockable(plan, raw)) return false;
+      // Unchanged since this commit put it back: the same state its conditions held for.
+      const restored = this.restored.get(plan.key);
+      const checked = raw.kind === 'plain' && restored?.version === raw.version ? { ...raw, version: restored.was } : raw;
+      if (!lockable(plan, checked)) return 'failed';
       const current = raw.kind === 'plain' ? { value: raw.value, version: raw.version } : undefined;
       const envelope: Envelope = { txid: this.txid, prev: current ?? null, next: plan.next };
       const result = await this.r.call('lock.write', plan.key, () =>
@@ -148,10 +190,10 @@ export class IntentCommit {
       );
       if (result.ok) {
         this.placed.set(plan.key, { version: result.version, envelope });
-        return true;
+        return 'locked';
       }
     }
-    return false;
+    return 'failed';
   }
 
   /**
@@ -284,6 +326,17 @@ export class IntentCommit {
       return 'unknown';
     }
   }
+}
+
+/**
+ * The results of calls run together, once every one has settled; then the first failure is
+ * thrown (an injected crash first), so that nothing is still in flight when the caller moves on.
+ */
+async function settleAll<T>(calls: readonly Promise<T>[]): Promise<T[]> {
+  const results = await Promise.allSettled(calls);
+  const failures = results.flatMap((r) => (r.status === 'rejected' ? [r.reason as unknown] : []));
+  if (failures.length > 0) throw failures.find((e) => e instanceof InjectedCrash) ?? failures[0];
+  return results.map((r) => (r as PromiseFulfilledResult<T>).value);
 }
 
 /** The version of a plain or absent key (`null` when absent). */

@@ -147,6 +147,29 @@ describe('IntentCommitStore: keys locked by a live commit', () => {
     expect(shared.data.get('a')?.value[0]).toBe(TAG_ENVELOPE);
   });
 
+  it('a commit waiting for a live lock on an earlier key holds no later key meanwhile (no commits waiting on each other)', async () => {
+    const shared = new SharedStore();
+    const { vb } = await deadLockOnA(shared);
+    const heldDuringWaits: (number | undefined)[] = [];
+    const store = shared.client({
+      sleep: async (ms) => {
+        heldDuringWaits.push(shared.data.get('b')?.value[0]);
+        shared.clock.advance(ms + LOCK_TIMEOUT_MS);
+        await new Promise((resolve) => setImmediate(resolve));
+      },
+    });
+    const ok = await store.commit([
+      // Rolling the dead commit back gives `a` a new version: only an unconditional write holds.
+      { key: 'a', value: b('A3'), condition: UNCONDITIONAL },
+      { key: 'b', value: b('B3'), condition: ifVersion(vb) },
+    ]);
+    expect(ok).toBe(true);
+    expect(heldDuringWaits.length).toBeGreaterThan(0);
+    expect(heldDuringWaits.every((tag) => tag === TAG_PLAIN)).toBe(true);
+    expect(await snapshot(shared.client(), ['a', 'b'])).toEqual({ a: 'A3', b: 'B3' });
+    expect(shared.leftovers()).toEqual({ intents: [], envelopes: [] });
+  });
+
   it('a commit over a live lock gives up as a conflict after its waits, leaving nothing of its own', async () => {
     const shared = new SharedStore();
     const { vb } = await deadLockOnA(shared);
