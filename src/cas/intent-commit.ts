@@ -33,8 +33,8 @@ const COMMIT_ROUNDS = 3;
 
 /**
  * One multi-key commit by the intent protocol described in intent-store.ts, run once by its
- * owner. Steps: read all keys (fail early) -> intent (pending) -> lock every key in sorted
- * order -> validate version checks
+ * owner. Steps: read all keys (fail early) with the intent (pending) -> lock every key at
+ * once (in sorted order where a live lock is in the way) -> validate version checks
  * -> intent CAS to committed (the commit point) -> replace envelopes by next values -> delete
  * the intent. Any failure before the commit point aborts and rolls back what was locked.
  */
@@ -92,30 +92,41 @@ export class IntentCommit {
   private async attempt(): Promise<boolean> {
     // One read of every key first: a commit that fails on what the caller already knows fails
     // with no write at all, and the locks below CAS against these versions without re-reading.
+    // The intent goes out with that read: it names a fresh id, so nothing else waits for it.
     const keys = [...this.locks.map((l) => l.key), ...this.checks.map((c) => c.key)];
-    const found = await this.r.call('precheck.read', keys[0], () => this.r.inner.getMany(keys));
-    const pre = keys.map((key, i) => this.r.decodeRaw(key, found[i]));
-    for (let i = 0; i < this.locks.length; i++) {
-      const raw = pre[i];
-      if (raw.kind !== 'envelope' && !lockable(this.locks[i], raw)) return false;
-    }
-    for (let i = 0; i < this.checks.length; i++) {
-      const raw = pre[this.locks.length + i];
-      if (raw.kind !== 'envelope' && versionOf(raw) !== this.checks[i].version) return false;
-    }
     const intent = encodeIntent({ state: 'pending', createdAt: this.createdAt, keys: this.locks.map((l) => l.key) });
-    const created = await this.r.call('intent.create', this.intentKey, () =>
-      this.r.inner.put(this.intentKey, intent, IF_ABSENT),
+    const [found, created] = await settleBoth(
+      this.r.call('precheck.read', keys[0], () => this.r.inner.getMany(keys)),
+      this.r.call('intent.create', this.intentKey, () => this.r.inner.put(this.intentKey, intent, IF_ABSENT)),
     );
+    if (created.ok) this.intentVersion = created.version;
+    const pre = keys.map((key, i) => this.r.decodeRaw(key, found[i]));
+    if (this.failsAlready(pre)) {
+      // Nothing was locked: only the intent goes again.
+      await this.deleteIntent(true);
+      return false;
+    }
     // A taken id or a spurious conflict: nothing was locked, the caller retries.
     if (!created.ok) return false;
-    this.intentVersion = created.version;
     if (!(await this.lockAll(pre))) return this.abort();
     if (!(await this.validateChecks())) return this.abort();
     if (!(await this.commitPoint())) return this.abort();
     this.committed = true;
     await this.applyAll();
     return true;
+  }
+
+  /** Whether a condition or check fails on the state read before locking (locked keys aside). */
+  private failsAlready(pre: readonly RawState[]): boolean {
+    for (let i = 0; i < this.locks.length; i++) {
+      const raw = pre[i];
+      if (raw.kind !== 'envelope' && !lockable(this.locks[i], raw)) return true;
+    }
+    for (let i = 0; i < this.checks.length; i++) {
+      const raw = pre[this.locks.length + i];
+      if (raw.kind !== 'envelope' && versionOf(raw) !== this.checks[i].version) return true;
+    }
+    return false;
   }
 
   /**
@@ -337,6 +348,14 @@ async function settleAll<T>(calls: readonly Promise<T>[]): Promise<T[]> {
   const failures = results.flatMap((r) => (r.status === 'rejected' ? [r.reason as unknown] : []));
   if (failures.length > 0) throw failures.find((e) => e instanceof InjectedCrash) ?? failures[0];
   return results.map((r) => (r as PromiseFulfilledResult<T>).value);
+}
+
+/** Two calls run together, as {@link settleAll}. */
+async function settleBoth<A, B>(a: Promise<A>, b: Promise<B>): Promise<[A, B]> {
+  const [ra, rb] = await Promise.allSettled([a, b]);
+  const failures = [ra, rb].flatMap((r) => (r.status === 'rejected' ? [r.reason as unknown] : []));
+  if (failures.length > 0) throw failures.find((e) => e instanceof InjectedCrash) ?? failures[0];
+  return [(ra as PromiseFulfilledResult<A>).value, (rb as PromiseFulfilledResult<B>).value];
 }
 
 /** The version of a plain or absent key (`null` when absent). */

@@ -288,7 +288,7 @@ describe('IntentCommitStore: commit semantics', () => {
     expect(await store.commitVersioned([{ key: 'a', value: b('A3'), condition: ifVersion(va) }, { key: 'd', value: b('D'), condition: IF_ABSENT }])).toBeUndefined();
   });
 
-  it('a condition failing on a later key writes nothing, not even new versions', async () => {
+  it('a condition failing on a later key writes none of its keys, not even new versions, and leaves no intent', async () => {
     const shared = new SharedStore();
     const store = shared.client();
     const v1 = await mustPut(store, 'k1', 'one');
@@ -301,8 +301,11 @@ describe('IntentCommitStore: commit semantics', () => {
       { key: 'k3', value: b('x'), condition: IF_ABSENT },
     ]);
     expect(ok).toBe(false);
-    expect(writes).toEqual(['precheck.read']);
+    // The intent went out with the first read; it alone is written, and deleted.
+    expect(writes).toEqual(['precheck.read', 'intent.create', 'intent.delete']);
     expect((await store.get('k1'))?.version).toBe(v1);
+    expect((await store.get('k2'))?.version).toBe(v2);
+    expect(shared.leftovers()).toEqual({ intents: [], envelopes: [] });
   });
 
   it('a condition that fails only under the lock rolls back the keys already locked', async () => {
