@@ -70,7 +70,8 @@
  *
  * Costs: a multi-key commit of n locked keys takes 2n + 3 writes and one or two getMany
  * (two with version checks): 5 or 6 sequential round trips whatever n, as steps 0 and 1 go
- * out together and the n writes of step 2, and of step 5, each go out together. Envelopes hold two values, so `maxValueBytes` is about half the store's. Stores must
+ * out together and the n writes of step 2, and of step 5, each go out together. Envelopes
+ * hold two values, so `maxValueBytes` is about half the store's. Stores must
  * not evict (memcached: run with -M); an evicted intent would read as missing.
  */
 import { randomBytes } from 'node:crypto';
