@@ -33,13 +33,20 @@ const COMMIT_ROUNDS = 3;
 
 /**
  * One multi-key commit by the intent protocol described in intent-store.ts, run once by its
- * owner. Steps: read all keys (fail early) -> intent (pending) -> lock every key in sorted
- * order -> validate version checks
+ * owner. Steps: read all keys (fail early) with the intent (pending) -> lock every key at
+ * once (in sorted order where a live lock is in the way) -> validate version checks
  * -> intent CAS to committed (the commit point) -> replace envelopes by next values -> delete
  * the intent. Any failure before the commit point aborts and rolls back what was locked.
  */
 export class IntentCommit {
   private readonly placed = new Map<string, Placed>();
+  /**
+   * Keys this commit locked and gave back: the version the value was put back at, and the
+   * version it had before, which the commit's conditions were checked against.
+   */
+  private readonly restored = new Map<string, { readonly version: Version; readonly was: Version }>();
+  /** The version each key was left at by this commit's own apply (null: deleted). */
+  readonly written = new Map<string, Version | null>();
   private readonly intentKey: string;
   /** Version of our intent as last written or read; undefined until created or once gone. */
   private intentVersion: Version | undefined;
@@ -85,27 +92,23 @@ export class IntentCommit {
   private async attempt(): Promise<boolean> {
     // One read of every key first: a commit that fails on what the caller already knows fails
     // with no write at all, and the locks below CAS against these versions without re-reading.
+    // The intent goes out with that read: it names a fresh id, so nothing else waits for it.
     const keys = [...this.locks.map((l) => l.key), ...this.checks.map((c) => c.key)];
-    const found = await this.r.call('precheck.read', keys[0], () => this.r.inner.getMany(keys));
-    const pre = keys.map((key, i) => this.r.decodeRaw(key, found[i]));
-    for (let i = 0; i < this.locks.length; i++) {
-      const raw = pre[i];
-      if (raw.kind !== 'envelope' && !lockable(this.locks[i], raw)) return false;
-    }
-    for (let i = 0; i < this.checks.length; i++) {
-      const raw = pre[this.locks.length + i];
-      if (raw.kind !== 'envelope' && versionOf(raw) !== this.checks[i].version) return false;
-    }
     const intent = encodeIntent({ state: 'pending', createdAt: this.createdAt, keys: this.locks.map((l) => l.key) });
-    const created = await this.r.call('intent.create', this.intentKey, () =>
-      this.r.inner.put(this.intentKey, intent, IF_ABSENT),
+    const [found, created] = await settleBoth(
+      this.r.call('precheck.read', keys[0], () => this.r.inner.getMany(keys)),
+      this.r.call('intent.create', this.intentKey, () => this.r.inner.put(this.intentKey, intent, IF_ABSENT)),
     );
+    if (created.ok) this.intentVersion = created.version;
+    const pre = keys.map((key, i) => this.r.decodeRaw(key, found[i]));
+    if (this.failsAlready(pre)) {
+      // Nothing was locked: only the intent goes again.
+      await this.deleteIntent(true);
+      return false;
+    }
     // A taken id or a spurious conflict: nothing was locked, the caller retries.
     if (!created.ok) return false;
-    this.intentVersion = created.version;
-    for (let i = 0; i < this.locks.length; i++) {
-      if (!(await this.lock(this.locks[i], pre[i]))) return this.abort();
-    }
+    if (!(await this.lockAll(pre))) return this.abort();
     if (!(await this.validateChecks())) return this.abort();
     if (!(await this.commitPoint())) return this.abort();
     this.committed = true;
@@ -113,23 +116,72 @@ export class IntentCommit {
     return true;
   }
 
+  /** Whether a condition or check fails on the state read before locking (locked keys aside). */
+  private failsAlready(pre: readonly RawState[]): boolean {
+    for (let i = 0; i < this.locks.length; i++) {
+      const raw = pre[i];
+      if (raw.kind !== 'envelope' && !lockable(this.locks[i], raw)) return true;
+    }
+    for (let i = 0; i < this.checks.length; i++) {
+      const raw = pre[this.locks.length + i];
+      if (raw.kind !== 'envelope' && versionOf(raw) !== this.checks[i].version) return true;
+    }
+    return false;
+  }
+
+  /**
+   * Locks every key, all at once: the CASes are independent, so they share one round trip.
+   * A key held by a live commit is not waited for while later keys are held (two commits
+   * could then wait for each other): the keys after it are given back, and it and they are
+   * locked one by one in sorted order, waiting as needed, as a commit holding only earlier
+   * keys may.
+   * @returns false when a condition fails or a lock could not be had
+   */
+  private async lockAll(pre: readonly RawState[]): Promise<boolean> {
+    const outcomes = await settleAll(this.locks.map((plan, i) => this.lock(plan, pre[i], false)));
+    if (outcomes.includes('failed')) return false;
+    const busy = outcomes.indexOf('busy');
+    if (busy < 0) return true;
+    const later = this.locks.slice(busy).filter((plan) => this.placed.has(plan.key));
+    const given = await settleAll(later.map((plan) => this.unlock(plan.key)));
+    if (given.includes(false)) return false;
+    for (const plan of this.locks.slice(busy)) {
+      if ((await this.lock(plan, undefined, true)) !== 'locked') return false;
+    }
+    return true;
+  }
+
+  /** Puts back the value an envelope of ours replaced, before the commit point. */
+  private async unlock(key: string): Promise<boolean> {
+    const placed = this.placed.get(key);
+    if (!placed) return true;
+    const released = await this.r.releaseKey(this.txid, key, false, 'rollback.write', { kind: 'envelope', ...placed });
+    if (!released) return false;
+    this.placed.delete(key);
+    const prev = placed.envelope.prev;
+    if (prev && released.version) this.restored.set(key, { version: released.version, was: prev.version });
+    return true;
+  }
+
   /**
    * Locks one key: resolve foreign locks, verify the condition, CAS the envelope in. `known`
-   * is the key as read before the intent was written; later rounds read it afresh.
+   * is the key as read before the intent was written, if it was; later rounds read it afresh.
+   * Without `wait`, a key held by a live commit is reported busy at once.
    */
-  private async lock(plan: LockPlan, known: RawState): Promise<boolean> {
+  private async lock(plan: LockPlan, known: RawState | undefined, wait: boolean): Promise<'locked' | 'busy' | 'failed'> {
     let waits = 0;
     for (let round = 0; round < LOCK_ROUNDS; round++) {
-      const raw = round === 0 ? known : await this.r.readRaw('lock.read', plan.key);
+      const raw = round === 0 && known ? known : await this.r.readRaw('lock.read', plan.key);
       if (raw.kind === 'envelope') {
         if (raw.envelope.txid === this.txid) {
           // Our own CAS landed although the store reported a failure.
           this.placed.set(plan.key, { version: raw.version, envelope: raw.envelope });
-          return true;
+          return 'locked';
         }
         const decision = await this.r.decide(raw.envelope.txid);
         if (decision === 'live') {
-          if (++waits > this.r.settings.lockWaitAttempts) return false;
+          if (!wait) return 'busy';
+          if (++waits > this.r.settings.lockWaitAttempts) return 'failed';
           await this.r.backoff(waits);
           continue;
         }
@@ -138,7 +190,10 @@ export class IntentCommit {
         await this.r.replace('resolve.write', plan.key, raw.version, content);
         continue;
       }
-      if (!lockable(plan, raw)) return false;
+      // Unchanged since this commit put it back: the same state its conditions held for.
+      const restored = this.restored.get(plan.key);
+      const checked = raw.kind === 'plain' && restored?.version === raw.version ? { ...raw, version: restored.was } : raw;
+      if (!lockable(plan, checked)) return 'failed';
       const current = raw.kind === 'plain' ? { value: raw.value, version: raw.version } : undefined;
       const envelope: Envelope = { txid: this.txid, prev: current ?? null, next: plan.next };
       const result = await this.r.call('lock.write', plan.key, () =>
@@ -146,10 +201,10 @@ export class IntentCommit {
       );
       if (result.ok) {
         this.placed.set(plan.key, { version: result.version, envelope });
-        return true;
+        return 'locked';
       }
     }
-    return false;
+    return 'failed';
   }
 
   /**
@@ -215,9 +270,11 @@ export class IntentCommit {
   private async releaseAll(forward: boolean): Promise<boolean> {
     const point = forward ? 'apply.write' : 'rollback.write';
     const results = await Promise.allSettled(
-      [...this.placed].map(([key, placed]) =>
-        this.r.releaseKey(this.txid, key, forward, point, { kind: 'envelope', ...placed }),
-      ),
+      [...this.placed].map(async ([key, placed]) => {
+        const released = await this.r.releaseKey(this.txid, key, forward, point, { kind: 'envelope', ...placed });
+        if (forward && released && released.version !== undefined) this.written.set(key, released.version);
+        return released !== false;
+      }),
     );
     const failures = results.flatMap((r) => (r.status === 'rejected' ? [r.reason as unknown] : []));
     if (failures.length > 0) throw failures.find((e) => e instanceof InjectedCrash) ?? failures[0];
@@ -280,6 +337,25 @@ export class IntentCommit {
       return 'unknown';
     }
   }
+}
+
+/**
+ * The results of calls run together, once every one has settled; then the first failure is
+ * thrown (an injected crash first), so that nothing is still in flight when the caller moves on.
+ */
+async function settleAll<T>(calls: readonly Promise<T>[]): Promise<T[]> {
+  const results = await Promise.allSettled(calls);
+  const failures = results.flatMap((r) => (r.status === 'rejected' ? [r.reason as unknown] : []));
+  if (failures.length > 0) throw failures.find((e) => e instanceof InjectedCrash) ?? failures[0];
+  return results.map((r) => (r as PromiseFulfilledResult<T>).value);
+}
+
+/** Two calls run together, as {@link settleAll}. */
+async function settleBoth<A, B>(a: Promise<A>, b: Promise<B>): Promise<[A, B]> {
+  const [ra, rb] = await Promise.allSettled([a, b]);
+  const failures = [ra, rb].flatMap((r) => (r.status === 'rejected' ? [r.reason as unknown] : []));
+  if (failures.length > 0) throw failures.find((e) => e instanceof InjectedCrash) ?? failures[0];
+  return [(ra as PromiseFulfilledResult<A>).value, (rb as PromiseFulfilledResult<B>).value];
 }
 
 /** The version of a plain or absent key (`null` when absent). */

@@ -9,15 +9,17 @@
  *
  * COMMIT (owner, intent-commit.ts).
  *  0. getMany of every key involved; a condition or check that already fails returns false
- *     with no write at all (so a failed commit leaves even the versions untouched).
- *  1. put the intent, pending, ifAbsent.
- *  2. for each key to lock, in sorted order, starting from the state read in step 0: if it
+ *     having written none of them (so a failed commit leaves even the versions untouched).
+ *  1. put the intent, pending, ifAbsent, together with step 0 (deleted again if step 0 fails).
+ *  2. for each key to lock, all at once, starting from the state read in step 0: if it
  *     holds another transaction's envelope, decide that one (below) and re-read, or back off a
  *     bounded number of times while it is live and then give up (conflict); verify the op's
  *     condition and any check on the key against the plain state; CAS (ifVersion / ifAbsent of
  *     exactly what was read) the envelope in, re-reading on failure. Keys checked absent are
  *     locked too (envelope prev = next = absent), so they stay absent. A failed condition
- *     aborts: intent -> aborted, envelopes back, intent deleted.
+ *     aborts: intent -> aborted, envelopes back, intent deleted. A key held by a live
+ *     commit is waited for only once the keys after it in sorted order are given back (put
+ *     back by CAS), and those are then locked one by one in that order.
  *  3. read the version-checked keys; each must still show the expected committed version.
  *  4. COMMIT POINT: CAS the intent pending -> committed, against the version we wrote.
  *  5. replace each envelope by its next value (or delete), by CAS on the envelope's version.
@@ -67,8 +69,9 @@
  * caller holding prev's version sees one spurious conflict; the contract allows it.
  *
  * Costs: a multi-key commit of n locked keys takes 2n + 3 writes and one or two getMany
- * (two with version checks): n + 5 or n + 6 sequential round trips, as step 5's n writes go
- * out together. Envelopes hold two values, so `maxValueBytes` is about half the store's. Stores must
+ * (two with version checks): 5 or 6 sequential round trips whatever n, as steps 0 and 1 go
+ * out together and the n writes of step 2, and of step 5, each go out together. Envelopes
+ * hold two values, so `maxValueBytes` is about half the store's. Stores must
  * not evict (memcached: run with -M); an evicted intent would read as missing.
  */
 import { randomBytes } from 'node:crypto';
@@ -247,6 +250,16 @@ export class IntentCommitStore implements KvStore {
    *   ValueTooLarge above `capabilities.maxValueBytes`; the store's errors, after rolling back.
    */
   async commit(ops: readonly CommitOp[], checks: readonly CommitCheck[] = []): Promise<boolean> {
+    return (await this.commitVersioned(ops, checks)) !== undefined;
+  }
+
+  /**
+   * {@link commit}, telling the version each op left where this client wrote it last (null
+   * for a delete, undefined when unknown: another client finished the commit's apply), so
+   * that the caller can cache what it wrote instead of reading it back.
+   * @returns undefined when the commit did not apply
+   */
+  async commitVersioned(ops: readonly CommitOp[], checks: readonly CommitCheck[] = []): Promise<(Version | undefined)[] | undefined> {
     if (ops.length + checks.length > this.capabilities.maxCommitOps) {
       throw new RangeError(
         `commit of ${ops.length + checks.length} ops and checks exceeds maxCommitOps ${this.capabilities.maxCommitOps}`,
@@ -268,18 +281,23 @@ export class IntentCommitStore implements KvStore {
       else if (check.version === null) plans.set(check.key, { next: null, condition: IF_ABSENT, expect: [] });
       else versionChecks.push(check);
     }
-    if (plans.size === 0) return this.validateOnly(versionChecks);
+    if (plans.size === 0) return (await this.validateOnly(versionChecks)) ? [] : undefined;
     if (ops.length === 1 && checks.length === 0) {
       // A single-key commit is a single-key CAS: no intent needed.
       const outcome = await this.writeOne(ops[0].key, ops[0].value, ops[0].condition);
-      return outcome.kind !== 'conflict';
+      if (outcome.kind === 'conflict') return undefined;
+      return [outcome.kind === 'written' && outcome.version !== null ? outcome.version : undefined];
     }
     const locks: LockPlan[] = [...plans]
       .map(([key, p]) => ({ key, ...p }))
       .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
     return this.keyLock.withLocks(
       locks.map((l) => l.key),
-      () => new IntentCommit(this.resolver, this.txid(), locks, versionChecks, this.now(), this.log).commit(),
+      async () => {
+        const commit = new IntentCommit(this.resolver, this.txid(), locks, versionChecks, this.now(), this.log);
+        if (!(await commit.commit())) return undefined;
+        return ops.map((op) => commit.written.get(op.key) ?? undefined);
+      },
     );
   }
 

@@ -222,6 +222,22 @@ export class Transaction {
     if (!this.store.commit) {
       throw new StoreError(`store ${this.store.name} offers no atomic commit; open it through withAtomicCommit()`);
     }
+    if (this.store.commitVersioned) {
+      const versions = await this.store.commitVersioned(ops, checks);
+      if (!versions) {
+        for (const op of ops) this.cache?.invalidate(op.key);
+        this.forgetReads();
+        return false;
+      }
+      // What we wrote, at the version the store told, so the next operation reads no record back.
+      ops.forEach((op, i) => {
+        const version = versions[i];
+        if (!op.value) this.cache?.set(op.key, { value: undefined, version: null });
+        else if (version !== undefined) this.cache?.set(op.key, { value: op.value, version });
+        else this.cache?.invalidate(op.key);
+      });
+      return true;
+    }
     const ok = await this.store.commit(ops, checks);
     // commit() does not return new versions: forget what we wrote, and on failure what we read.
     for (const op of ops) this.cache?.invalidate(op.key);

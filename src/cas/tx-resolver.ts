@@ -151,7 +151,8 @@ export class TxResolver {
    * (`forward`) or its previous one. Only for decided transactions: committed ones forward,
    * aborted or vanished ones back. `known` skips the first read when the caller just placed
    * the envelope.
-   * @returns false if the key kept changing and still holds the envelope.
+   * @returns false if the key kept changing and still holds the envelope; otherwise the
+   *   version this call wrote (null: deleted), or undefined when someone else released it.
    */
   async releaseKey(
     txid: string,
@@ -159,14 +160,14 @@ export class TxResolver {
     forward: boolean,
     writePoint: FaultPoint,
     known?: RawState,
-  ): Promise<boolean> {
+  ): Promise<Released | false> {
     let raw = known;
     for (let round = 0; round < RELEASE_ROUNDS; round++) {
       raw ??= await this.readRaw('finish.read', key);
-      if (raw.kind !== 'envelope' || raw.envelope.txid !== txid) return true;
+      if (raw.kind !== 'envelope' || raw.envelope.txid !== txid) return { version: undefined };
       const content = forward ? raw.envelope.next : (raw.envelope.prev?.value ?? null);
       const result = await this.replace(round === 0 ? writePoint : 'finish.write', key, raw.version, content);
-      if (result.ok) return true;
+      if (result.ok) return { version: result.version };
       raw = undefined;
     }
     return false;
@@ -192,6 +193,11 @@ export class TxResolver {
     const s = this.settings;
     await s.sleep(backoffDelay(attempt, s.backoffBaseMs, s.backoffMaxMs, s.random));
   }
+}
+
+/** A key freed of a transaction's envelope, and the version it was left at if known. */
+export interface Released {
+  readonly version: Version | null | undefined;
 }
 
 /** A key's committed state as an envelope of an undecided (or aborted) transaction shows it. */

@@ -147,6 +147,29 @@ describe('IntentCommitStore: keys locked by a live commit', () => {
     expect(shared.data.get('a')?.value[0]).toBe(TAG_ENVELOPE);
   });
 
+  it('a commit waiting for a live lock on an earlier key holds no later key meanwhile (no commits waiting on each other)', async () => {
+    const shared = new SharedStore();
+    const { vb } = await deadLockOnA(shared);
+    const heldDuringWaits: (number | undefined)[] = [];
+    const store = shared.client({
+      sleep: async (ms) => {
+        heldDuringWaits.push(shared.data.get('b')?.value[0]);
+        shared.clock.advance(ms + LOCK_TIMEOUT_MS);
+        await new Promise((resolve) => setImmediate(resolve));
+      },
+    });
+    const ok = await store.commit([
+      // Rolling the dead commit back gives `a` a new version: only an unconditional write holds.
+      { key: 'a', value: b('A3'), condition: UNCONDITIONAL },
+      { key: 'b', value: b('B3'), condition: ifVersion(vb) },
+    ]);
+    expect(ok).toBe(true);
+    expect(heldDuringWaits.length).toBeGreaterThan(0);
+    expect(heldDuringWaits.every((tag) => tag === TAG_PLAIN)).toBe(true);
+    expect(await snapshot(shared.client(), ['a', 'b'])).toEqual({ a: 'A3', b: 'B3' });
+    expect(shared.leftovers()).toEqual({ intents: [], envelopes: [] });
+  });
+
   it('a commit over a live lock gives up as a conflict after its waits, leaving nothing of its own', async () => {
     const shared = new SharedStore();
     const { vb } = await deadLockOnA(shared);
@@ -246,7 +269,26 @@ describe('IntentCommitStore: leftovers of dead clients', () => {
 });
 
 describe('IntentCommitStore: commit semantics', () => {
-  it('a condition failing on a later key writes nothing, not even new versions', async () => {
+  it('commitVersioned tells the version each key was left at, as a read then shows it', async () => {
+    const shared = new SharedStore();
+    const store = shared.client();
+    const va = await mustPut(store, 'a', 'A1');
+    const vb = await mustPut(store, 'b', 'B1');
+    const versions = await store.commitVersioned([
+      { key: 'a', value: b('A2'), condition: ifVersion(va) },
+      { key: 'b', value: null, condition: ifVersion(vb) },
+      { key: 'c', value: b('C1'), condition: IF_ABSENT },
+    ]);
+    const a = await store.get('a');
+    const c = await store.get('c');
+    expect(versions).toEqual([a?.version, undefined, c?.version]);
+    expect(a?.version).not.toBe(va);
+    expect(await store.get('b')).toBeUndefined();
+    // Not applied: no versions.
+    expect(await store.commitVersioned([{ key: 'a', value: b('A3'), condition: ifVersion(va) }, { key: 'd', value: b('D'), condition: IF_ABSENT }])).toBeUndefined();
+  });
+
+  it('a condition failing on a later key writes none of its keys, not even new versions, and leaves no intent', async () => {
     const shared = new SharedStore();
     const store = shared.client();
     const v1 = await mustPut(store, 'k1', 'one');
@@ -259,8 +301,11 @@ describe('IntentCommitStore: commit semantics', () => {
       { key: 'k3', value: b('x'), condition: IF_ABSENT },
     ]);
     expect(ok).toBe(false);
-    expect(writes).toEqual(['precheck.read']);
+    // The intent went out with the first read; it alone is written, and deleted.
+    expect(writes).toEqual(['precheck.read', 'intent.create', 'intent.delete']);
     expect((await store.get('k1'))?.version).toBe(v1);
+    expect((await store.get('k2'))?.version).toBe(v2);
+    expect(shared.leftovers()).toEqual({ intents: [], envelopes: [] });
   });
 
   it('a condition that fails only under the lock rolls back the keys already locked', async () => {

@@ -1,11 +1,38 @@
 import { describe, expect, it } from 'vitest';
 import { MemoryStore } from '../../../src/backends/memory/memory-store.js';
 import { ContentionError } from '../../../src/cas/retry.js';
+import { RecordCache } from '../../../src/cas/record-cache.js';
+import { SharedStore } from '../../helpers/intent-fixture.js';
 import { transact } from '../../../src/cas/transaction.js';
 
 const counter = async (store: MemoryStore, key: string) => Number((await store.get(key))?.value.toString() ?? 0);
 
 describe('transact', () => {
+  it('keeps what a multi-key commit wrote in the record cache at its new version, so the next read asks no store', async () => {
+    const shared = new SharedStore();
+    const store = shared.client();
+    const cache = new RecordCache({ ttlMs: 60_000 });
+    await transact(store, cache, async (tx) => {
+      tx.write('a', Buffer.from('1'));
+      tx.write('b', Buffer.from('2'));
+    });
+    const gets: string[] = [];
+    const get = store.get.bind(store);
+    store.get = (key) => {
+      gets.push(key);
+      return get(key);
+    };
+    await transact(store, cache, async (tx) => {
+      const a = Number((await tx.read('a'))?.toString());
+      tx.write('a', Buffer.from(String(a + 1)));
+      tx.write('b', Buffer.from(String(a + 2)));
+    });
+    expect(gets).toEqual([]);
+    expect((await get('a'))?.value.toString()).toBe('2');
+    expect(cache.get('a')?.version).toBe((await get('a'))?.version);
+    expect((await get('b'))?.value.toString()).toBe('3');
+  });
+
   it('redoes the body after another writer changed what it read, and loses neither update', async () => {
     const store = new MemoryStore();
     let runs = 0;
