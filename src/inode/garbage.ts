@@ -44,7 +44,6 @@ export class GarbageCollector {
   private collecting = 0;
   private closed = false;
   private sweepTimer: NodeJS.Timeout | undefined;
-  private sweptRecords = 0;
 
   constructor(private readonly options: GarbageOptions) {
     this.graceMs = options.graceMs ?? 30_000;
@@ -86,6 +85,7 @@ export class GarbageCollector {
     this.track(
       (async () => {
         let nextSweep = Infinity;
+        let swept = 0;
         // Listed first, collected after: a store's range scan may skip keys deleted under it.
         const listed: string[] = [];
         for await (const key of scan(keys.garbagePrefix())) listed.push(key);
@@ -97,12 +97,11 @@ export class GarbageCollector {
             if (!found) return;
             const takenAt = decodeRecord<GarbageRecord>(key, found.value).notBefore + this.graceMs;
             if (takenAt > Date.now()) nextSweep = Math.min(nextSweep, takenAt);
-            else if (await this.collect(key)) this.sweptRecords++;
+            else if (await this.collect(key)) swept++;
           },
           { concurrency: MAX_COLLECTIONS },
         );
-        if (this.sweptRecords > 0) this.options.log.info({ records: this.sweptRecords }, 'collected garbage left behind by earlier mounts');
-        this.sweptRecords = 0;
+        if (swept > 0) this.options.log.info({ records: swept }, 'collected garbage left behind by earlier mounts');
         if (nextSweep < Infinity && !this.closed) {
           this.sweepTimer = setTimeout(() => this.sweepLeftBehind(), nextSweep - Date.now() + 100);
           this.sweepTimer.unref();

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { MemoryStore } from '../../../src/backends/memory/index.js';
 import { transact } from '../../../src/cas/transaction.js';
 import { DirectoryTree, listingOrder, nameHash } from '../../../src/inode/directory-tree.js';
+import { FsError } from '../../../src/inode/fs-error.js';
 import { VolumeKeys } from '../../../src/inode/keys.js';
 import { S_IFREG } from '../../../src/inode/records.js';
 import { testRuns } from '../../helpers/property-runs.js';
@@ -100,6 +101,14 @@ describe('a directory listed a page at a time', () => {
       { numRuns: testRuns(30) },
     );
   }, 120_000);
+
+  it('answers ENOENT, naming the record, for a directory whose root record is gone', async () => {
+    const { store, tree } = await smallLeafTree(['a', 'b']);
+    await store.delete(new VolumeKeys('t:').dirNode(DIR, 'r'));
+    await expect(tree.listPage(store, DIR, 0, 10)).rejects.toSatisfy(
+      (e: unknown) => e instanceof FsError && e.code === 'ENOENT' && /directory 7 has no record t:/.test(e.message),
+    );
+  });
 
   it('reads a page in a few round trips', async () => {
     const names = Array.from({ length: 2000 }, (_, i) => `file-number-${i}`);
